@@ -1,0 +1,250 @@
+#include "engine/btree.h"
+
+#include <algorithm>
+#include <cassert>
+#include <cstring>
+
+#include "engine/log.h"
+#include "engine/node.h"
+
+namespace pagefs {
+
+Btree::Btree(BufferPool& pool, SpaceMap& space, TreeRoot& root)
+    : pool_(pool), space_(space), root_(root) {}
+
+Status Btree::create(BufferPool& pool, SpaceMap& space, TreeRoot& root) {
+  Btree tree(pool, space, root);
+  PAGEFS_ASSIGN(PageRef ref, tree.new_node(0, 0));
+  root.page = ref.page_no().value;
+  root.height = 1;
+  return ok_status();
+}
+
+Result<PageRef> Btree::node_page(uint64_t page) {
+  PAGEFS_ASSIGN(PageRef ref, pool_.fetch_meta(PageNo{page}, PageType::kTreeNode));
+  Node node(ref.data(), pool_.page_size());
+  const char* why = nullptr;
+  if (!node.check(&why)) {
+    PAGEFS_LOG_ERROR("tree node %llu is corrupt: %s", (unsigned long long)page, why);
+    return Err{EIO};
+  }
+  return ref;
+}
+
+Result<PageRef> Btree::new_node(uint16_t level, uint64_t near) {
+  PAGEFS_ASSIGN(PageRun run, space_.allocate(PageNo{near}, 1, /*metadata=*/true));
+  PAGEFS_ASSIGN(PageRef ref, pool_.create(run.start, /*meta=*/true));
+  Node(ref.data(), pool_.page_size()).init(run.start.value, level);
+  ref.mark_dirty();
+  return ref;
+}
+
+Status Btree::free_node(uint64_t page) {
+  pool_.discard(PageNo{page});
+  return space_.free(PageNo{page}, 1);
+}
+
+// ---- lookup -----------------------------------------------------------------
+
+Result<bool> Btree::get(const Key& key, std::string* out) {
+  uint64_t page = root_.page;
+  for (;;) {
+    PAGEFS_ASSIGN(PageRef ref, node_page(page));
+    Node node(ref.data(), pool_.page_size());
+    if (node.is_leaf()) {
+      uint16_t i = node.lower_bound(key);
+      if (i == node.count() || node.key_at(i) != key) return false;
+      auto v = node.value_at(i);
+      if (out) out->assign(reinterpret_cast<const char*>(v.data()), v.size());
+      return true;
+    }
+    if (node.count() == 0) return Err{EIO};
+    page = node.child_at(node.child_index(key));
+  }
+}
+
+Status Btree::scan(const Key& lo, const Key& hi, const Visitor& visit) {
+  if (hi < lo) return ok_status();
+  PAGEFS_TRY(scan_rec(root_.page, lo, hi, visit));
+  return ok_status();
+}
+
+// Returns false once the visitor asked to stop or the keys passed `hi`.
+Result<bool> Btree::scan_rec(uint64_t page, const Key& lo, const Key& hi, const Visitor& visit) {
+  PAGEFS_ASSIGN(PageRef ref, node_page(page));
+  Node node(ref.data(), pool_.page_size());
+  if (node.is_leaf()) {
+    for (uint16_t i = node.lower_bound(lo); i < node.count(); i++) {
+      Key k = node.key_at(i);
+      if (hi < k) return false;
+      if (!visit(k, node.value_at(i))) return false;
+    }
+    return true;
+  }
+  if (node.count() == 0) return Err{EIO};
+  for (uint16_t i = node.child_index(lo); i < node.count(); i++) {
+    if (i > 0 && hi < node.key_at(i)) return false;
+    PAGEFS_ASSIGN(bool more, scan_rec(node.child_at(i), lo, hi, visit));
+    if (!more) return false;
+  }
+  return true;
+}
+
+// ---- insert -----------------------------------------------------------------
+
+Status Btree::put(const Key& key, std::span<const std::byte> value) {
+  if (value.size() > max_value()) return Err{E2BIG};
+  PAGEFS_ASSIGN(auto split, put_rec(root_.page, key, value, PutMode::kUpsert));
+  if (split) PAGEFS_TRY(grow_root(*split));
+  return ok_status();
+}
+
+Status Btree::insert(const Key& key, std::span<const std::byte> value) {
+  if (value.size() > max_value()) return Err{E2BIG};
+  PAGEFS_ASSIGN(auto split, put_rec(root_.page, key, value, PutMode::kInsertOnly));
+  if (split) PAGEFS_TRY(grow_root(*split));
+  return ok_status();
+}
+
+Result<std::optional<Btree::Split>> Btree::put_rec(uint64_t page, const Key& key,
+                                                   std::span<const std::byte> value,
+                                                   PutMode mode) {
+  PAGEFS_ASSIGN(PageRef ref, node_page(page));
+  Node node(ref.data(), pool_.page_size());
+  if (node.is_leaf()) {
+    uint16_t pos = node.lower_bound(key);
+    if (pos < node.count() && node.key_at(pos) == key) {
+      if (mode == PutMode::kInsertOnly) return Err{EEXIST};
+      auto old = node.mutable_value_at(pos);
+      ref.mark_dirty();
+      if (old.size() == value.size()) {
+        std::memcpy(old.data(), value.data(), value.size());
+        return std::optional<Split>();
+      }
+      node.erase_at(pos);
+    }
+    ref.mark_dirty();
+    if (node.fits(value.size())) {
+      node.insert_at(pos, key, value);
+      return std::optional<Split>();
+    }
+    return split_and_insert(ref, pos, key, value);
+  }
+  if (node.count() == 0) return Err{EIO};
+  uint16_t idx = node.child_index(key);
+  PAGEFS_ASSIGN(auto child_split, put_rec(node.child_at(idx), key, value, mode));
+  if (!child_split) return std::optional<Split>();
+  uint64_t child = child_split->page;
+  std::span<const std::byte> child_bytes(reinterpret_cast<const std::byte*>(&child), 8);
+  ref.mark_dirty();
+  if (node.fits(8)) {
+    node.insert_at(idx + 1, child_split->separator, child_bytes);
+    return std::optional<Split>();
+  }
+  return split_and_insert(ref, idx + 1, child_split->separator, child_bytes);
+}
+
+// Splits a full node in two halves by bytes and inserts the new cell into the
+// half where it belongs; the new right node's first key is the separator. An
+// append at the end of the node (sequential inserts) moves only the last cell,
+// so sequentially filled nodes stay full. Either half has room for the new
+// cell: a half holds at most half the page, and a cell at most a quarter.
+Result<std::optional<Btree::Split>> Btree::split_and_insert(PageRef& ref, uint16_t pos,
+                                                            const Key& key,
+                                                            std::span<const std::byte> value) {
+  Node left(ref.data(), pool_.page_size());
+  uint16_t n = left.count();
+  assert(n >= 2);
+  uint16_t mid = n - 1;
+  if (pos < n) {
+    size_t total = 0, acc = 0;
+    for (uint16_t i = 0; i < n; i++) total += left.cell_bytes_at(i);
+    mid = 0;
+    while (mid < n && acc + left.cell_bytes_at(mid) <= total / 2) acc += left.cell_bytes_at(mid++);
+    mid = std::clamp<uint16_t>(mid, 1, n - 1);
+  }
+  PAGEFS_ASSIGN(PageRef right_ref, new_node(left.level(), ref.page_no().value));
+  Node right(right_ref.data(), pool_.page_size());
+  left.move_tail(mid, right);
+  if (pos < mid) {
+    left.insert_at(pos, key, value);
+  } else {
+    right.insert_at(pos - mid, key, value);
+  }
+  return std::optional<Split>(Split{right.key_at(0), right_ref.page_no().value});
+}
+
+Status Btree::grow_root(const Split& split) {
+  uint64_t old_root = root_.page;
+  PAGEFS_ASSIGN(PageRef ref, new_node(static_cast<uint16_t>(root_.height), old_root));
+  Node node(ref.data(), pool_.page_size());
+  node.insert_at(0, Key::min(),
+                 std::span<const std::byte>(reinterpret_cast<const std::byte*>(&old_root), 8));
+  node.insert_at(1, split.separator,
+                 std::span<const std::byte>(reinterpret_cast<const std::byte*>(&split.page), 8));
+  root_.page = ref.page_no().value;
+  root_.height++;
+  return ok_status();
+}
+
+// ---- erase ------------------------------------------------------------------
+
+Result<bool> Btree::erase(const Key& key) {
+  bool emptied = false;
+  PAGEFS_ASSIGN(bool found, erase_rec(root_.page, key, true, &emptied));
+  if (found) PAGEFS_TRY(shrink_root());
+  return found;
+}
+
+Result<bool> Btree::erase_rec(uint64_t page, const Key& key, bool is_root, bool* emptied) {
+  PAGEFS_ASSIGN(PageRef ref, node_page(page));
+  Node node(ref.data(), pool_.page_size());
+  bool found = false;
+  if (node.is_leaf()) {
+    uint16_t pos = node.lower_bound(key);
+    if (pos == node.count() || node.key_at(pos) != key) return false;
+    node.erase_at(pos);
+    ref.mark_dirty();
+    found = true;
+  } else {
+    if (node.count() == 0) return Err{EIO};
+    uint16_t idx = node.child_index(key);
+    bool child_emptied = false;
+    PAGEFS_ASSIGN(found, erase_rec(node.child_at(idx), key, false, &child_emptied));
+    if (child_emptied) {
+      node.erase_at(idx);
+      ref.mark_dirty();
+    }
+  }
+  if (node.count() == 0 && !is_root) {
+    ref.reset();
+    PAGEFS_TRY(free_node(page));
+    *emptied = true;
+  }
+  return found;
+}
+
+// An internal root with one child hands the root role to that child; an
+// internal root with none (everything deleted) becomes an empty leaf.
+Status Btree::shrink_root() {
+  for (;;) {
+    PAGEFS_ASSIGN(PageRef ref, node_page(root_.page));
+    Node node(ref.data(), pool_.page_size());
+    if (node.is_leaf()) return ok_status();
+    if (node.count() == 0) {
+      node.init(root_.page, 0);
+      ref.mark_dirty();
+      root_.height = 1;
+      return ok_status();
+    }
+    if (node.count() > 1) return ok_status();
+    uint64_t child = node.child_at(0);
+    uint64_t old = root_.page;
+    ref.reset();
+    PAGEFS_TRY(free_node(old));
+    root_.page = child;
+    root_.height--;
+  }
+}
+
+}  // namespace pagefs

@@ -1,0 +1,85 @@
+// Btree: the one B+tree that holds every item of the filesystem.
+//
+// Keys are (ino, kind, off) and order items so that everything about one
+// inode is adjacent: its record, xattrs, directory entries and extents. Values
+// are byte strings of at most max_value_size(page_size). Nodes are slotted
+// pages (Node) fetched through the buffer pool and allocated from the space
+// map.
+//
+// Invariants: all leaves are at level 0 and the root at height-1; keys are
+// strictly increasing in a node; child i of an internal node holds keys in
+// [key(i), key(i+1)) (key(0) is minus infinity); no node but the root is empty.
+// Deletion frees a node when it becomes empty instead of merging underfull
+// siblings ("free at empty"): lookups stay O(log n) and the code stays small.
+//
+// Thread-safety: none; the filesystem lock serializes writers against
+// everything, readers may run concurrently with each other.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <span>
+#include <string>
+
+#include "engine/buffer_pool.h"
+#include "engine/key.h"
+#include "engine/result.h"
+#include "engine/space_map.h"
+
+namespace pagefs {
+
+struct TreeRoot {
+  uint64_t page = 0;
+  uint32_t height = 0;
+};
+
+class Btree {
+ public:
+  // Visitor for scan(): return false to stop.
+  using Visitor = std::function<bool(const Key&, std::span<const std::byte>)>;
+
+  Btree(BufferPool& pool, SpaceMap& space, TreeRoot& root);
+
+  // Creates an empty tree (one leaf) and stores its location in `root`.
+  static Status create(BufferPool& pool, SpaceMap& space, TreeRoot& root);
+
+  // Copies the value of `key` into `out`; false if absent.
+  Result<bool> get(const Key& key, std::string* out);
+  // Inserts or replaces.
+  Status put(const Key& key, std::span<const std::byte> value);
+  // Inserts; EEXIST if present.
+  Status insert(const Key& key, std::span<const std::byte> value);
+  // Removes; false if absent.
+  Result<bool> erase(const Key& key);
+  // Visits items with lo <= key <= hi in key order.
+  Status scan(const Key& lo, const Key& hi, const Visitor& visit);
+
+  size_t max_value() const { return max_value_size(pool_.page_size()); }
+
+ private:
+  struct Split {
+    Key separator;
+    uint64_t page;
+  };
+  enum class PutMode { kUpsert, kInsertOnly };
+
+  Result<PageRef> node_page(uint64_t page);
+  Result<std::optional<Split>> put_rec(uint64_t page, const Key& key,
+                                       std::span<const std::byte> value, PutMode mode);
+  Result<std::optional<Split>> split_and_insert(PageRef& ref, uint16_t pos, const Key& key,
+                                                std::span<const std::byte> value);
+  // Returns true through `emptied` when the node became empty (and was freed).
+  Result<bool> erase_rec(uint64_t page, const Key& key, bool is_root, bool* emptied);
+  Result<bool> scan_rec(uint64_t page, const Key& lo, const Key& hi, const Visitor& visit);
+  Status grow_root(const Split& split);
+  Status shrink_root();
+  Result<PageRef> new_node(uint16_t level, uint64_t near);
+  Status free_node(uint64_t page);
+
+  BufferPool& pool_;
+  SpaceMap& space_;
+  TreeRoot& root_;
+};
+
+}  // namespace pagefs

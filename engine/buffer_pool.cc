@@ -1,0 +1,470 @@
+#include "engine/buffer_pool.h"
+
+#include <algorithm>
+#include <cassert>
+#include <cstdlib>
+#include <cstring>
+
+#include "engine/crc32c.h"
+#include "engine/log.h"
+
+namespace pagefs {
+
+// ---- page header helpers ----------------------------------------------------
+
+void stamp_meta_page(std::byte* page, uint32_t page_size) {
+  auto* header = reinterpret_cast<PageHeader*>(page);
+  header->crc = 0;
+  header->crc = crc32c(page, page_size);
+}
+
+bool verify_meta_page(const std::byte* page, uint32_t page_size, PageNo expected, PageType type,
+                      const char** why) {
+  PageHeader header;
+  std::memcpy(&header, page, sizeof header);
+  if (header.magic != kPageMagic) {
+    *why = "bad magic";
+    return false;
+  }
+  if (header.type != static_cast<uint16_t>(type)) {
+    *why = "wrong page type";
+    return false;
+  }
+  if (header.page_no != expected.value) {
+    *why = "page number mismatch (misdirected write)";
+    return false;
+  }
+  // CRC over the page with the crc field taken as zero.
+  uint32_t zero = 0;
+  uint32_t crc = crc32c(page, offsetof(PageHeader, crc));
+  crc = crc32c_extend(crc, &zero, sizeof zero);
+  size_t rest = offsetof(PageHeader, crc) + sizeof(uint32_t);
+  crc = crc32c_extend(crc, page + rest, page_size - rest);
+  if (crc != header.crc) {
+    *why = "checksum mismatch";
+    return false;
+  }
+  return true;
+}
+
+// ---- PageRef ----------------------------------------------------------------
+
+PageRef::PageRef(PageRef&& other) noexcept
+    : pool_(other.pool_), frame_(other.frame_), page_(other.page_), data_(other.data_) {
+  other.pool_ = nullptr;
+  other.data_ = nullptr;
+}
+
+PageRef& PageRef::operator=(PageRef&& other) noexcept {
+  if (this != &other) {
+    reset();
+    pool_ = other.pool_;
+    frame_ = other.frame_;
+    page_ = other.page_;
+    data_ = other.data_;
+    other.pool_ = nullptr;
+    other.data_ = nullptr;
+  }
+  return *this;
+}
+
+PageRef::~PageRef() { reset(); }
+
+void PageRef::reset() {
+  if (pool_) pool_->unpin(frame_);
+  pool_ = nullptr;
+  data_ = nullptr;
+}
+
+void PageRef::mark_dirty() {
+  assert(pool_);
+  pool_->set_dirty(frame_);
+}
+
+// ---- BufferPool: set-up -----------------------------------------------------
+
+Result<std::unique_ptr<BufferPool>> BufferPool::open(Device& device, uint32_t page_size,
+                                                     uint64_t cache_bytes) {
+  uint64_t frames = std::max<uint64_t>(cache_bytes / page_size, kMinFrames);
+  if (frames >= kNoFrame) return Err{EINVAL};
+  void* memory = std::aligned_alloc(std::max<uint32_t>(page_size, 4096), frames * page_size);
+  if (!memory) return Err{ENOMEM};
+  std::memset(memory, 0, frames * page_size);
+  return std::unique_ptr<BufferPool>(new BufferPool(device, page_size, uint32_t(frames),
+                                                    static_cast<std::byte*>(memory)));
+}
+
+BufferPool::BufferPool(Device& device, uint32_t page_size, uint32_t frame_count,
+                       std::byte* memory)
+    : device_(device),
+      page_size_(page_size),
+      frame_count_(frame_count),
+      memory_(memory),
+      frames_(frame_count) {
+  table_.reserve(frame_count * 2);
+  free_frames_.reserve(frame_count);
+  for (uint32_t f = frame_count; f-- > 0;) free_frames_.push_back(f);
+}
+
+BufferPool::~BufferPool() {
+  for ([[maybe_unused]] const Frame& f : frames_) assert(f.pins == 0 && !f.busy);
+  std::free(memory_);
+}
+
+// ---- fetch ------------------------------------------------------------------
+
+Result<PageRef> BufferPool::fetch_meta(PageNo page, PageType type) {
+  return fetch(page, true, type, 0);
+}
+
+Result<PageRef> BufferPool::fetch_data(PageNo page, uint32_t crc) {
+  return fetch(page, false, PageType::kTreeNode, crc);
+}
+
+Result<PageRef> BufferPool::fetch(PageNo page, bool meta, PageType type, uint32_t crc) {
+  std::unique_lock lock(mu_);
+  for (;;) {
+    auto it = table_.find(page.value);
+    if (it == table_.end()) break;
+    Frame& f = frames_[it->second];
+    if (f.busy) {
+      io_done_.wait(lock);
+      continue;
+    }
+    f.pins++;
+    f.usage = std::min<uint8_t>(f.usage + 1, kMaxUsage);
+    hits_.fetch_add(1, std::memory_order_relaxed);
+    return PageRef(this, it->second, page, frame_data(it->second));
+  }
+  misses_.fetch_add(1, std::memory_order_relaxed);
+  PAGEFS_ASSIGN(uint32_t frame, grab_frame(lock));
+  // Another thread may have loaded the page while grab_frame dropped the lock.
+  if (table_.count(page.value)) {
+    free_frames_.push_back(frame);
+    lock.unlock();
+    return fetch(page, meta, type, crc);
+  }
+  insert(frame, page, meta);
+  Frame& f = frames_[frame];
+  f.busy = true;
+  f.pins = 1;
+  lock.unlock();
+
+  Status st = device_.read_at(page.value * page_size_, frame_data(frame), page_size_);
+  bool good = st.ok() && verify(frame, page, meta, type, crc, true);
+  pages_read_.fetch_add(1, std::memory_order_relaxed);
+
+  lock.lock();
+  f.busy = false;
+  io_done_.notify_all();
+  if (!good) {
+    f.pins = 0;
+    release_frame(frame);
+    return Err{EIO};
+  }
+  return PageRef(this, frame, page, frame_data(frame));
+}
+
+bool BufferPool::verify(uint32_t frame, PageNo page, bool meta, PageType type, uint32_t crc,
+                        bool report) {
+  const std::byte* data = frame_data(frame);
+  const char* why = nullptr;
+  bool good = meta ? verify_meta_page(data, page_size_, page, type, &why)
+                   : crc32c(data, page_size_) == crc;
+  if (!good && report) {
+    checksum_errors_.fetch_add(1, std::memory_order_relaxed);
+    PAGEFS_LOG_ERROR("%s page %llu failed verification: %s", meta ? "metadata" : "data",
+                     static_cast<unsigned long long>(page.value), why ? why : "checksum mismatch");
+  }
+  return good;
+}
+
+void BufferPool::prefetch_data(std::span<const DataPageRequest> pages) {
+  std::vector<uint32_t> frames;
+  std::vector<DataPageRequest> wanted;
+  {
+    std::unique_lock lock(mu_);
+    for (const DataPageRequest& req : pages) {
+      if (table_.count(req.page.value)) continue;
+      // Only use frames that are free or cheaply reclaimable; never write back.
+      uint32_t frame = kNoFrame;
+      if (!free_frames_.empty()) {
+        frame = free_frames_.back();
+        free_frames_.pop_back();
+      } else {
+        frame = find_victim();
+        if (frame == kNoFrame || frames_[frame].dirty) break;
+        table_.erase(frames_[frame].page.value);
+        frames_[frame] = Frame{};
+      }
+      insert(frame, req.page, false);
+      frames_[frame].busy = true;
+      frames_.at(frame).pins = 1;
+      frames.push_back(frame);
+      wanted.push_back(req);
+    }
+  }
+  if (frames.empty()) return;
+  std::vector<iovec> iov(frames.size());
+  std::vector<IoRequest> batch;
+  for (size_t i = 0; i < frames.size(); i++) {
+    iov[i] = iovec{frame_data(frames[i]), page_size_};
+    bool extends = i > 0 && wanted[i].page.value == wanted[i - 1].page.value + 1;
+    if (extends) {
+      batch.back().iov = std::span<const iovec>(batch.back().iov.data(),
+                                                batch.back().iov.size() + 1);
+    } else {
+      batch.push_back(IoRequest{wanted[i].page.value * page_size_,
+                                std::span<const iovec>(&iov[i], 1)});
+    }
+  }
+  Status st = device_.read(batch);
+  pages_read_.fetch_add(frames.size(), std::memory_order_relaxed);
+  std::unique_lock lock(mu_);
+  for (size_t i = 0; i < frames.size(); i++) {
+    Frame& f = frames_[frames[i]];
+    f.busy = false;
+    f.pins = 0;
+    bool good = false;
+    if (st.ok()) {
+      lock.unlock();
+      // A bad page is only dropped here; fetch_data reads it again and reports it.
+      good = verify(frames[i], wanted[i].page, false, PageType::kTreeNode, wanted[i].crc, false);
+      lock.lock();
+    }
+    if (!good) release_frame(frames[i]);
+  }
+  io_done_.notify_all();
+}
+
+Result<PageRef> BufferPool::create(PageNo page, bool meta) {
+  std::unique_lock lock(mu_);
+  for (;;) {
+    auto it = table_.find(page.value);
+    if (it == table_.end()) break;
+    Frame& f = frames_[it->second];
+    if (f.busy) {
+      io_done_.wait(lock);
+      continue;
+    }
+    assert(f.pins == 0);  // a freed-and-reused page is never still pinned
+    f.pins = 1;
+    f.meta = meta;
+    f.usage = 0;
+    std::memset(frame_data(it->second), 0, page_size_);
+    return PageRef(this, it->second, page, frame_data(it->second));
+  }
+  PAGEFS_ASSIGN(uint32_t frame, grab_frame(lock));
+  if (table_.count(page.value)) {
+    free_frames_.push_back(frame);
+    lock.unlock();
+    return create(page, meta);
+  }
+  insert(frame, page, meta);
+  frames_[frame].pins = 1;
+  std::memset(frame_data(frame), 0, page_size_);
+  return PageRef(this, frame, page, frame_data(frame));
+}
+
+void BufferPool::discard(PageNo page) {
+  std::unique_lock lock(mu_);
+  for (;;) {
+    auto it = table_.find(page.value);
+    if (it == table_.end()) return;
+    Frame& f = frames_[it->second];
+    if (f.busy) {
+      io_done_.wait(lock);
+      continue;
+    }
+    assert(f.pins == 0);
+    release_frame(it->second);
+    return;
+  }
+}
+
+// ---- frames -----------------------------------------------------------------
+
+void BufferPool::insert(uint32_t frame, PageNo page, bool meta) {
+  Frame& f = frames_[frame];
+  assert(!f.in_use && f.pins == 0);
+  f = Frame{};
+  f.page = page;
+  f.in_use = true;
+  f.meta = meta;
+  table_.emplace(page.value, frame);
+}
+
+void BufferPool::release_frame(uint32_t frame) {
+  Frame& f = frames_[frame];
+  assert(f.in_use && f.pins == 0 && !f.busy);
+  table_.erase(f.page.value);
+  if (f.dirty) dirty_count_--;
+  f = Frame{};
+  free_frames_.push_back(frame);
+}
+
+void BufferPool::unpin(uint32_t frame) {
+  std::lock_guard lock(mu_);
+  assert(frames_[frame].pins > 0);
+  frames_[frame].pins--;
+}
+
+void BufferPool::set_dirty(uint32_t frame) {
+  std::lock_guard lock(mu_);
+  Frame& f = frames_[frame];
+  assert(f.pins > 0);
+  if (!f.dirty) dirty_count_++;
+  f.dirty = true;
+}
+
+// Two sweeps of the clock: the first lowers usage counts, the second finds
+// a frame at zero. Pinned and busy frames are skipped. Returns kNoFrame if
+// every frame is pinned or busy.
+uint32_t BufferPool::find_victim() {
+  uint32_t fallback = kNoFrame;
+  for (uint32_t step = 0; step < frame_count_ * (kMaxUsage + 1); step++) {
+    uint32_t f = clock_hand_;
+    clock_hand_ = (clock_hand_ + 1) % frame_count_;
+    Frame& fr = frames_[f];
+    if (!fr.in_use || fr.pins > 0 || fr.busy) continue;
+    if (fr.usage > 0) {
+      fr.usage--;
+      continue;
+    }
+    if (!fr.dirty) return f;
+    if (fallback == kNoFrame) fallback = f;
+  }
+  return fallback;
+}
+
+Result<uint32_t> BufferPool::grab_frame(std::unique_lock<std::mutex>& lock) {
+  for (int attempt = 0; attempt < 64; attempt++) {
+    if (!free_frames_.empty()) {
+      uint32_t f = free_frames_.back();
+      free_frames_.pop_back();
+      return f;
+    }
+    uint32_t victim = find_victim();
+    if (victim == kNoFrame) {
+      // Everything pinned or under I/O: wait for some I/O to finish.
+      io_done_.wait_for(lock, std::chrono::milliseconds(10));
+      continue;
+    }
+    if (!frames_[victim].dirty) {
+      table_.erase(frames_[victim].page.value);
+      frames_[victim] = Frame{};
+      return victim;
+    }
+    PAGEFS_TRY(write_back_batch(lock, kWritebackBatch));
+  }
+  PAGEFS_LOG_ERROR("buffer pool exhausted: all %u frames pinned", frame_count_);
+  return Err{ENOMEM};
+}
+
+// Writes back up to max_pages dirty, unpinned frames (sorted, merged). Called
+// with mu_ held; drops it during the I/O.
+Status BufferPool::write_back_batch(std::unique_lock<std::mutex>& lock, uint32_t max_pages) {
+  std::vector<uint32_t> batch;
+  batch.reserve(max_pages);
+  for (uint32_t i = 0; i < frame_count_ && batch.size() < max_pages; i++) {
+    uint32_t f = (clock_hand_ + i) % frame_count_;
+    Frame& fr = frames_[f];
+    if (fr.in_use && fr.dirty && fr.pins == 0 && !fr.busy) {
+      fr.busy = true;
+      batch.push_back(f);
+    }
+  }
+  if (batch.empty()) return ok_status();
+  lock.unlock();
+  Status st = write_frames(batch);
+  lock.lock();
+  for (uint32_t f : batch) {
+    frames_[f].busy = false;
+    if (st.ok() && frames_[f].dirty) {
+      frames_[f].dirty = false;
+      dirty_count_--;
+    }
+  }
+  io_done_.notify_all();
+  return st;
+}
+
+void BufferPool::stamp(uint32_t frame) { stamp_meta_page(frame_data(frame), page_size_); }
+
+// Writes the given frames home: sorted by page number, adjacent pages merged
+// into one vectored request, the whole batch in one device call. The frames
+// are busy, so their descriptors are stable without mu_.
+Status BufferPool::write_frames(std::vector<uint32_t>& frames) {
+  std::sort(frames.begin(), frames.end(),
+            [&](uint32_t a, uint32_t b) { return frames_[a].page < frames_[b].page; });
+  std::vector<iovec> iov(frames.size());
+  std::vector<IoRequest> batch;
+  for (size_t i = 0; i < frames.size(); i++) {
+    if (frames_[frames[i]].meta) stamp(frames[i]);
+    iov[i] = iovec{frame_data(frames[i]), page_size_};
+    PageNo page = frames_[frames[i]].page;
+    bool extends = i > 0 && page.value == frames_[frames[i - 1]].page.value + 1 &&
+                   batch.back().iov.size() < 256;
+    if (extends) {
+      batch.back().iov = std::span<const iovec>(batch.back().iov.data(),
+                                                batch.back().iov.size() + 1);
+    } else {
+      batch.push_back(IoRequest{page.value * page_size_, std::span<const iovec>(&iov[i], 1)});
+    }
+  }
+  Status st = device_.write(batch);
+  if (!st.ok()) {
+    PAGEFS_LOG_ERROR("write-back of %zu pages failed: %s", frames.size(), strerror(st.error()));
+  }
+  pages_written_.fetch_add(frames.size(), std::memory_order_relaxed);
+  return st;
+}
+
+Status BufferPool::flush_all() {
+  std::unique_lock lock(mu_);
+  while (dirty_count_ > 0) {
+    uint64_t before = dirty_count_;
+    PAGEFS_TRY(write_back_batch(lock, 4096));
+    if (dirty_count_ == before) {
+      // Only pinned dirty frames remain; callers flush with no pins held.
+      PAGEFS_LOG_ERROR("flush: %llu dirty pages are pinned",
+                       static_cast<unsigned long long>(dirty_count_));
+      return Err{EBUSY};
+    }
+  }
+  lock.unlock();
+  return device_.flush();
+}
+
+PoolStats BufferPool::stats() const {
+  PoolStats s;
+  s.frames = frame_count_;
+  s.hits = hits_.load();
+  s.misses = misses_.load();
+  s.pages_read = pages_read_.load();
+  s.pages_written = pages_written_.load();
+  s.checksum_errors = checksum_errors_.load();
+  std::lock_guard lock(mu_);
+  s.dirty = dirty_count_;
+  return s;
+}
+
+void BufferPool::check_invariants() const {
+  std::lock_guard lock(mu_);
+  uint64_t dirty = 0, used = 0;
+  for (uint32_t f = 0; f < frame_count_; f++) {
+    const Frame& fr = frames_[f];
+    if (!fr.in_use) continue;
+    used++;
+    dirty += fr.dirty;
+    auto it = table_.find(fr.page.value);
+    assert(it != table_.end() && it->second == f);
+  }
+  assert(dirty == dirty_count_);
+  assert(used == table_.size());
+  assert(used + free_frames_.size() == frame_count_);
+  (void)dirty;
+  (void)used;
+}
+
+}  // namespace pagefs

@@ -1,0 +1,187 @@
+// BufferPool: the private page cache of pagefs, and the only road between
+// pages and the device.
+//
+// A fixed array of page-sized frames is allocated once at mount (its size is the
+// user's cache budget) together with fixed frame descriptors and a page table
+// sized for them; nothing grows afterwards. Callers fetch pages and get a
+// PageRef, an RAII pin: a pinned frame is never evicted or reused.
+//
+// Checksums: a metadata page's CRC32C lives in its PageHeader and is computed on
+// the frame at write-out; a data page's CRC32C lives in the extent record that
+// points at it, so the caller passes the expected value to fetch_data(). Every
+// read from the device is verified; a mismatch is EIO to the caller, a counter,
+// and one log line naming the page. Wrong bytes are never handed out.
+//
+// Eviction is GCLOCK: a frame enters with usage 0 and each later hit raises it
+// (to at most kMaxUsage); the clock hand lowers it and evicts at 0. Pages read
+// once (a long sequential read) leave before pages used again and again (tree
+// nodes, bitmaps), so a `cat` of a huge file does not flush the metadata.
+// Dirty victims are written back in sorted, merged batches.
+//
+// Locking: mu_ guards the page table and every frame descriptor. It is never
+// held across device I/O; a frame under I/O is marked busy and waiters sleep on
+// io_done_. Page *contents* are protected by the caller (the filesystem lock:
+// pages are modified only under it exclusively, and written out only while it
+// is held, so write-out never sees a half-modified page).
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <unordered_map>
+#include <vector>
+
+#include "engine/device.h"
+#include "engine/format.h"
+#include "engine/result.h"
+#include "engine/types.h"
+
+namespace pagefs {
+
+class BufferPool;
+
+// A pinned page. Movable, not copyable; unpins on destruction.
+class PageRef {
+ public:
+  PageRef() = default;
+  PageRef(PageRef&& other) noexcept;
+  PageRef& operator=(PageRef&& other) noexcept;
+  PageRef(const PageRef&) = delete;
+  PageRef& operator=(const PageRef&) = delete;
+  ~PageRef();
+
+  bool valid() const { return pool_ != nullptr; }
+  std::byte* data() const { return data_; }
+  PageNo page_no() const { return page_; }
+  // Records that the caller changed the page; it will be written back.
+  void mark_dirty();
+  void reset();
+
+  template <class T>
+  T* as(size_t offset = 0) const {
+    return reinterpret_cast<T*>(data_ + offset);
+  }
+
+ private:
+  friend class BufferPool;
+  PageRef(BufferPool* pool, uint32_t frame, PageNo page, std::byte* data)
+      : pool_(pool), frame_(frame), page_(page), data_(data) {}
+
+  BufferPool* pool_ = nullptr;
+  uint32_t frame_ = 0;
+  PageNo page_{};
+  std::byte* data_ = nullptr;
+};
+
+struct PoolStats {
+  uint64_t frames = 0;
+  uint64_t hits = 0;
+  uint64_t misses = 0;
+  uint64_t pages_read = 0;
+  uint64_t pages_written = 0;
+  uint64_t checksum_errors = 0;
+  uint64_t dirty = 0;
+};
+
+// A data page to read ahead: its device page and the CRC it must match.
+struct DataPageRequest {
+  PageNo page;
+  uint32_t crc;
+};
+
+class BufferPool {
+ public:
+  static constexpr uint8_t kMaxUsage = 3;
+  static constexpr uint32_t kWritebackBatch = 256;  // pages per eviction write-back
+
+  // Allocates max(cache_bytes / page_size, kMinFrames) frames.
+  static Result<std::unique_ptr<BufferPool>> open(Device& device, uint32_t page_size,
+                                                  uint64_t cache_bytes);
+  ~BufferPool();
+  BufferPool(const BufferPool&) = delete;
+  BufferPool& operator=(const BufferPool&) = delete;
+
+  // A metadata page: read if needed and verified (magic, type, page number, CRC).
+  Result<PageRef> fetch_meta(PageNo page, PageType type);
+  // A data page: read if needed and verified against `crc`.
+  Result<PageRef> fetch_data(PageNo page, uint32_t crc);
+  // Reads the listed data pages that are not cached, in one merged batch.
+  // Best effort: pages that fail are simply left out (fetch_data reports them).
+  void prefetch_data(std::span<const DataPageRequest> pages);
+  // A page whose old contents do not matter (newly allocated): a zeroed frame,
+  // no device read. `meta` pages get their CRC stamped at write-out.
+  Result<PageRef> create(PageNo page, bool meta);
+  // Forgets a page that was freed: its frame is dropped without write-back.
+  // The page must not be pinned.
+  void discard(PageNo page);
+
+  // Writes every dirty page home in sorted, merged batches, then flushes the
+  // device.
+  Status flush_all();
+
+  PoolStats stats() const;
+  uint32_t page_size() const { return page_size_; }
+  uint32_t frame_count() const { return frame_count_; }
+  Device& device() { return device_; }
+  void check_invariants() const;
+
+ private:
+  static constexpr uint32_t kMinFrames = 64;
+  static constexpr uint32_t kNoFrame = UINT32_MAX;
+
+  struct Frame {
+    PageNo page{};
+    uint32_t pins = 0;
+    uint8_t usage = 0;
+    bool in_use = false;  // holds a page (in the table)
+    bool busy = false;    // under device I/O
+    bool dirty = false;
+    bool meta = false;
+  };
+
+  friend class PageRef;
+  BufferPool(Device& device, uint32_t page_size, uint32_t frame_count, std::byte* memory);
+
+  std::byte* frame_data(uint32_t f) const { return memory_ + size_t(f) * page_size_; }
+  void unpin(uint32_t frame);
+  void set_dirty(uint32_t frame);
+  Result<PageRef> fetch(PageNo page, bool meta, PageType type, uint32_t crc);
+  // Finds a free frame, evicting (and writing back) as needed. Called with mu_
+  // held; may drop and retake it.
+  Result<uint32_t> grab_frame(std::unique_lock<std::mutex>& lock);
+  uint32_t find_victim();
+  Status write_back_batch(std::unique_lock<std::mutex>& lock, uint32_t max_pages);
+  Status write_frames(std::vector<uint32_t>& frames);
+  bool verify(uint32_t frame, PageNo page, bool meta, PageType type, uint32_t crc, bool report);
+  void stamp(uint32_t frame);
+  void insert(uint32_t frame, PageNo page, bool meta);
+  void release_frame(uint32_t frame);
+
+  Device& device_;
+  const uint32_t page_size_;
+  const uint32_t frame_count_;
+  std::byte* const memory_;  // frame_count_ * page_size_ bytes, page aligned
+
+  mutable std::mutex mu_;  // lock order: the filesystem lock, then mu_
+  std::condition_variable io_done_;
+  std::vector<Frame> frames_;                        // guarded by mu_
+  std::unordered_map<uint64_t, uint32_t> table_;     // page -> frame; guarded by mu_
+  std::vector<uint32_t> free_frames_;                // guarded by mu_
+  uint32_t clock_hand_ = 0;                          // guarded by mu_
+  uint64_t dirty_count_ = 0;                         // guarded by mu_
+
+  std::atomic<uint64_t> hits_{0}, misses_{0}, pages_read_{0}, pages_written_{0},
+      checksum_errors_{0};
+};
+
+// Stamps the header of a metadata page buffer: sets the CRC over page_size bytes.
+void stamp_meta_page(std::byte* page, uint32_t page_size);
+// Checks a metadata page buffer; returns false (and fills `why`) if invalid.
+bool verify_meta_page(const std::byte* page, uint32_t page_size, PageNo expected, PageType type,
+                      const char** why);
+
+}  // namespace pagefs

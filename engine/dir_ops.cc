@@ -1,0 +1,327 @@
+// Directory operations: names, links, rename and readdir.
+//
+// A directory entry is the item (dir, kDirent, cookie) with cookie =
+// name_hash(name) << 8 | n, n telling colliding names apart (format.h). Lookup
+// scans the 256 cookies of one hash; readdir walks cookies in order, so its
+// offsets stay valid while other entries come and go.
+#include <dirent.h>
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <sys/stat.h>
+
+#include <cstring>
+
+#include "engine/filesystem.h"
+#include "engine/fs_impl.h"
+
+namespace pagefs {
+namespace {
+
+constexpr uint32_t kLinkMax = 65000;
+
+Status check_name(std::string_view name) {
+  if (name.empty()) return Err{ENOENT};
+  if (name.size() > kNameMax) return Err{ENAMETOOLONG};
+  if (name.find('/') != std::string_view::npos || name.find('\0') != std::string_view::npos) {
+    return Err{EINVAL};
+  }
+  return ok_status();
+}
+
+bool is_dot_or_dotdot(std::string_view name) { return name == "." || name == ".."; }
+
+uint8_t dirent_type(uint32_t mode) { return static_cast<uint8_t>(IFTODT(mode)); }
+
+uint64_t cookie_base(std::string_view name) {
+  return name_hash(name.data(), name.size()) << kCookieCollisionBits;
+}
+
+}  // namespace
+
+// ---- Impl helpers -----------------------------------------------------------
+
+Result<InodeRecord> FileSystem::Impl::get_dir(InodeNo dir) {
+  PAGEFS_ASSIGN(InodeRecord rec, get_inode(dir));
+  if (!S_ISDIR(rec.mode)) return Err{ENOTDIR};
+  return rec;
+}
+
+Result<bool> FileSystem::Impl::dir_find(InodeNo dir, std::string_view name, FoundEntry* out) {
+  uint64_t base = cookie_base(name);
+  bool found = false;
+  PAGEFS_TRY(tree_->scan(Key::of(dir.value, KeyKind::kDirent, base),
+                         Key::of(dir.value, KeyKind::kDirent, base | 0xff),
+                         [&](const Key& k, std::span<const std::byte> v) {
+                           if (v.size() < sizeof(DirentValue)) return true;
+                           DirentValue d;
+                           std::memcpy(&d, v.data(), sizeof d);
+                           std::string_view n(reinterpret_cast<const char*>(v.data()) + sizeof d,
+                                              v.size() - sizeof d);
+                           if (n != name) return true;
+                           *out = FoundEntry{k.off, d.ino, d.type};
+                           found = true;
+                           return false;
+                         }));
+  return found;
+}
+
+Result<uint64_t> FileSystem::Impl::dir_add(InodeNo dir, std::string_view name, uint64_t ino,
+                                           uint8_t type) {
+  uint64_t base = cookie_base(name);
+  uint64_t next = base;
+  PAGEFS_TRY(tree_->scan(Key::of(dir.value, KeyKind::kDirent, base),
+                         Key::of(dir.value, KeyKind::kDirent, base | 0xff),
+                         [&](const Key& k, std::span<const std::byte>) {
+                           if (k.off != next) return false;
+                           next++;
+                           return true;
+                         }));
+  if (next > (base | 0xff)) return Err{ENOSPC};  // 256 names with one hash
+  std::string value(sizeof(DirentValue) + name.size(), '\0');
+  DirentValue d{ino, type, static_cast<uint8_t>(name.size())};
+  std::memcpy(value.data(), &d, sizeof d);
+  std::memcpy(value.data() + sizeof d, name.data(), name.size());
+  PAGEFS_TRY(tree_->insert(Key::of(dir.value, KeyKind::kDirent, next),
+                           std::span(reinterpret_cast<const std::byte*>(value.data()), value.size())));
+  dirty_ = true;
+  return next;
+}
+
+Status FileSystem::Impl::dir_remove(InodeNo dir, uint64_t cookie) {
+  PAGEFS_ASSIGN(bool erased, tree_->erase(Key::of(dir.value, KeyKind::kDirent, cookie)));
+  dirty_ = true;
+  return erased ? ok_status() : Status(Err{EIO});
+}
+
+bool FileSystem::Impl::sticky_denies(const InodeRecord& dir, const InodeRecord& target,
+                                     const Caller& caller) {
+  if (!(dir.mode & S_ISVTX) || caller.uid == 0) return false;
+  return caller.uid != dir.uid && caller.uid != target.uid;
+}
+
+// True if `ancestor` is `dir` or one of its ancestors (walks the parent links).
+Result<bool> FileSystem::Impl::is_ancestor(InodeNo ancestor, InodeNo dir) {
+  InodeNo cur = dir;
+  for (int depth = 0; depth < 1 << 20; depth++) {
+    if (cur == ancestor) return true;
+    if (cur == kRootInode) return false;
+    PAGEFS_ASSIGN(InodeRecord rec, get_inode(cur));
+    cur = InodeNo{rec.parent};
+  }
+  return Err{ELOOP};
+}
+
+// Takes one link away from `ino`; at zero links the inode becomes an orphan,
+// freed when the kernel lets go of it (release_inode) or at the next mount.
+Status FileSystem::Impl::drop_link(InodeNo ino, InodeRecord& rec) {
+  if (S_ISDIR(rec.mode)) {
+    rec.nlink = 0;
+  } else if (rec.nlink > 0) {
+    rec.nlink--;
+  }
+  touch(rec, false, true);
+  PAGEFS_TRY(put_inode(ino, rec));
+  if (rec.nlink == 0) PAGEFS_TRY(add_orphan(ino));
+  return ok_status();
+}
+
+Result<Attr> FileSystem::Impl::create_node(InodeNo parent, std::string_view name, uint32_t mode,
+                                           uint64_t rdev, const Caller& caller,
+                                           std::string_view symlink_target) {
+  PAGEFS_TRY(check_writable());
+  PAGEFS_TRY(check_name(name));
+  if (is_dot_or_dotdot(name)) return Err{EEXIST};
+  PAGEFS_ASSIGN(InodeRecord dir, get_dir(parent));
+  if (dir.nlink == 0) return Err{ENOENT};  // directory was removed
+  FoundEntry existing;
+  PAGEFS_ASSIGN(bool exists, dir_find(parent, name, &existing));
+  if (exists) return Err{EEXIST};
+  if (S_ISDIR(mode) && dir.nlink >= kLinkMax) return Err{EMLINK};
+  if (space_->free_pages() < 8) return Err{ENOSPC};
+
+  InodeRecord rec;
+  PAGEFS_ASSIGN(InodeNo ino, new_inode(mode, rdev, caller, dir, &rec));
+  if (S_ISDIR(mode)) rec.parent = parent.value;
+  if (S_ISLNK(mode)) {
+    Result<size_t> w = write_locked(ino, rec, 0, symlink_target.data(), symlink_target.size());
+    if (!w.ok()) {
+      (void)free_inode(ino, rec);
+      return Err{w.error()};
+    }
+  }
+  PAGEFS_TRY(put_inode(ino, rec));
+  PAGEFS_TRY(dir_add(parent, name, ino.value, dirent_type(mode)));
+  dir.size++;
+  if (S_ISDIR(mode)) dir.nlink++;
+  touch(dir, true, true);
+  PAGEFS_TRY(put_inode(parent, dir));
+  Attr a = to_attr(ino, rec);
+  a.blocks_512 = rec.blocks * (page_size_ / 512);
+  return a;
+}
+
+// ---- FileSystem: directory operations -----------------------------------------
+
+Result<Attr> FileSystem::lookup(InodeNo parent, std::string_view name) {
+  if (name.size() > kNameMax) return Err{ENAMETOOLONG};
+  InodeNo child;
+  {
+    std::shared_lock lock(impl_->mu_);
+    PAGEFS_ASSIGN(InodeRecord dir, impl_->get_dir(parent));
+    if (name == ".") {
+      child = parent;
+    } else if (name == "..") {
+      child = parent == kRootInode ? parent : InodeNo{dir.parent};
+    } else {
+      Impl::FoundEntry e;
+      PAGEFS_ASSIGN(bool found, impl_->dir_find(parent, name, &e));
+      if (!found) return Err{ENOENT};
+      child = InodeNo{e.ino};
+    }
+  }
+  return getattr(child);
+}
+
+Result<Attr> FileSystem::mknod(InodeNo parent, std::string_view name, uint32_t mode, uint64_t rdev,
+                               const Caller& caller) {
+  uint32_t type = mode & S_IFMT;
+  if (type == 0) mode |= S_IFREG, type = S_IFREG;
+  if (type != S_IFREG && type != S_IFIFO && type != S_IFSOCK && type != S_IFCHR &&
+      type != S_IFBLK) {
+    return Err{EINVAL};
+  }
+  if (type != S_IFCHR && type != S_IFBLK) rdev = 0;
+  std::unique_lock lock(impl_->mu_);
+  return impl_->create_node(parent, name, mode, rdev, caller, {});
+}
+
+Result<Attr> FileSystem::mkdir(InodeNo parent, std::string_view name, uint32_t mode,
+                               const Caller& caller) {
+  std::unique_lock lock(impl_->mu_);
+  return impl_->create_node(parent, name, S_IFDIR | (mode & 07777), 0, caller, {});
+}
+
+Result<Attr> FileSystem::symlink(InodeNo parent, std::string_view name, std::string_view target,
+                                 const Caller& caller) {
+  if (target.empty()) return Err{ENOENT};
+  if (target.size() >= PATH_MAX) return Err{ENAMETOOLONG};
+  std::unique_lock lock(impl_->mu_);
+  return impl_->create_node(parent, name, S_IFLNK | 0777, 0, caller, target);
+}
+
+Result<std::string> FileSystem::readlink(InodeNo ino) {
+  std::shared_lock lock(impl_->mu_);
+  PAGEFS_ASSIGN(InodeRecord rec, impl_->get_inode(ino));
+  if (!S_ISLNK(rec.mode)) return Err{EINVAL};
+  std::string target(rec.size, '\0');
+  PAGEFS_ASSIGN(size_t n, impl_->read_locked(ino, rec, 0, rec.size, target.data()));
+  target.resize(n);
+  return target;
+}
+
+Result<Attr> FileSystem::link(InodeNo ino, InodeNo new_parent, std::string_view new_name) {
+  std::unique_lock lock(impl_->mu_);
+  PAGEFS_TRY(impl_->check_writable());
+  PAGEFS_TRY(check_name(new_name));
+  if (is_dot_or_dotdot(new_name)) return Err{EEXIST};
+  PAGEFS_ASSIGN(InodeRecord rec, impl_->get_inode(ino));
+  if (S_ISDIR(rec.mode)) return Err{EPERM};
+  if (rec.nlink >= kLinkMax) return Err{EMLINK};
+  if (rec.nlink == 0) return Err{ENOENT};
+  PAGEFS_ASSIGN(InodeRecord dir, impl_->get_dir(new_parent));
+  if (dir.nlink == 0) return Err{ENOENT};
+  Impl::FoundEntry existing;
+  PAGEFS_ASSIGN(bool exists, impl_->dir_find(new_parent, new_name, &existing));
+  if (exists) return Err{EEXIST};
+  PAGEFS_TRY(impl_->dir_add(new_parent, new_name, ino.value, dirent_type(rec.mode)));
+  rec.nlink++;
+  Impl::touch(rec, false, true);
+  PAGEFS_TRY(impl_->put_inode(ino, rec));
+  dir.size++;
+  Impl::touch(dir, true, true);
+  PAGEFS_TRY(impl_->put_inode(new_parent, dir));
+  Attr a = Impl::to_attr(ino, rec);
+  a.blocks_512 = rec.blocks * (impl_->page_size_ / 512);
+  return a;
+}
+
+Status FileSystem::unlink(InodeNo parent, std::string_view name, const Caller& caller) {
+  std::unique_lock lock(impl_->mu_);
+  PAGEFS_TRY(impl_->check_writable());
+  if (name.size() > kNameMax) return Err{ENAMETOOLONG};
+  PAGEFS_ASSIGN(InodeRecord dir, impl_->get_dir(parent));
+  Impl::FoundEntry e;
+  PAGEFS_ASSIGN(bool found, impl_->dir_find(parent, name, &e));
+  if (!found) return Err{ENOENT};
+  PAGEFS_ASSIGN(InodeRecord rec, impl_->get_inode(InodeNo{e.ino}));
+  if (S_ISDIR(rec.mode)) return Err{EISDIR};
+  if (Impl::sticky_denies(dir, rec, caller)) return Err{EPERM};
+  PAGEFS_TRY(impl_->dir_remove(parent, e.cookie));
+  PAGEFS_TRY(impl_->drop_link(InodeNo{e.ino}, rec));
+  dir.size--;
+  Impl::touch(dir, true, true);
+  return impl_->put_inode(parent, dir);
+}
+
+Status FileSystem::rmdir(InodeNo parent, std::string_view name, const Caller& caller) {
+  std::unique_lock lock(impl_->mu_);
+  PAGEFS_TRY(impl_->check_writable());
+  if (name == ".") return Err{EINVAL};
+  if (name == "..") return Err{ENOTEMPTY};
+  if (name.size() > kNameMax) return Err{ENAMETOOLONG};
+  PAGEFS_ASSIGN(InodeRecord dir, impl_->get_dir(parent));
+  Impl::FoundEntry e;
+  PAGEFS_ASSIGN(bool found, impl_->dir_find(parent, name, &e));
+  if (!found) return Err{ENOENT};
+  PAGEFS_ASSIGN(InodeRecord rec, impl_->get_inode(InodeNo{e.ino}));
+  if (!S_ISDIR(rec.mode)) return Err{ENOTDIR};
+  if (rec.size != 0) return Err{ENOTEMPTY};
+  if (Impl::sticky_denies(dir, rec, caller)) return Err{EPERM};
+  PAGEFS_TRY(impl_->dir_remove(parent, e.cookie));
+  PAGEFS_TRY(impl_->drop_link(InodeNo{e.ino}, rec));
+  dir.size--;
+  dir.nlink--;
+  Impl::touch(dir, true, true);
+  return impl_->put_inode(parent, dir);
+}
+
+Status FileSystem::readdir(InodeNo dir, uint64_t cookie,
+                           const std::function<bool(const DirEntry&)>& emit) {
+  // Entries are copied out under the lock in bounded batches and handed to
+  // `emit` without it, so `emit` may call back into the filesystem.
+  constexpr size_t kBatch = 128;
+  struct Item {
+    std::string name;
+    uint64_t ino;
+    uint8_t type;
+    uint64_t cookie;
+  };
+  std::vector<Item> items;
+  items.reserve(kBatch);
+  for (;;) {
+    items.clear();
+    {
+      std::shared_lock lock(impl_->mu_);
+      PAGEFS_TRY(impl_->get_dir(dir));
+      PAGEFS_TRY(impl_->tree_->scan(
+          Key::of(dir.value, KeyKind::kDirent, cookie + 1),
+          Key::of(dir.value, KeyKind::kDirent, UINT64_MAX),
+          [&](const Key& k, std::span<const std::byte> v) {
+            if (v.size() < sizeof(DirentValue)) return true;
+            DirentValue d;
+            std::memcpy(&d, v.data(), sizeof d);
+            items.push_back(Item{std::string(reinterpret_cast<const char*>(v.data()) + sizeof d,
+                                             v.size() - sizeof d),
+                                 d.ino, d.type, k.off});
+            return items.size() < kBatch;
+          }));
+    }
+    for (const Item& it : items) {
+      if (!emit(DirEntry{it.name, it.ino, it.type, it.cookie})) return ok_status();
+      cookie = it.cookie;
+    }
+    if (items.size() < kBatch) return ok_status();
+  }
+}
+
+}  // namespace pagefs

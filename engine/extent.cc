@@ -1,0 +1,116 @@
+// Extent records: encoding, lookup and the removal of file page ranges.
+#include <cassert>
+#include <cstring>
+
+#include "engine/fs_impl.h"
+#include "engine/log.h"
+
+namespace pagefs {
+
+std::string Extent::encode() const {
+  assert(pages >= 1 && pages <= kMaxExtentPages);
+  std::string out(extent_value_size(pages), '\0');
+  ExtentValue v{phys, static_cast<uint16_t>(pages), 0, unwritten};
+  std::memcpy(out.data(), &v, sizeof v);
+  std::memcpy(out.data() + sizeof v, crc, 4 * size_t(pages));
+  return out;
+}
+
+bool Extent::decode(uint64_t file_page, std::span<const std::byte> bytes, Extent* out) {
+  if (bytes.size() < sizeof(ExtentValue)) return false;
+  ExtentValue v;
+  std::memcpy(&v, bytes.data(), sizeof v);
+  if (v.pages == 0 || v.pages > kMaxExtentPages || bytes.size() != extent_value_size(v.pages)) {
+    return false;
+  }
+  out->file_page = file_page;
+  out->phys = v.phys;
+  out->pages = v.pages;
+  out->unwritten = v.unwritten_mask;
+  std::memcpy(out->crc, bytes.data() + sizeof v, 4 * size_t(v.pages));
+  return true;
+}
+
+// Extents covering any page in [first_page, last_page], in order. An extent
+// holds at most kMaxExtentPages pages, so one covering first_page starts no
+// earlier than first_page - (kMaxExtentPages - 1).
+Status FileSystem::Impl::collect_extents(InodeNo ino, uint64_t first_page, uint64_t last_page,
+                                         std::vector<Extent>* out) {
+  uint64_t from = first_page >= kMaxExtentPages ? first_page - (kMaxExtentPages - 1) : 0;
+  bool corrupt = false;
+  PAGEFS_TRY(tree_->scan(Key::of(ino.value, KeyKind::kExtent, from),
+                         Key::of(ino.value, KeyKind::kExtent, last_page),
+                         [&](const Key& k, std::span<const std::byte> v) {
+                           Extent e;
+                           if (!Extent::decode(k.off, v, &e)) {
+                             corrupt = true;
+                             return false;
+                           }
+                           if (e.end() > first_page) out->push_back(e);
+                           return true;
+                         }));
+  if (corrupt) {
+    PAGEFS_LOG_ERROR("inode %llu has a damaged extent record", (unsigned long long)ino.value);
+    return Err{EIO};
+  }
+  return ok_status();
+}
+
+Status FileSystem::Impl::find_extent(InodeNo ino, uint64_t file_page, Extent* out, bool* found) {
+  std::vector<Extent> v;
+  PAGEFS_TRY(collect_extents(ino, file_page, file_page, &v));
+  *found = !v.empty();
+  if (*found) *out = v.front();
+  return ok_status();
+}
+
+Status FileSystem::Impl::put_extent(InodeNo ino, const Extent& e) {
+  std::string v = e.encode();
+  dirty_ = true;
+  return tree_->put(Key::of(ino.value, KeyKind::kExtent, e.file_page),
+                    std::span(reinterpret_cast<const std::byte*>(v.data()), v.size()));
+}
+
+Status FileSystem::Impl::erase_extent(InodeNo ino, uint64_t file_page) {
+  PAGEFS_ASSIGN(bool erased, tree_->erase(Key::of(ino.value, KeyKind::kExtent, file_page)));
+  dirty_ = true;
+  return erased ? ok_status() : Status(Err{EIO});
+}
+
+// Frees file pages [first_page, end_page): extents wholly inside go away,
+// extents straddling an edge are cut. rec.blocks is updated (not stored).
+Status FileSystem::Impl::remove_pages(InodeNo ino, InodeRecord& rec, uint64_t first_page,
+                                      uint64_t end_page) {
+  if (end_page <= first_page) return ok_status();
+  std::vector<Extent> extents;
+  PAGEFS_TRY(collect_extents(ino, first_page, end_page - 1, &extents));
+  for (const Extent& e : extents) {
+    uint64_t cut_from = std::max(first_page, e.file_page);
+    uint64_t cut_to = std::min(end_page, e.end());
+    PAGEFS_TRY(erase_extent(ino, e.file_page));
+    if (e.file_page < cut_from) {
+      Extent left = e;
+      left.pages = uint32_t(cut_from - e.file_page);
+      left.unwritten &= left.pages == 32 ? ~0u : ((1u << left.pages) - 1);
+      PAGEFS_TRY(put_extent(ino, left));
+    }
+    if (cut_to < e.end()) {
+      Extent right{};
+      uint32_t skip = uint32_t(cut_to - e.file_page);
+      right.file_page = cut_to;
+      right.phys = e.phys + skip;
+      right.pages = e.pages - skip;
+      right.unwritten = e.unwritten >> skip;
+      std::memcpy(right.crc, e.crc + skip, 4 * size_t(right.pages));
+      PAGEFS_TRY(put_extent(ino, right));
+    }
+    uint64_t phys = e.phys + (cut_from - e.file_page);
+    uint32_t count = uint32_t(cut_to - cut_from);
+    for (uint32_t i = 0; i < count; i++) pool_->discard(PageNo{phys + i});
+    PAGEFS_TRY(space_->free(PageNo{phys}, count));
+    rec.blocks -= std::min<uint64_t>(rec.blocks, count);
+  }
+  return ok_status();
+}
+
+}  // namespace pagefs

@@ -1,0 +1,360 @@
+// File data: read, write, truncate, fallocate, lseek and copy_file_range.
+//
+// A file page lives in a device page named by an extent (extent.cc). Writes
+// fill pages in the buffer pool and record each page's CRC32C in its extent;
+// sequential writes grow the current extent page by page while the next device
+// page is free, so a file written in order lands in few, contiguous extents.
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "engine/crc32c.h"
+#include "engine/filesystem.h"
+#include "engine/fs_impl.h"
+
+namespace pagefs {
+namespace {
+
+constexpr uint64_t kMaxFileBytes = 1ull << 52;  // 4 PiB
+
+uint32_t low_bits(uint32_t n) { return n >= 32 ? ~0u : ((1u << n) - 1); }
+
+}  // namespace
+
+// ---- write ------------------------------------------------------------------
+
+Status FileSystem::Impl::write_page(InodeNo ino, InodeRecord& rec, uint64_t fp, uint32_t in_page,
+                                    const char* buf, uint32_t len, Extent& cur, bool& cur_valid,
+                                    bool& cur_dirty) {
+  auto flush_cur = [&]() -> Status {
+    if (cur_valid && cur_dirty) PAGEFS_TRY(put_extent(ino, cur));
+    cur_dirty = false;
+    return ok_status();
+  };
+  bool covered = cur_valid && fp >= cur.file_page && fp < cur.end();
+  if (!covered) {
+    // Grow the current extent in place when the next device page is free.
+    bool grown = false;
+    if (!(cur_valid && cur.end() == fp)) {
+      PAGEFS_TRY(flush_cur());
+      Extent found;
+      bool hit = false;
+      PAGEFS_TRY(find_extent(ino, fp, &found, &hit));
+      if (hit) {
+        cur = found, cur_valid = true, covered = true;
+      } else if (fp > 0) {
+        PAGEFS_TRY(find_extent(ino, fp - 1, &found, &hit));
+        if (hit) cur = found, cur_valid = true;
+      }
+    }
+    if (!covered && cur_valid && cur.end() == fp && cur.pages < kMaxExtentPages) {
+      PAGEFS_ASSIGN(bool got, space_->allocate_at(PageNo{cur.phys + cur.pages}, false));
+      if (got) {
+        cur.crc[cur.pages] = 0;
+        cur.unwritten |= 1u << cur.pages;
+        cur.pages++;
+        cur_dirty = grown = true;
+        rec.blocks++;
+      }
+    }
+    if (!covered && !grown) {
+      PAGEFS_TRY(flush_cur());
+      uint64_t hint = cur_valid ? cur.phys + cur.pages : 0;
+      PAGEFS_ASSIGN(PageRun run, space_->allocate(PageNo{hint}, 1, false));
+      cur = Extent{};
+      cur.file_page = fp;
+      cur.phys = run.start.value;
+      cur.pages = 1;
+      cur.unwritten = 1;
+      cur_valid = cur_dirty = true;
+      rec.blocks++;
+    }
+  }
+  uint32_t idx = uint32_t(fp - cur.file_page);
+  PageNo phys{cur.phys + idx};
+  bool whole = in_page == 0 && len == page_size_;
+  PageRef ref;
+  if (whole || cur.is_unwritten(idx)) {
+    PAGEFS_ASSIGN(ref, pool_->create(phys, false));
+  } else {
+    PAGEFS_ASSIGN(ref, pool_->fetch_data(phys, cur.crc[idx]));
+  }
+  std::memcpy(ref.data() + in_page, buf, len);
+  cur.crc[idx] = crc32c(ref.data(), page_size_);
+  cur.unwritten &= ~(1u << idx);
+  ref.mark_dirty();
+  cur_dirty = true;
+  return ok_status();
+}
+
+// Writes as much as fits; a write that runs out of space part-way returns the
+// bytes written so far, one that writes nothing returns ENOSPC.
+Result<size_t> FileSystem::Impl::write_locked(InodeNo ino, InodeRecord& rec, uint64_t off,
+                                              const char* buf, size_t len) {
+  if (off >= kMaxFileBytes || len > kMaxFileBytes - off) return Err{EFBIG};
+  Extent cur;
+  bool cur_valid = false, cur_dirty = false;
+  size_t done = 0;
+  Status st;
+  while (done < len) {
+    uint64_t pos = off + done;
+    uint64_t fp = pos / page_size_;
+    uint32_t in_page = uint32_t(pos % page_size_);
+    uint32_t n = uint32_t(std::min<uint64_t>(page_size_ - in_page, len - done));
+    st = write_page(ino, rec, fp, in_page, buf + done, n, cur, cur_valid, cur_dirty);
+    if (!st.ok()) break;
+    done += n;
+  }
+  if (cur_valid && cur_dirty) PAGEFS_TRY(put_extent(ino, cur));
+  if (done > 0) {
+    rec.size = std::max<uint64_t>(rec.size, off + done);
+    touch(rec, true, true);
+  }
+  PAGEFS_TRY(put_inode(ino, rec));
+  if (done == 0 && !st.ok()) return Err{st.error()};
+  return done;
+}
+
+// ---- read -------------------------------------------------------------------
+
+Result<size_t> FileSystem::Impl::read_locked(InodeNo ino, const InodeRecord& rec, uint64_t off,
+                                             size_t len, char* buf) {
+  if (off >= rec.size || len == 0) return size_t(0);
+  len = size_t(std::min<uint64_t>(len, rec.size - off));
+  uint64_t first = off / page_size_, last = (off + len - 1) / page_size_;
+  std::vector<Extent> extents;
+  PAGEFS_TRY(collect_extents(ino, first, last, &extents));
+  std::vector<DataPageRequest> wanted;
+  for (const Extent& e : extents) {
+    for (uint64_t fp = std::max(first, e.file_page); fp <= last && fp < e.end(); fp++) {
+      uint32_t i = uint32_t(fp - e.file_page);
+      if (!e.is_unwritten(i)) wanted.push_back(DataPageRequest{PageNo{e.phys + i}, e.crc[i]});
+    }
+  }
+  if (wanted.size() > 1) pool_->prefetch_data(wanted);
+  size_t done = 0;
+  size_t ei = 0;
+  while (done < len) {
+    uint64_t pos = off + done;
+    uint64_t fp = pos / page_size_;
+    uint32_t in_page = uint32_t(pos % page_size_);
+    size_t n = std::min<size_t>(page_size_ - in_page, len - done);
+    while (ei < extents.size() && extents[ei].end() <= fp) ei++;
+    const Extent* e = ei < extents.size() && extents[ei].file_page <= fp ? &extents[ei] : nullptr;
+    uint32_t i = e ? uint32_t(fp - e->file_page) : 0;
+    if (!e || e->is_unwritten(i)) {
+      std::memset(buf + done, 0, n);
+    } else {
+      PAGEFS_ASSIGN(PageRef ref, pool_->fetch_data(PageNo{e->phys + i}, e->crc[i]));
+      std::memcpy(buf + done, ref.data() + in_page, n);
+    }
+    done += n;
+  }
+  return done;
+}
+
+// ---- truncate and fallocate ---------------------------------------------------
+
+// Zeroes [off, off+len) inside one page, if that page holds written data.
+Status FileSystem::Impl::zero_bytes(InodeNo ino, uint64_t off, uint32_t len) {
+  uint64_t fp = off / page_size_;
+  uint32_t in_page = uint32_t(off % page_size_);
+  Extent e;
+  bool found = false;
+  PAGEFS_TRY(find_extent(ino, fp, &e, &found));
+  uint32_t i = uint32_t(fp - e.file_page);
+  if (!found || e.is_unwritten(i)) return ok_status();
+  PAGEFS_ASSIGN(PageRef ref, pool_->fetch_data(PageNo{e.phys + i}, e.crc[i]));
+  std::memset(ref.data() + in_page, 0, len);
+  e.crc[i] = crc32c(ref.data(), page_size_);
+  ref.mark_dirty();
+  return put_extent(ino, e);
+}
+
+// Keeps the invariant that bytes past the end of file inside its last page are
+// zero, so growing a file again reads zeros there.
+Status FileSystem::Impl::truncate_locked(InodeNo ino, InodeRecord& rec, uint64_t size) {
+  if (size > kMaxFileBytes) return Err{EFBIG};
+  if (size < rec.size) {
+    uint64_t keep = (size + page_size_ - 1) / page_size_;
+    PAGEFS_TRY(remove_pages(ino, rec, keep, kMaxFileBytes / page_size_ + kMaxExtentPages));
+    if (size % page_size_) {
+      uint32_t in_page = uint32_t(size % page_size_);
+      PAGEFS_TRY(zero_bytes(ino, size, page_size_ - in_page));
+    }
+  }
+  rec.size = size;
+  touch(rec, true, true);
+  return ok_status();
+}
+
+// Allocates unwritten extents over the holes in file pages [first, end).
+Status FileSystem::Impl::allocate_unwritten(InodeNo ino, InodeRecord& rec, uint64_t first,
+                                            uint64_t end) {
+  std::vector<Extent> extents;
+  PAGEFS_TRY(collect_extents(ino, first, end - 1, &extents));
+  uint64_t need = 0, p = first;
+  for (const Extent& e : extents) {
+    if (e.file_page > p) need += e.file_page - p;
+    p = std::max(p, e.end());
+  }
+  if (p < end) need += end - p;
+  if (need > space_->data_free_pages()) return Err{ENOSPC};
+  p = first;
+  uint64_t hint = 0;
+  auto fill = [&](uint64_t from, uint64_t to) -> Status {
+    while (from < to) {
+      uint32_t want = uint32_t(std::min<uint64_t>(kMaxExtentPages, to - from));
+      PAGEFS_ASSIGN(PageRun run, space_->allocate(PageNo{hint}, want, false));
+      Extent e{};
+      e.file_page = from;
+      e.phys = run.start.value;
+      e.pages = run.count;
+      e.unwritten = low_bits(run.count);
+      PAGEFS_TRY(put_extent(ino, e));
+      rec.blocks += run.count;
+      hint = run.start.value + run.count;
+      from += run.count;
+    }
+    return ok_status();
+  };
+  for (const Extent& e : extents) {
+    if (e.file_page > p) PAGEFS_TRY(fill(p, e.file_page));
+    p = std::max(p, e.end());
+  }
+  if (p < end) PAGEFS_TRY(fill(p, end));
+  return ok_status();
+}
+
+// ---- FileSystem: public ---------------------------------------------------------
+
+Result<size_t> FileSystem::read(InodeNo ino, uint64_t off, size_t len, char* buf) {
+  std::shared_lock lock(impl_->mu_);
+  PAGEFS_ASSIGN(InodeRecord rec, impl_->get_inode(ino));
+  if (S_ISDIR(rec.mode)) return Err{EISDIR};
+  return impl_->read_locked(ino, rec, off, len, buf);
+}
+
+Result<size_t> FileSystem::write(InodeNo ino, uint64_t off, const char* buf, size_t len) {
+  std::unique_lock lock(impl_->mu_);
+  PAGEFS_TRY(impl_->check_writable());
+  PAGEFS_ASSIGN(InodeRecord rec, impl_->get_inode(ino));
+  if (S_ISDIR(rec.mode)) return Err{EISDIR};
+  if (!S_ISREG(rec.mode)) return Err{EINVAL};
+  if (len == 0) return size_t(0);
+  return impl_->write_locked(ino, rec, off, buf, len);
+}
+
+Result<Attr> FileSystem::setattr(InodeNo ino, const SetAttr& c) {
+  std::unique_lock lock(impl_->mu_);
+  PAGEFS_TRY(impl_->check_writable());
+  PAGEFS_ASSIGN(InodeRecord rec, impl_->get_inode(ino));
+  if (c.set_size) {
+    if (S_ISDIR(rec.mode)) return Err{EISDIR};
+    if (!S_ISREG(rec.mode)) return Err{EINVAL};
+    PAGEFS_TRY(impl_->truncate_locked(ino, rec, c.size));
+  }
+  if (c.set_mode) rec.mode = (rec.mode & S_IFMT) | (c.mode & 07777);
+  if (c.set_uid) rec.uid = c.uid;
+  if (c.set_gid) rec.gid = c.gid;
+  timespec now = now_timespec();
+  if (c.set_atime) {
+    timespec t = c.atime_now ? now : c.atime;
+    rec.atime_sec = t.tv_sec, rec.atime_nsec = uint32_t(t.tv_nsec);
+  }
+  if (c.set_mtime) {
+    timespec t = c.mtime_now ? now : c.mtime;
+    rec.mtime_sec = t.tv_sec, rec.mtime_nsec = uint32_t(t.tv_nsec);
+  }
+  rec.ctime_sec = now.tv_sec, rec.ctime_nsec = uint32_t(now.tv_nsec);
+  PAGEFS_TRY(impl_->put_inode(ino, rec));
+  Attr a = Impl::to_attr(ino, rec);
+  a.blocks_512 = rec.blocks * (impl_->page_size_ / 512);
+  return a;
+}
+
+Status FileSystem::fallocate(InodeNo ino, int mode, uint64_t off, uint64_t len) {
+  const int known = FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE;
+  if (mode & ~known) return Err{EOPNOTSUPP};
+  if ((mode & FALLOC_FL_PUNCH_HOLE) && !(mode & FALLOC_FL_KEEP_SIZE)) return Err{EOPNOTSUPP};
+  if ((mode & FALLOC_FL_PUNCH_HOLE) && (mode & FALLOC_FL_ZERO_RANGE)) return Err{EOPNOTSUPP};
+  if (len == 0) return Err{EINVAL};
+  if (off >= kMaxFileBytes || len > kMaxFileBytes - off) return Err{EFBIG};
+  std::unique_lock lock(impl_->mu_);
+  Impl& fs = *impl_;
+  PAGEFS_TRY(fs.check_writable());
+  PAGEFS_ASSIGN(InodeRecord rec, fs.get_inode(ino));
+  if (S_ISDIR(rec.mode)) return Err{EISDIR};
+  if (!S_ISREG(rec.mode)) return Err{ENODEV};
+  const uint64_t ps = fs.page_size_;
+  uint64_t end = off + len;
+  uint64_t first_full = (off + ps - 1) / ps, end_full = end / ps;
+  if (mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE)) {
+    if (first_full > end_full) {
+      PAGEFS_TRY(fs.zero_bytes(ino, off, uint32_t(len)));  // inside one page
+    } else {
+      if (off % ps) PAGEFS_TRY(fs.zero_bytes(ino, off, uint32_t(ps - off % ps)));
+      if (end % ps && end_full >= first_full) PAGEFS_TRY(fs.zero_bytes(ino, end_full * ps, uint32_t(end % ps)));
+      PAGEFS_TRY(fs.remove_pages(ino, rec, first_full, end_full));
+    }
+    if (mode & FALLOC_FL_ZERO_RANGE && end_full > first_full) {
+      PAGEFS_TRY(fs.allocate_unwritten(ino, rec, first_full, end_full));
+    }
+    Impl::touch(rec, true, true);
+  } else {
+    PAGEFS_TRY(fs.allocate_unwritten(ino, rec, off / ps, (end + ps - 1) / ps));
+    Impl::touch(rec, false, true);
+  }
+  if (!(mode & FALLOC_FL_KEEP_SIZE) && end > rec.size) {
+    rec.size = end;
+    Impl::touch(rec, true, true);
+  }
+  return fs.put_inode(ino, rec);
+}
+
+Result<uint64_t> FileSystem::lseek(InodeNo ino, uint64_t off, int whence) {
+  if (whence != SEEK_DATA && whence != SEEK_HOLE) return Err{EINVAL};
+  std::shared_lock lock(impl_->mu_);
+  Impl& fs = *impl_;
+  PAGEFS_ASSIGN(InodeRecord rec, fs.get_inode(ino));
+  if (off >= rec.size) return Err{ENXIO};
+  const uint64_t ps = fs.page_size_;
+  std::vector<Extent> extents;
+  PAGEFS_TRY(fs.collect_extents(ino, off / ps, UINT64_MAX / ps, &extents));
+  if (whence == SEEK_DATA) {
+    for (const Extent& e : extents) {
+      uint64_t start = std::max(off, e.file_page * ps);
+      if (start < e.end() * ps) return start < rec.size ? Result<uint64_t>(start) : Err{ENXIO};
+    }
+    return Err{ENXIO};
+  }
+  uint64_t pos = off;
+  for (const Extent& e : extents) {
+    if (e.file_page * ps > pos) break;
+    pos = std::max(pos, e.end() * ps);
+  }
+  return std::min(pos, rec.size);
+}
+
+Result<size_t> FileSystem::copy_file_range(InodeNo in, uint64_t off_in, InodeNo out,
+                                           uint64_t off_out, size_t len) {
+  if (in == out && off_in < off_out + len && off_out < off_in + len) return Err{EINVAL};
+  constexpr size_t kChunk = 1 << 20;
+  std::vector<char> buf(std::min(len, kChunk));
+  size_t done = 0;
+  while (done < len) {
+    size_t want = std::min(kChunk, len - done);
+    PAGEFS_ASSIGN(size_t got, read(in, off_in + done, want, buf.data()));
+    if (got == 0) break;
+    PAGEFS_ASSIGN(size_t put, write(out, off_out + done, buf.data(), got));
+    done += put;
+    if (put < got) break;
+  }
+  return done;
+}
+
+}  // namespace pagefs

@@ -1,0 +1,403 @@
+// Mount, unmount, sync and the inode helpers of the engine. Directory, file
+// and xattr operations live in dir_ops.cc, file_ops.cc and xattr_ops.cc.
+#include "engine/filesystem.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#include <cassert>
+#include <cstring>
+#include <ctime>
+
+#include "engine/fs_impl.h"
+#include "engine/log.h"
+
+namespace pagefs {
+
+timespec now_timespec() {
+  timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return ts;
+}
+
+struct stat Attr::to_stat(uint32_t blksize) const {
+  struct stat st;
+  std::memset(&st, 0, sizeof st);
+  st.st_ino = ino;
+  st.st_mode = mode;
+  st.st_nlink = nlink;
+  st.st_uid = uid;
+  st.st_gid = gid;
+  st.st_rdev = rdev;
+  st.st_size = static_cast<off_t>(size);
+  st.st_blocks = static_cast<blkcnt_t>(blocks_512);
+  st.st_blksize = blksize;
+  st.st_atim = atime;
+  st.st_mtim = mtime;
+  st.st_ctim = ctime;
+  return st;
+}
+
+// ---- Impl: mount ------------------------------------------------------------
+
+FileSystem::Impl::Impl(std::unique_ptr<Device> device, const MountOptions& options)
+    : device_(std::move(device)), options_(options) {}
+
+FileSystem::Impl::~Impl() { stop_committer(); }
+
+namespace {
+
+// Reads both superblock copies and returns the newest valid one.
+Status read_superblock(Device& device, std::string* out, std::string* message) {
+  const uint32_t probe = std::max<uint32_t>(kMinPageSize, device.block_size());
+  if (device.size_bytes() < 2ull * probe) {
+    *message = "device is too small to hold a pagefs filesystem";
+    return Err{EINVAL};
+  }
+  void* buf = std::aligned_alloc(4096, kMaxPageSize);
+  std::unique_ptr<void, decltype(&std::free)> guard(buf, &std::free);
+  auto* bytes = static_cast<std::byte*>(buf);
+  PAGEFS_TRY(device.read_at(0, bytes, probe));
+  Superblock sb;
+  std::memcpy(&sb, bytes, sizeof sb);
+  if (std::memcmp(sb.magic, kSuperMagic, sizeof kSuperMagic) != 0 || sb.header.magic != kPageMagic) {
+    // The primary may be damaged: try the secondary at each possible page size.
+    bool found = false;
+    for (uint32_t ps = kMinPageSize; ps <= kMaxPageSize && !found; ps *= 2) {
+      if (device.size_bytes() < 2ull * ps) break;
+      if (!device.read_at(ps, bytes, ps).ok()) continue;
+      std::memcpy(&sb, bytes, sizeof sb);
+      found = std::memcmp(sb.magic, kSuperMagic, sizeof kSuperMagic) == 0 && sb.page_size == ps;
+    }
+    if (!found) {
+      *message = "not a pagefs filesystem (no superblock found); format it with mkfs.pagefs";
+      return Err{EINVAL};
+    }
+  }
+  uint32_t ps = sb.page_size;
+  if (ps < kMinPageSize || ps > kMaxPageSize || (ps & (ps - 1)) != 0) {
+    *message = "superblock has an invalid page size; run fsck.pagefs";
+    return Err{EINVAL};
+  }
+  Superblock best{};
+  bool have = false;
+  for (uint64_t copy = 0; copy < 2; copy++) {
+    if (!device.read_at(copy * ps, bytes, ps).ok()) continue;
+    const char* why = nullptr;
+    if (!verify_meta_page(bytes, ps, PageNo{copy}, PageType::kSuperblock, &why)) {
+      PAGEFS_LOG_WARN("superblock copy %llu is invalid: %s", (unsigned long long)copy, why);
+      continue;
+    }
+    Superblock candidate;
+    std::memcpy(&candidate, bytes, sizeof candidate);
+    if (!have || candidate.generation > best.generation) best = candidate, have = true;
+  }
+  if (!have) {
+    *message = "both superblock copies are damaged; run fsck.pagefs";
+    return Err{EIO};
+  }
+  if (best.version != kFormatVersion) {
+    *message = "unsupported pagefs format version " + std::to_string(best.version) +
+               " (this pagefs reads version " + std::to_string(kFormatVersion) + ")";
+    return Err{EPROTONOSUPPORT};
+  }
+  if (best.features_incompat & ~kKnownIncompat) {
+    *message = "filesystem uses features this pagefs does not support; upgrade pagefs";
+    return Err{EPROTONOSUPPORT};
+  }
+  if (best.page_count * ps > device.size_bytes()) {
+    *message = "device is smaller than the filesystem on it (truncated image?)";
+    return Err{EINVAL};
+  }
+  out->assign(reinterpret_cast<const char*>(&best), sizeof best);
+  return ok_status();
+}
+
+}  // namespace
+
+Status FileSystem::Impl::open(std::string* message) {
+  std::string sb_bytes;
+  PAGEFS_TRY(read_superblock(*device_, &sb_bytes, message));
+  sb_storage_ = std::move(sb_bytes);
+  sb_ = reinterpret_cast<Superblock*>(sb_storage_.data());
+  page_size_ = sb_->page_size;
+  read_only_ = options_.read_only || device_->read_only();
+  if (sb_->features_ro_compat & ~kKnownRoCompat) read_only_ = true;
+  if (sb_->state != static_cast<uint32_t>(FsState::kClean)) {
+    PAGEFS_LOG_WARN("filesystem was not cleanly unmounted; run fsck.pagefs -n to check it");
+  }
+  auto pool = BufferPool::open(*device_, page_size_, options_.cache_bytes);
+  if (!pool.ok()) {
+    *message = "cannot allocate the page cache: " + std::string(strerror(pool.error()));
+    return Err{pool.error()};
+  }
+  pool_ = std::move(pool).value();
+  auto space = SpaceMap::load(*pool_, *sb_);
+  if (!space.ok()) {
+    *message = "cannot read the free-space map: " + std::string(strerror(space.error()));
+    return Err{space.error()};
+  }
+  space_ = std::move(space).value();
+  root_ = TreeRoot{sb_->tree_root, sb_->tree_height};
+  tree_ = std::make_unique<Btree>(*pool_, *space_, root_);
+  auto root = get_inode(kRootInode);
+  if (!root.ok() || !S_ISDIR(root->mode)) {
+    *message = "root directory is missing or damaged; run fsck.pagefs";
+    return Err{EIO};
+  }
+  if (read_only_) return ok_status();
+  std::unique_lock lock(mu_);
+  PAGEFS_TRY(purge_orphans());
+  sb_->state = static_cast<uint32_t>(FsState::kMounted);
+  sb_->mount_time = now_timespec().tv_sec;
+  sb_->mount_count++;
+  dirty_ = true;
+  Status st = sync_locked();
+  if (!st.ok()) *message = "cannot write the superblock: " + std::string(strerror(st.error()));
+  return st;
+}
+
+// Writes every dirty page home, then both superblock copies, then flushes.
+// Without a journal the superblock is written last so that its free counts
+// describe pages already on the device.
+Status FileSystem::Impl::sync_locked() {
+  if (read_only_ || !dirty_) return ok_status();
+  sb_->tree_root = root_.page;
+  sb_->tree_height = root_.height;
+  sb_->free_pages = space_->free_pages();
+  sb_->write_time = now_timespec().tv_sec;
+  sb_->generation++;
+  for (uint64_t copy = 0; copy < 2; copy++) {
+    PAGEFS_ASSIGN(PageRef ref, pool_->create(PageNo{copy}, true));
+    std::memcpy(ref.data(), sb_, sizeof(Superblock));
+    auto* h = ref.as<PageHeader>();
+    h->magic = kPageMagic;
+    h->type = static_cast<uint16_t>(PageType::kSuperblock);
+    h->page_no = copy;
+    ref.mark_dirty();
+  }
+  PAGEFS_TRY(pool_->flush_all());
+  dirty_ = false;
+  return ok_status();
+}
+
+void FileSystem::Impl::start_committer() {
+  if (read_only_) return;
+  committer_ = std::thread([this] {
+    std::unique_lock lk(committer_mu_);
+    while (!committer_stop_) {
+      committer_cv_.wait_for(lk, std::chrono::seconds(std::max(1u, options_.commit_interval_s)));
+      if (committer_stop_) break;
+      lk.unlock();
+      {
+        std::unique_lock lock(mu_);
+        Status st = sync_locked();
+        if (!st.ok()) PAGEFS_LOG_ERROR("periodic commit failed: %s", strerror(st.error()));
+      }
+      lk.lock();
+    }
+  });
+}
+
+void FileSystem::Impl::stop_committer() {
+  {
+    std::lock_guard lk(committer_mu_);
+    committer_stop_ = true;
+  }
+  committer_cv_.notify_all();
+  if (committer_.joinable()) committer_.join();
+}
+
+// ---- Impl: inodes -------------------------------------------------------------
+
+Result<InodeRecord> FileSystem::Impl::get_inode(InodeNo ino) {
+  std::string v;
+  PAGEFS_ASSIGN(bool found, tree_->get(Key::of(ino.value, KeyKind::kInode, 0), &v));
+  if (!found) return Err{ENOENT};
+  if (v.size() != sizeof(InodeRecord)) {
+    PAGEFS_LOG_ERROR("inode %llu record has a bad size", (unsigned long long)ino.value);
+    return Err{EIO};
+  }
+  InodeRecord rec;
+  std::memcpy(&rec, v.data(), sizeof rec);
+  return rec;
+}
+
+Status FileSystem::Impl::put_inode(InodeNo ino, const InodeRecord& rec) {
+  dirty_ = true;
+  return tree_->put(Key::of(ino.value, KeyKind::kInode, 0),
+                    std::span(reinterpret_cast<const std::byte*>(&rec), sizeof rec));
+}
+
+void FileSystem::Impl::touch(InodeRecord& rec, bool mtime, bool ctime) {
+  timespec now = now_timespec();
+  if (mtime) rec.mtime_sec = now.tv_sec, rec.mtime_nsec = uint32_t(now.tv_nsec);
+  if (ctime) rec.ctime_sec = now.tv_sec, rec.ctime_nsec = uint32_t(now.tv_nsec);
+}
+
+Result<InodeNo> FileSystem::Impl::new_inode(uint32_t mode, uint64_t rdev, const Caller& caller,
+                                            const InodeRecord& parent, InodeRecord* out) {
+  InodeRecord rec{};
+  rec.mode = mode;
+  rec.uid = caller.uid;
+  rec.gid = caller.gid;
+  // BSD group semantics in a setgid directory; subdirectories inherit the bit.
+  if (parent.mode & S_ISGID) {
+    rec.gid = parent.gid;
+    if (S_ISDIR(mode)) rec.mode |= S_ISGID;
+  }
+  rec.nlink = S_ISDIR(mode) ? 2 : 1;
+  rec.rdev = rdev;
+  timespec now = now_timespec();
+  rec.atime_sec = rec.mtime_sec = rec.ctime_sec = rec.crtime_sec = now.tv_sec;
+  rec.atime_nsec = rec.mtime_nsec = rec.ctime_nsec = rec.crtime_nsec = uint32_t(now.tv_nsec);
+  InodeNo ino{sb_->next_inode};
+  PAGEFS_TRY(put_inode(ino, rec));
+  sb_->next_inode++;
+  sb_->inode_count++;
+  *out = rec;
+  return ino;
+}
+
+// Removes everything the tree holds for `ino` (record, xattrs, extents) and
+// frees its data pages.
+Status FileSystem::Impl::free_inode(InodeNo ino, const InodeRecord& rec) {
+  InodeRecord copy = rec;
+  if (S_ISREG(rec.mode) || S_ISLNK(rec.mode)) {
+    PAGEFS_TRY(remove_pages(ino, copy, 0, UINT64_MAX / page_size_));
+  }
+  std::vector<Key> keys;
+  PAGEFS_TRY(tree_->scan(Key::of(ino.value, KeyKind::kInode, 0), Key::of(ino.value, KeyKind::kOrphan, UINT64_MAX),
+                         [&](const Key& k, std::span<const std::byte>) {
+                           keys.push_back(k);
+                           return true;
+                         }));
+  for (const Key& k : keys) {
+    auto erased = tree_->erase(k);
+    if (!erased.ok()) return Err{erased.error()};
+  }
+  sb_->inode_count--;
+  dirty_ = true;
+  return ok_status();
+}
+
+Status FileSystem::Impl::add_orphan(InodeNo ino) {
+  dirty_ = true;
+  return tree_->put(Key::of(0, KeyKind::kOrphan, ino.value), {});
+}
+
+Status FileSystem::Impl::remove_orphan(InodeNo ino) {
+  dirty_ = true;
+  auto r = tree_->erase(Key::of(0, KeyKind::kOrphan, ino.value));
+  return r.ok() ? ok_status() : Status(Err{r.error()});
+}
+
+// Frees inodes left on the orphan list by a crash or by an unmount while files
+// were still open.
+Status FileSystem::Impl::purge_orphans() {
+  std::vector<uint64_t> orphans;
+  PAGEFS_TRY(tree_->scan(Key::of(0, KeyKind::kOrphan, 0), Key::of(0, KeyKind::kOrphan, UINT64_MAX),
+                         [&](const Key& k, std::span<const std::byte>) {
+                           orphans.push_back(k.off);
+                           return true;
+                         }));
+  for (uint64_t ino : orphans) {
+    auto rec = get_inode(InodeNo{ino});
+    if (rec.ok() && rec->nlink == 0) PAGEFS_TRY(free_inode(InodeNo{ino}, *rec));
+    PAGEFS_TRY(remove_orphan(InodeNo{ino}));
+  }
+  if (!orphans.empty()) PAGEFS_LOG_INFO("freed %zu orphaned inodes", orphans.size());
+  return ok_status();
+}
+
+Attr FileSystem::Impl::to_attr(InodeNo ino, const InodeRecord& rec) {
+  Attr a;
+  a.ino = ino.value;
+  a.mode = rec.mode;
+  a.nlink = rec.nlink;
+  a.uid = rec.uid;
+  a.gid = rec.gid;
+  a.rdev = rec.rdev;
+  a.size = rec.size;
+  a.atime = timespec{rec.atime_sec, long(rec.atime_nsec)};
+  a.mtime = timespec{rec.mtime_sec, long(rec.mtime_nsec)};
+  a.ctime = timespec{rec.ctime_sec, long(rec.ctime_nsec)};
+  return a;
+}
+
+Status FileSystem::Impl::check_writable() const {
+  if (read_only_) return Err{EROFS};
+  return ok_status();
+}
+
+// ---- FileSystem: public ---------------------------------------------------------
+
+FileSystem::FileSystem() = default;
+FileSystem::~FileSystem() = default;
+
+Result<std::unique_ptr<FileSystem>> FileSystem::mount(std::unique_ptr<Device> device,
+                                                      const MountOptions& options,
+                                                      std::string* error_message) {
+  std::string scratch;
+  std::string* message = error_message ? error_message : &scratch;
+  std::unique_ptr<FileSystem> fs(new FileSystem());
+  fs->impl_ = std::make_unique<Impl>(std::move(device), options);
+  PAGEFS_TRY(fs->impl_->open(message));
+  fs->impl_->start_committer();
+  return fs;
+}
+
+Status FileSystem::unmount() {
+  impl_->stop_committer();
+  std::unique_lock lock(impl_->mu_);
+  if (impl_->read_only_) return ok_status();
+  impl_->sb_->state = static_cast<uint32_t>(FsState::kClean);
+  impl_->dirty_ = true;
+  return impl_->sync_locked();
+}
+
+Result<Attr> FileSystem::getattr(InodeNo ino) {
+  std::shared_lock lock(impl_->mu_);
+  PAGEFS_ASSIGN(InodeRecord rec, impl_->get_inode(ino));
+  Attr a = Impl::to_attr(ino, rec);
+  a.blocks_512 = rec.blocks * (impl_->page_size_ / 512);
+  return a;
+}
+
+Status FileSystem::fsync(InodeNo, bool) {
+  std::unique_lock lock(impl_->mu_);
+  if (impl_->read_only_) return ok_status();
+  return impl_->sync_locked();
+}
+
+Status FileSystem::release_inode(InodeNo ino) {
+  std::unique_lock lock(impl_->mu_);
+  if (impl_->read_only_) return ok_status();
+  auto rec = impl_->get_inode(ino);
+  if (!rec.ok()) return rec.error() == ENOENT ? ok_status() : Status(Err{rec.error()});
+  if (rec->nlink > 0) return ok_status();
+  PAGEFS_TRY(impl_->free_inode(ino, *rec));
+  return impl_->remove_orphan(ino);
+}
+
+FsStats FileSystem::stats() const {
+  std::shared_lock lock(impl_->mu_);
+  PoolStats ps = impl_->pool_->stats();
+  FsStats s;
+  s.page_size = impl_->page_size_;
+  s.total_pages = impl_->sb_->page_count - impl_->sb_->data_start;
+  s.free_pages = impl_->space_->data_free_pages();
+  s.inodes = impl_->sb_->inode_count;
+  s.checksum_errors = ps.checksum_errors;
+  s.cache_hits = ps.hits;
+  s.cache_misses = ps.misses;
+  s.cache_frames = ps.frames;
+  s.pages_read = ps.pages_read;
+  s.pages_written = ps.pages_written;
+  return s;
+}
+
+uint32_t FileSystem::page_size() const { return impl_->page_size_; }
+bool FileSystem::read_only() const { return impl_->read_only_; }
+
+}  // namespace pagefs

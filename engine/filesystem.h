@@ -1,0 +1,184 @@
+// FileSystem: the POSIX-shaped operations of pagefs on inode numbers.
+//
+// This is the engine's public API; the FUSE adapter in fs/ is a thin layer over
+// it. Every operation is one atomic unit: it takes the locks it needs, changes
+// the tree and pages through the buffer manager, and returns a value or a
+// positive errno. Nothing here knows about FUSE.
+//
+// Permission checks are the kernel's (the mount uses default_permissions); the
+// engine enforces the rules that are about structure: names, types, emptiness,
+// sticky directories on rename/unlink, link counts, space.
+//
+// Lifetime of inodes: an inode whose link count reaches zero goes onto the
+// orphan list and keeps its data until release_inode() says nobody refers to
+// it any more (the FUSE adapter calls it when the kernel's lookup count drops
+// to zero). Orphans left by a crash or an unmount are purged at the next mount.
+//
+// Thread-safety: every method may be called concurrently from any thread.
+#pragma once
+
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/types.h>
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <shared_mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "engine/device.h"
+#include "engine/result.h"
+#include "engine/types.h"
+
+namespace pagefs {
+
+class BufferPool;
+class Btree;
+class SpaceMap;
+struct Superblock;
+
+struct MountOptions {
+  uint64_t cache_bytes = 256ull << 20;  // buffer pool budget
+  bool read_only = false;
+  uint32_t commit_interval_s = 5;       // dirty data reaches the device within this
+};
+
+// What the filesystem reports about an inode (a subset of struct stat).
+struct Attr {
+  uint64_t ino = 0;
+  uint32_t mode = 0;
+  uint32_t nlink = 0;
+  uint32_t uid = 0;
+  uint32_t gid = 0;
+  uint64_t rdev = 0;
+  uint64_t size = 0;
+  uint64_t blocks_512 = 0;  // st_blocks: 512-byte units allocated
+  timespec atime{};
+  timespec mtime{};
+  timespec ctime{};
+
+  struct stat to_stat(uint32_t blksize) const;
+};
+
+// Who is asking: new inodes take these ids (and a setgid directory's gid).
+struct Caller {
+  uint32_t uid = 0;
+  uint32_t gid = 0;
+};
+
+// A setattr request; only the fields whose flag is set change.
+struct SetAttr {
+  bool set_mode = false, set_uid = false, set_gid = false, set_size = false;
+  bool set_atime = false, set_mtime = false;
+  bool atime_now = false, mtime_now = false;  // UTIME_NOW
+  uint32_t mode = 0, uid = 0, gid = 0;
+  uint64_t size = 0;
+  timespec atime{}, mtime{};
+};
+
+// One directory entry as readdir reports it. `cookie` is the offset to resume
+// after this entry.
+struct DirEntry {
+  std::string_view name;
+  uint64_t ino;
+  uint32_t type;  // DT_* from <dirent.h>
+  uint64_t cookie;
+};
+
+struct FsStats {
+  uint64_t page_size = 0;
+  uint64_t total_pages = 0;
+  uint64_t free_pages = 0;
+  uint64_t inodes = 0;
+  uint64_t checksum_errors = 0;  // CRC mismatches found on reads since mount
+  uint64_t cache_hits = 0;
+  uint64_t cache_misses = 0;
+  uint64_t cache_frames = 0;
+  uint64_t pages_read = 0;
+  uint64_t pages_written = 0;
+};
+
+class FileSystem {
+ public:
+  // Opens a formatted device. Fails with EINVAL (not pagefs), EPROTONOSUPPORT
+  // (unknown version or features) or EIO; `error_message` receives one line for
+  // the user.
+  static Result<std::unique_ptr<FileSystem>> mount(std::unique_ptr<Device> device,
+                                                   const MountOptions& options,
+                                                   std::string* error_message = nullptr);
+  ~FileSystem();
+  FileSystem(const FileSystem&) = delete;
+  FileSystem& operator=(const FileSystem&) = delete;
+
+  // Writes every dirty page home, marks the superblock clean and flushes. The
+  // object must not be used afterwards except to destroy it.
+  Status unmount();
+
+  Result<Attr> lookup(InodeNo parent, std::string_view name);
+  Result<Attr> getattr(InodeNo ino);
+  Result<Attr> setattr(InodeNo ino, const SetAttr& changes);
+
+  // `mode` carries the file type (S_IFREG, S_IFIFO, S_IFSOCK, S_IFCHR, S_IFBLK).
+  Result<Attr> mknod(InodeNo parent, std::string_view name, uint32_t mode, uint64_t rdev,
+                     const Caller& caller);
+  Result<Attr> mkdir(InodeNo parent, std::string_view name, uint32_t mode, const Caller& caller);
+  Result<Attr> symlink(InodeNo parent, std::string_view name, std::string_view target,
+                       const Caller& caller);
+  Result<std::string> readlink(InodeNo ino);
+  Result<Attr> link(InodeNo ino, InodeNo new_parent, std::string_view new_name);
+  // The caller's uid is needed for sticky directories.
+  Status unlink(InodeNo parent, std::string_view name, const Caller& caller);
+  Status rmdir(InodeNo parent, std::string_view name, const Caller& caller);
+  // flags: 0, RENAME_NOREPLACE or RENAME_EXCHANGE.
+  Status rename(InodeNo parent, std::string_view name, InodeNo new_parent,
+                std::string_view new_name, uint32_t flags, const Caller& caller);
+
+  // Called when no kernel reference to `ino` remains; frees it if unlinked.
+  Status release_inode(InodeNo ino);
+
+  // Reads up to `len` bytes at `off` into `buf`; returns bytes read (short at EOF).
+  Result<size_t> read(InodeNo ino, uint64_t off, size_t len, char* buf);
+  // Writes `len` bytes; returns bytes written. Updates size, mtime, ctime and
+  // clears setuid/setgid bits as POSIX asks of an unprivileged writer.
+  Result<size_t> write(InodeNo ino, uint64_t off, const char* buf, size_t len);
+  // mode: 0, FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE|FALLOC_FL_KEEP_SIZE,
+  // FALLOC_FL_ZERO_RANGE (optionally with KEEP_SIZE). Others: EOPNOTSUPP.
+  Status fallocate(InodeNo ino, int mode, uint64_t off, uint64_t len);
+  // whence: SEEK_DATA or SEEK_HOLE. ENXIO past the end or when no data follows.
+  Result<uint64_t> lseek(InodeNo ino, uint64_t off, int whence);
+  Result<size_t> copy_file_range(InodeNo in, uint64_t off_in, InodeNo out, uint64_t off_out,
+                                 size_t len);
+  // Makes the file's data and the metadata that reaches it durable.
+  Status fsync(InodeNo ino, bool datasync);
+
+  // Calls `emit` for each entry after `cookie` (0 = from the start; "." and
+  // ".." are the caller's business) until it returns false.
+  Status readdir(InodeNo dir, uint64_t cookie, const std::function<bool(const DirEntry&)>& emit);
+
+  // flags: 0, XATTR_CREATE or XATTR_REPLACE.
+  Status setxattr(InodeNo ino, std::string_view name, std::string_view value, int flags);
+  // Returns the value (ENODATA if absent).
+  Result<std::string> getxattr(InodeNo ino, std::string_view name);
+  // Returns the names, each followed by a NUL, as listxattr(2) does.
+  Result<std::string> listxattr(InodeNo ino);
+  Status removexattr(InodeNo ino, std::string_view name);
+
+  FsStats stats() const;
+  uint32_t page_size() const;
+  bool read_only() const;
+
+  class Impl;  // engine-internal: fs_impl.h
+
+ private:
+  FileSystem();
+  std::unique_ptr<Impl> impl_;
+};
+
+// Largest xattr value the format stores (for a name of `name_len` bytes).
+size_t max_xattr_value(uint32_t page_size, size_t name_len);
+
+}  // namespace pagefs

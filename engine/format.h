@@ -1,0 +1,233 @@
+// The on-disk format of pagefs: every structure that reaches the device.
+//
+// Shared by the engine, mkfs.pagefs and fsck.pagefs; docs/format.md describes
+// the same bytes in prose with a worked example. All integers are fixed-width
+// little-endian (the static_assert below pins the host byte order; a big-endian
+// port would add byte swaps in the accessors, not change these layouts).
+//
+// Device layout, in pages of `page_size` bytes:
+//
+//   page 0                      primary superblock
+//   page 1                      secondary superblock (same contents)
+//   [journal_start, +journal_pages)   journal region (reserved at mkfs)
+//   [bitmap_start, +bitmap_pages)     free-space bitmap, one bit per device page
+//   [data_start, page_count)          B+tree nodes and file data pages
+//
+// Metadata pages (superblocks, bitmap pages, tree nodes) start with a
+// PageHeader carrying their type, own page number, LSN and CRC32C. Data pages
+// hold file bytes only; their CRC32Cs are kept in the extent records that point
+// at them. No valid magic, type or page number is zero, so a zeroed page is
+// never mistaken for a live one.
+#pragma once
+
+#include <bit>
+#include <cstddef>
+#include <cstdint>
+
+namespace pagefs {
+
+static_assert(std::endian::native == std::endian::little,
+              "the on-disk format is little-endian; add byte swaps for this host");
+
+inline constexpr uint32_t kFormatVersion = 1;
+inline constexpr uint32_t kMinPageSize = 4096;
+inline constexpr uint32_t kMaxPageSize = 65536;
+inline constexpr uint32_t kDefaultPageSize = 4096;
+inline constexpr uint32_t kPageMagic = 0x53464750;  // "PGFS" in little-endian bytes
+inline constexpr char kSuperMagic[8] = {'p', 'a', 'g', 'e', 'f', 's', '\0', '\x1a'};
+inline constexpr uint32_t kNameMax = 255;
+inline constexpr uint32_t kMaxExtentPages = 32;  // one bit each in ExtentValue::unwritten_mask
+
+enum class PageType : uint16_t {
+  kSuperblock = 1,
+  kBitmap = 2,
+  kTreeNode = 3,
+  kJournal = 4,
+};
+
+// Feature flags. A mount refuses unknown incompat bits; ro_compat bits it does
+// not know force a read-only mount; compat bits are informational.
+inline constexpr uint64_t kKnownIncompat = 0;
+inline constexpr uint64_t kKnownRoCompat = 0;
+
+// First bytes of every metadata page. 32 bytes.
+struct PageHeader {
+  uint32_t magic;     // kPageMagic
+  uint16_t type;      // PageType
+  uint16_t flags;     // reserved, zero
+  uint32_t crc;       // CRC32C of the whole page, computed with this field zero
+  uint32_t reserved;  // zero
+  uint64_t page_no;   // the page's own number: catches misdirected writes
+  uint64_t lsn;       // LSN of the last journal record that changed this page
+};
+static_assert(sizeof(PageHeader) == 32);
+static_assert(offsetof(PageHeader, crc) == 8);
+static_assert(offsetof(PageHeader, page_no) == 16);
+static_assert(offsetof(PageHeader, lsn) == 24);
+
+enum class FsState : uint32_t {
+  kClean = 1,    // unmounted cleanly: every page is home
+  kMounted = 2,  // mounted, or the daemon died while mounted
+};
+
+// Pages 0 and 1. The copy with a valid CRC and the highest generation wins.
+struct Superblock {
+  PageHeader header;            // type kSuperblock, page_no 0 or 1
+  char magic[8];                // kSuperMagic
+  uint32_t version;             // kFormatVersion
+  uint32_t page_size;           // bytes per page: 4096..65536, a power of two
+  uint64_t features_compat;     // informational feature bits
+  uint64_t features_incompat;   // a mount refuses bits it does not know
+  uint64_t features_ro_compat;  // unknown bits force a read-only mount
+  uint64_t page_count;          // pages of the device used by this filesystem
+  uint64_t journal_start;       // first page of the journal region
+  uint64_t journal_pages;       // pages in the journal region
+  uint64_t bitmap_start;        // first free-space bitmap page
+  uint64_t bitmap_pages;        // number of bitmap pages
+  uint64_t data_start;          // first page available to the allocator
+  uint64_t tree_root;           // page number of the B+tree root node
+  uint32_t tree_height;         // levels in the tree; 1 when the root is a leaf
+  uint32_t state;               // FsState
+  uint64_t next_inode;          // next inode number to hand out; never reused
+  uint64_t free_pages;          // free pages at the last superblock write
+  uint64_t inode_count;         // live inodes at the last superblock write
+  uint64_t generation;          // incremented on every superblock write
+  uint8_t uuid[16];             // random at mkfs
+  char label[64];               // NUL-padded volume label
+  int64_t mkfs_time;            // seconds since the epoch
+  int64_t mount_time;           // last mount, seconds since the epoch
+  int64_t write_time;           // last superblock write, seconds since the epoch
+  uint64_t mount_count;         // mounts since mkfs
+  uint64_t journal_head;        // journal: reserved for the journal, zero in version 1
+  uint64_t journal_tail;        // journal: reserved for the journal, zero in version 1
+  uint64_t journal_sequence;    // journal: reserved for the journal, zero in version 1
+};
+static_assert(offsetof(Superblock, magic) == 32);
+static_assert(offsetof(Superblock, page_count) == 72);
+static_assert(offsetof(Superblock, tree_root) == 120);
+static_assert(offsetof(Superblock, uuid) == 168);
+static_assert(offsetof(Superblock, label) == 184);
+static_assert(sizeof(Superblock) == 304);
+
+// A bitmap page: PageHeader, then one bit per device page (bit i of byte j is
+// page (bitmap index * kBitsPerBitmapPage) + 8j + i). 1 = in use.
+inline constexpr uint64_t bitmap_bits_per_page(uint32_t page_size) {
+  return uint64_t(page_size - sizeof(PageHeader)) * 8;
+}
+
+// ---------------------------------------------------------------------------
+// B+tree nodes. One tree holds every item of the filesystem, ordered by Key.
+//
+// A node is a slotted page: PageHeader, NodeHeader, an array of `count` uint16
+// slot offsets sorted by key, free space, and cells packed at the end of the
+// page. A cell is a packed DiskKey, a uint16 value length and the value bytes.
+// In a leaf the value is the item; in an internal node it is the child's page
+// number (8 bytes) and the key is the smallest key that child may hold (the
+// first internal key is ignored: it stands for minus infinity).
+
+struct NodeHeader {
+  uint16_t count;       // number of cells
+  uint16_t level;       // 0 = leaf
+  uint16_t cell_start;  // page offset of the lowest cell byte
+  uint16_t reserved0;   // zero
+  uint32_t reserved1;   // zero
+  uint32_t reserved2;   // zero
+};
+static_assert(sizeof(NodeHeader) == 16);
+inline constexpr size_t kNodeHeaderOffset = sizeof(PageHeader);
+inline constexpr size_t kSlotsOffset = sizeof(PageHeader) + sizeof(NodeHeader);
+
+enum class KeyKind : uint8_t {
+  kInode = 1,   // (ino, kInode, 0)             -> InodeRecord
+  kXattr = 2,   // (ino, kXattr, name cookie)   -> XattrValue
+  kDirent = 3,  // (dir, kDirent, name cookie)  -> DirentValue
+  kExtent = 4,  // (ino, kExtent, file page)    -> ExtentValue
+  kOrphan = 5,  // (0, kOrphan, ino)            -> empty: unlinked but still open
+};
+
+// A key as stored in a cell: 17 packed bytes.
+struct __attribute__((packed)) DiskKey {
+  uint64_t ino;  // inode the item belongs to (0 for the orphan list)
+  uint8_t kind;  // KeyKind
+  uint64_t off;  // kind-specific: name cookie, file page index, orphan inode
+};
+static_assert(sizeof(DiskKey) == 17);
+inline constexpr size_t kCellOverhead = sizeof(DiskKey) + sizeof(uint16_t);
+
+// Value of (ino, kInode, 0).
+struct InodeRecord {
+  uint32_t mode;        // file type and permission bits, as st_mode
+  uint32_t uid;         // owner
+  uint32_t gid;         // group
+  uint32_t nlink;       // hard links (directories: 2 + subdirectories)
+  uint64_t size;        // bytes (directories: number of entries)
+  uint64_t rdev;        // device number of character and block device nodes
+  uint64_t parent;      // directories: inode of the parent; others: zero
+  uint64_t blocks;      // device pages allocated to the file
+  int64_t atime_sec;    // last access
+  int64_t mtime_sec;    // last modification of the contents
+  int64_t ctime_sec;    // last change of the inode
+  int64_t crtime_sec;   // creation
+  uint32_t atime_nsec;  //
+  uint32_t mtime_nsec;  //
+  uint32_t ctime_nsec;  //
+  uint32_t crtime_nsec; //
+  uint32_t flags;       // reserved, zero
+  uint32_t generation;  // reserved, zero (inode numbers are never reused)
+};
+static_assert(sizeof(InodeRecord) == 104);
+
+// Value of (dir, kDirent, cookie). The cookie is the name's hash in the upper
+// bits and a collision counter in the low 8 bits; it doubles as the readdir
+// offset, so offsets stay stable while other entries come and go.
+struct DirentValue {
+  uint64_t ino;      // the entry's inode
+  uint8_t type;      // DT_REG, DT_DIR, ... as in <dirent.h>
+  uint8_t name_len;  // 1..255
+  // followed by name_len bytes of name, no terminator
+} __attribute__((packed));
+static_assert(sizeof(DirentValue) == 10);
+
+// Value of (ino, kExtent, first file page): `pages` consecutive file pages
+// stored in consecutive device pages starting at `phys`. Each page has its
+// CRC32C here. A page whose unwritten bit is set is allocated but reads as
+// zeros (fallocate), and its CRC is not checked.
+struct ExtentValue {
+  uint64_t phys;            // first device page
+  uint16_t pages;           // 1..kMaxExtentPages
+  uint16_t reserved;        // zero
+  uint32_t unwritten_mask;  // bit i set: page i is allocated but unwritten
+  // followed by `pages` uint32 CRC32Cs
+};
+static_assert(sizeof(ExtentValue) == 16);
+inline constexpr size_t extent_value_size(uint32_t pages) { return 16 + 4 * size_t(pages); }
+
+// Value of (ino, kXattr, cookie); cookie as for directory entries.
+struct XattrValue {
+  uint8_t name_len;    // 1..255
+  uint8_t reserved;    // zero
+  uint16_t value_len;  // bytes of value
+  // followed by the name, then the value
+};
+static_assert(sizeof(XattrValue) == 4);
+
+// The hash part of a directory-entry or xattr cookie: FNV-1a 64 of the name,
+// cut to 54 bits, plus one so it is never zero. A cookie is
+// (name_hash(name) << 8) | n, where n (0..255) tells colliding names apart, so
+// every cookie is at least 256 and below 2^63 (a valid off_t).
+inline constexpr uint64_t name_hash(const char* name, size_t len) {
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (size_t i = 0; i < len; i++) {
+    h ^= static_cast<unsigned char>(name[i]);
+    h *= 0x100000001b3ull;
+  }
+  return (h & ((1ull << 54) - 1)) + 1;
+}
+inline constexpr uint64_t kCookieCollisionBits = 8;
+
+// Largest value a leaf cell may hold: four cells always fit in a node.
+inline constexpr size_t max_value_size(uint32_t page_size) {
+  return (page_size - kSlotsOffset) / 4 - kCellOverhead - sizeof(uint16_t);
+}
+
+}  // namespace pagefs

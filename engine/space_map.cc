@@ -1,0 +1,161 @@
+#include "engine/space_map.h"
+
+#include <algorithm>
+#include <bit>
+#include <cassert>
+#include <cstring>
+
+#include "engine/log.h"
+
+namespace pagefs {
+namespace {
+
+bool test_bit(const std::byte* bits, uint64_t i) {
+  return (std::to_integer<unsigned>(bits[i / 8]) >> (i % 8)) & 1;
+}
+
+void put_bit(std::byte* bits, uint64_t i, bool v) {
+  std::byte mask{static_cast<unsigned char>(1u << (i % 8))};
+  if (v) {
+    bits[i / 8] |= mask;
+  } else {
+    bits[i / 8] &= ~mask;
+  }
+}
+
+}  // namespace
+
+SpaceMap::SpaceMap(BufferPool& pool, const Superblock& sb)
+    : pool_(pool),
+      bitmap_start_(sb.bitmap_start),
+      bitmap_pages_(sb.bitmap_pages),
+      page_count_(sb.page_count),
+      data_start_(sb.data_start),
+      bits_per_page_(bitmap_bits_per_page(sb.page_size)),
+      free_in_page_(sb.bitmap_pages, 0) {}
+
+Status SpaceMap::format(BufferPool& pool, const Superblock& sb) {
+  uint64_t bits = bitmap_bits_per_page(sb.page_size);
+  for (uint64_t k = 0; k < sb.bitmap_pages; k++) {
+    PAGEFS_ASSIGN(PageRef ref, pool.create(PageNo{sb.bitmap_start + k}, true));
+    auto* h = ref.as<PageHeader>();
+    h->magic = kPageMagic;
+    h->type = static_cast<uint16_t>(PageType::kBitmap);
+    h->page_no = sb.bitmap_start + k;
+    std::byte* map = ref.data() + sizeof(PageHeader);
+    for (uint64_t i = 0; i < bits; i++) {
+      uint64_t page = k * bits + i;
+      // Reserved regions and pages past the end are permanently "used".
+      if (page < sb.data_start || page >= sb.page_count) put_bit(map, i, true);
+    }
+    ref.mark_dirty();
+  }
+  return ok_status();
+}
+
+Result<std::unique_ptr<SpaceMap>> SpaceMap::load(BufferPool& pool, const Superblock& sb) {
+  std::unique_ptr<SpaceMap> map(new SpaceMap(pool, sb));
+  for (uint64_t k = 0; k < sb.bitmap_pages; k++) {
+    PAGEFS_ASSIGN(PageRef ref, map->bitmap_page(k));
+    const std::byte* bits = ref.data() + sizeof(PageHeader);
+    uint64_t used = 0;
+    for (uint64_t w = 0; w < map->bits_per_page_ / 8; w++) {
+      used += std::popcount(std::to_integer<unsigned>(bits[w]));
+    }
+    map->free_in_page_[k] = static_cast<uint32_t>(map->bits_per_page_ - used);
+    map->free_pages_ += map->free_in_page_[k];
+  }
+  return map;
+}
+
+Result<PageRef> SpaceMap::bitmap_page(uint64_t index) {
+  assert(index < bitmap_pages_);
+  return pool_.fetch_meta(PageNo{bitmap_start_ + index}, PageType::kBitmap);
+}
+
+bool SpaceMap::allowed(uint64_t count, bool metadata) const {
+  if (metadata) return free_pages_ >= count;
+  return data_free_pages() >= count;
+}
+
+Result<PageRun> SpaceMap::allocate(PageNo hint, uint32_t max_pages, bool metadata) {
+  assert(max_pages > 0);
+  if (!allowed(1, metadata)) return Err{ENOSPC};
+  uint64_t start = std::clamp<uint64_t>(hint.value, data_start_, page_count_ - 1);
+  uint64_t first_page = start / bits_per_page_;
+  // The last step comes back to the hint's own bitmap page and searches it
+  // from its start: the wrap-around.
+  for (uint64_t step = 0; step <= bitmap_pages_; step++) {
+    uint64_t k = (first_page + step) % bitmap_pages_;
+    if (free_in_page_[k] == 0) continue;
+    PAGEFS_ASSIGN(PageRef ref, bitmap_page(k));
+    const std::byte* bits = ref.data() + sizeof(PageHeader);
+    uint64_t from = (step == 0) ? start % bits_per_page_ : 0;
+    for (uint64_t i = from; i < bits_per_page_; i++) {
+      if (test_bit(bits, i)) continue;
+      uint64_t page = k * bits_per_page_ + i;
+      uint32_t run = 1;
+      while (run < max_pages && i + run < bits_per_page_ && !test_bit(bits, i + run) &&
+             allowed(run + 1, metadata)) {
+        run++;
+      }
+      ref.reset();
+      PAGEFS_TRY(set_bits(page, run, true));
+      return PageRun{PageNo{page}, run};
+    }
+  }
+  return Err{ENOSPC};
+}
+
+Result<bool> SpaceMap::allocate_at(PageNo page, bool metadata) {
+  if (page.value < data_start_ || page.value >= page_count_) return false;
+  if (!allowed(1, metadata)) return false;
+  PAGEFS_ASSIGN(bool used, is_used(page));
+  if (used) return false;
+  PAGEFS_TRY(set_bits(page.value, 1, true));
+  return true;
+}
+
+Result<bool> SpaceMap::is_used(PageNo page) {
+  assert(page.value < bitmap_pages_ * bits_per_page_);
+  PAGEFS_ASSIGN(PageRef ref, bitmap_page(page.value / bits_per_page_));
+  return test_bit(ref.data() + sizeof(PageHeader), page.value % bits_per_page_);
+}
+
+Status SpaceMap::free(PageNo start, uint32_t count) {
+  assert(start.value >= data_start_ && start.value + count <= page_count_);
+  return set_bits(start.value, count, false);
+}
+
+// Flips bits for pages [start, start+count). Every bit must change: a bit
+// already in the target state means the map disagrees with the tree
+// (corruption), reported as EIO.
+Status SpaceMap::set_bits(uint64_t start, uint32_t count, bool used) {
+  uint64_t page = start;
+  while (page < start + count) {
+    uint64_t k = page / bits_per_page_;
+    PAGEFS_ASSIGN(PageRef ref, bitmap_page(k));
+    std::byte* bits = ref.data() + sizeof(PageHeader);
+    for (; page < start + count && page / bits_per_page_ == k; page++) {
+      uint64_t i = page % bits_per_page_;
+      if (test_bit(bits, i) == used) {
+        PAGEFS_LOG_ERROR("space map: page %llu is already %s", (unsigned long long)page,
+                         used ? "in use" : "free");
+        ref.mark_dirty();
+        return Err{EIO};
+      }
+      put_bit(bits, i, used);
+      if (used) {
+        free_in_page_[k]--;
+        free_pages_--;
+      } else {
+        free_in_page_[k]++;
+        free_pages_++;
+      }
+    }
+    ref.mark_dirty();
+  }
+  return ok_status();
+}
+
+}  // namespace pagefs

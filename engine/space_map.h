@@ -1,0 +1,73 @@
+// SpaceMap: the free-space allocator over the on-disk bitmap.
+//
+// One bit per device page, stored in bitmap pages that travel through the
+// buffer pool like any metadata page. A per-bitmap-page free count, built at
+// load and sized once, lets searches skip full pages.
+//
+// Allocation is next-fit from a hint: sequential writers pass the page after
+// their last one, so a file grows in contiguous runs. A small reserve of pages
+// is kept for metadata, so that unlink, rmdir and truncate (which may need a
+// tree page) still work on a filesystem that data has filled.
+//
+// Thread-safety: none; the filesystem lock (held exclusively to modify)
+// serializes every call.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "engine/buffer_pool.h"
+#include "engine/format.h"
+#include "engine/result.h"
+#include "engine/types.h"
+
+namespace pagefs {
+
+struct PageRun {
+  PageNo start;
+  uint32_t count = 0;
+};
+
+class SpaceMap {
+ public:
+  // Pages kept back from data allocation for metadata.
+  static constexpr uint64_t kMetadataReserve = 64;
+
+  static Result<std::unique_ptr<SpaceMap>> load(BufferPool& pool, const Superblock& sb);
+
+  // Marks [start, start+count) used in freshly created bitmap pages (mkfs).
+  static Status format(BufferPool& pool, const Superblock& sb);
+
+  // Allocates a run of 1..max_pages contiguous free pages at or after `hint`
+  // (wrapping around). Data allocations (metadata == false) fail with ENOSPC
+  // before eating into the metadata reserve.
+  Result<PageRun> allocate(PageNo hint, uint32_t max_pages, bool metadata);
+  // Allocates exactly `page` if it is free; false if it is not.
+  Result<bool> allocate_at(PageNo page, bool metadata);
+  Status free(PageNo start, uint32_t count);
+  Result<bool> is_used(PageNo page);
+
+  uint64_t free_pages() const { return free_pages_; }
+  // Free pages available to file data (excludes the metadata reserve).
+  uint64_t data_free_pages() const {
+    return free_pages_ > kMetadataReserve ? free_pages_ - kMetadataReserve : 0;
+  }
+
+ private:
+  SpaceMap(BufferPool& pool, const Superblock& sb);
+  Result<PageRef> bitmap_page(uint64_t index);
+  Status set_bits(uint64_t start, uint32_t count, bool used);
+  bool allowed(uint64_t count, bool metadata) const;
+
+  BufferPool& pool_;
+  uint64_t bitmap_start_;
+  uint64_t bitmap_pages_;
+  uint64_t page_count_;
+  uint64_t data_start_;
+  uint64_t bits_per_page_;
+  uint64_t free_pages_ = 0;
+  std::vector<uint32_t> free_in_page_;  // free bits per bitmap page
+};
+
+}  // namespace pagefs

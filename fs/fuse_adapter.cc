@@ -1,0 +1,142 @@
+#include "fs/fuse_adapter.h"
+
+#include <cstring>
+#include <memory>
+#include <new>
+
+#include "engine/log.h"
+
+namespace pagefs {
+namespace {
+
+void want_if_offered(fuse_conn_info* conn, unsigned capability) {
+  if (conn->capable & capability) conn->want |= capability;
+}
+
+}  // namespace
+
+char* thread_buffer(size_t bytes) {
+  thread_local std::unique_ptr<char[]> buffer;
+  thread_local size_t capacity = 0;
+  if (bytes > capacity) {
+    buffer.reset(new (std::nothrow) char[bytes]);
+    capacity = buffer ? bytes : 0;
+  }
+  return buffer.get();
+}
+
+FuseAdapter::FuseAdapter(FileSystem* fs, const AdapterOptions& options)
+    : fs_(fs), options_(options) {
+  assert(fs_ != nullptr);
+}
+
+Caller FuseAdapter::caller(fuse_req_t req) {
+  const fuse_ctx* ctx = fuse_req_ctx(req);
+  return Caller{ctx->uid, ctx->gid};
+}
+
+// Kernel features: no NFS export, no splice, no ACLs (default_permissions
+// checks mode bits only). O_TRUNC arrives as setattr(size=0), and the kernel
+// clears setuid/setgid on chown and truncate itself (the engine does it on
+// write). Writeback caching only with -o cache=kernel.
+void FuseAdapter::init(fuse_conn_info* conn) const {
+  conn->want &= ~(FUSE_CAP_EXPORT_SUPPORT | FUSE_CAP_SPLICE_READ | FUSE_CAP_SPLICE_WRITE |
+                  FUSE_CAP_SPLICE_MOVE | FUSE_CAP_POSIX_ACL | FUSE_CAP_ATOMIC_O_TRUNC |
+                  FUSE_CAP_HANDLE_KILLPRIV | FUSE_CAP_WRITEBACK_CACHE);
+  want_if_offered(conn, FUSE_CAP_ASYNC_READ);
+  want_if_offered(conn, FUSE_CAP_READDIRPLUS);
+  want_if_offered(conn, FUSE_CAP_PARALLEL_DIROPS);
+  want_if_offered(conn, FUSE_CAP_CACHE_SYMLINKS);
+  if (options_.kernel_cache) want_if_offered(conn, FUSE_CAP_WRITEBACK_CACHE);
+  conn->max_write = kMaxTransferBytes;
+  conn->max_readahead = kMaxTransferBytes;
+  conn->time_gran = 1;
+}
+
+fuse_entry_param FuseAdapter::entry_param(const Attr& attr) const {
+  fuse_entry_param e;
+  std::memset(&e, 0, sizeof e);
+  e.ino = attr.ino;
+  e.attr = to_stat(attr);
+  e.attr_timeout = kCacheTimeoutS;
+  e.entry_timeout = kCacheTimeoutS;
+  return e;
+}
+
+void FuseAdapter::reply_entry(fuse_req_t req, const Result<Attr>& attr, bool negative) {
+  if (!attr.ok()) {
+    if (!negative || attr.error() != ENOENT) {
+      fuse_reply_err(req, attr.error());
+      return;
+    }
+    fuse_entry_param e;
+    std::memset(&e, 0, sizeof e);  // ino 0: "no such name", cached for entry_timeout
+    e.entry_timeout = kCacheTimeoutS;
+    fuse_reply_entry(req, &e);
+    return;
+  }
+  fuse_entry_param e = entry_param(*attr);
+  lookups_.add(e.ino);
+  // A reply the kernel did not take hands it no reference.
+  if (fuse_reply_entry(req, &e) != 0) forget(e.ino, 1);
+}
+
+void FuseAdapter::reply_create(fuse_req_t req, const Result<Attr>& attr, fuse_file_info* fi) {
+  if (!attr.ok()) {
+    fuse_reply_err(req, attr.error());
+    return;
+  }
+  fuse_entry_param e = entry_param(*attr);
+  set_open_flags(fi);
+  lookups_.add(e.ino);
+  if (fuse_reply_create(req, &e, fi) != 0) forget(e.ino, 1);
+}
+
+void FuseAdapter::reply_attr(fuse_req_t req, const Result<Attr>& attr) {
+  if (!attr.ok()) {
+    fuse_reply_err(req, attr.error());
+    return;
+  }
+  struct stat st = to_stat(*attr);
+  fuse_reply_attr(req, &st, kCacheTimeoutS);
+}
+
+void FuseAdapter::reply_status(fuse_req_t req, const Status& status) {
+  fuse_reply_err(req, status.ok() ? 0 : status.error());
+}
+
+void FuseAdapter::set_open_flags(fuse_file_info* fi) const {
+  fi->direct_io = options_.kernel_cache ? 0 : 1;
+  fi->keep_cache = options_.kernel_cache ? 1 : 0;
+}
+
+void FuseAdapter::forget(uint64_t ino, uint64_t n) {
+  if (lookups_.forget(ino, n)) release(ino);
+}
+
+void FuseAdapter::release(uint64_t ino) {
+  Status released = fs_->release_inode(InodeNo{ino});
+  if (!released.ok()) {
+    PAGEFS_LOG_WARN("releasing inode %llu: %s", static_cast<unsigned long long>(ino),
+                    std::strerror(released.error()));
+  }
+}
+
+Status FuseAdapter::shutdown() {
+  std::lock_guard lock(shutdown_mu_);
+  if (!shut_down_) {
+    shut_down_ = true;
+    // The kernel sends no FORGET at unmount: whatever it still held is free now.
+    // A failure only leaves an orphan, which the next mount purges.
+    for (uint64_t ino : lookups_.drain()) release(ino);
+    Status unmounted = fs_->unmount();
+    if (!unmounted.ok()) shutdown_error_ = unmounted.error();
+    if (shutdown_error_ != 0) {
+      PAGEFS_LOG_ERROR("unmount failed: %s", std::strerror(shutdown_error_));
+    }
+  }
+  if (shutdown_error_ != 0) return Err{shutdown_error_};
+  return ok_status();
+}
+
+}  // namespace pagefs

@@ -1,0 +1,108 @@
+// FuseAdapter: the state the FUSE low-level handlers share.
+//
+// The handlers in fs/fuse_*_ops.cc follow one contract (libfuse's
+// passthrough_hp): decode the request, make one engine call, send exactly one
+// reply, with a positive errno to fuse_reply_err. The adapter holds what they
+// need beyond the request itself: the engine, the cache mode, the timeouts and
+// the kernel's lookup counts, plus the helpers that turn engine results into
+// replies so that every handler counts references the same way.
+//
+// Caching: this daemon is the only writer of the filesystem, and every change
+// goes through it and therefore through the kernel, which updates or drops its
+// cached entries and attributes itself. So entries, negative entries and
+// attributes are cached for a long time (kCacheTimeoutS); every reply that
+// follows a change carries the fresh attributes the engine returned.
+//
+// Lifetime: created by main before the session, outlives it. shutdown() (from
+// the destroy handler, or from main if the kernel never initialised the
+// session) releases the inodes the kernel still referenced and unmounts the
+// engine; it runs once.
+//
+// Thread-safety: every method may be called concurrently from the session's
+// worker threads, except shutdown(), which runs when no request is in flight.
+#pragma once
+
+#ifndef FUSE_USE_VERSION
+#define FUSE_USE_VERSION 312
+#endif
+#include <fuse_lowlevel.h>
+
+#include <mutex>
+
+#include "engine/filesystem.h"
+#include "fs/lookup_counts.h"
+
+namespace pagefs {
+
+struct AdapterOptions {
+  // -o cache=kernel: file data goes through the kernel page cache (with
+  // writeback caching). Default "private": direct I/O, only our pool caches.
+  bool kernel_cache = false;
+};
+
+// Seconds the kernel may trust an entry, a negative entry or attributes.
+inline constexpr double kCacheTimeoutS = 60.0;
+// Largest read or write the kernel sends us.
+inline constexpr unsigned kMaxTransferBytes = 1u << 20;
+
+// A per-thread scratch buffer for replies (read data, directory listings) of
+// at least `bytes`. It only grows, up to the largest request the kernel sends
+// (max_pages, 1 MiB), so each session thread holds at most one. nullptr if
+// memory is short. Valid until the thread's next call.
+char* thread_buffer(size_t bytes);
+
+class FuseAdapter {
+ public:
+  FuseAdapter(FileSystem* fs, const AdapterOptions& options);
+  FuseAdapter(const FuseAdapter&) = delete;
+  FuseAdapter& operator=(const FuseAdapter&) = delete;
+
+  static FuseAdapter& from(fuse_req_t req) {
+    return *static_cast<FuseAdapter*>(fuse_req_userdata(req));
+  }
+  // Who sent the request: new inodes take this uid and gid.
+  static Caller caller(fuse_req_t req);
+
+  FileSystem& fs() { return *fs_; }
+  const AdapterOptions& options() const { return options_; }
+
+  // Negotiates capabilities and sizes with the kernel (the init handler).
+  void init(fuse_conn_info* conn) const;
+
+  // Replies with an entry for `attr` (counting one reference) or the error.
+  // A lookup's ENOENT becomes a cacheable negative entry when `negative`.
+  void reply_entry(fuse_req_t req, const Result<Attr>& attr, bool negative = false);
+  // Replies to create(): like reply_entry, plus the open file.
+  void reply_create(fuse_req_t req, const Result<Attr>& attr, fuse_file_info* fi);
+  void reply_attr(fuse_req_t req, const Result<Attr>& attr);
+  static void reply_status(fuse_req_t req, const Status& status);
+
+  fuse_entry_param entry_param(const Attr& attr) const;
+  struct stat to_stat(const Attr& attr) const {
+    return attr.to_stat(fs_->page_size());
+  }
+  // Sets the open flags the cache mode asks for.
+  void set_open_flags(fuse_file_info* fi) const;
+
+  // Reference counting around replies that hand inodes to the kernel.
+  void count_reference(uint64_t ino) { lookups_.add(ino); }
+  // Gives back `n` references; releases the inode in the engine at zero.
+  void forget(uint64_t ino, uint64_t n);
+
+  // Releases every inode still referenced and unmounts the engine. Returns the
+  // unmount's status; later calls return the first one's.
+  Status shutdown();
+
+ private:
+  void release(uint64_t ino);
+
+  FileSystem* const fs_;
+  const AdapterOptions options_;
+  LookupCounts lookups_;
+  // Lock order: taken alone, before any engine call shutdown() makes.
+  std::mutex shutdown_mu_;
+  bool shut_down_ = false;  // guarded by shutdown_mu_
+  int shutdown_error_ = 0;  // guarded by shutdown_mu_
+};
+
+}  // namespace pagefs

@@ -1,0 +1,126 @@
+// Handlers for open files. The engine addresses files by inode only, so there
+// are no file handles: open and release carry no state, and every read and
+// write names the inode.
+#include <fcntl.h>
+
+#include "fs/fuse_ops.h"
+
+namespace pagefs {
+namespace {
+
+FileSystem& fs_of(fuse_req_t req) {
+  return FuseAdapter::from(req).fs();
+}
+
+// O_TRUNC needs nothing here: without FUSE_CAP_ATOMIC_O_TRUNC the kernel sends
+// setattr(size=0) before the open.
+void op_open(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) noexcept {
+  FuseAdapter::from(req).set_open_flags(fi);
+  fuse_reply_open(req, fi);
+}
+
+void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
+               fuse_file_info* fi) noexcept {
+  FuseAdapter& adapter = FuseAdapter::from(req);
+  uint32_t file_mode = (mode & ~S_IFMT) | S_IFREG;
+  adapter.reply_create(
+      req, adapter.fs().mknod(InodeNo{parent}, name, file_mode, 0, FuseAdapter::caller(req)), fi);
+}
+
+void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info*) noexcept {
+  char* buffer = thread_buffer(size);
+  if (off < 0 || buffer == nullptr) {
+    fuse_reply_err(req, off < 0 ? EINVAL : ENOMEM);
+    return;
+  }
+  Result<size_t> bytes = fs_of(req).read(InodeNo{ino}, static_cast<uint64_t>(off), size, buffer);
+  if (!bytes.ok()) {
+    fuse_reply_err(req, bytes.error());
+    return;
+  }
+  fuse_reply_buf(req, buffer, *bytes);
+}
+
+void op_write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t off,
+              fuse_file_info*) noexcept {
+  if (off < 0) {
+    fuse_reply_err(req, EINVAL);
+    return;
+  }
+  Result<size_t> bytes = fs_of(req).write(InodeNo{ino}, static_cast<uint64_t>(off), buf, size);
+  if (!bytes.ok()) {
+    fuse_reply_err(req, bytes.error());
+    return;
+  }
+  fuse_reply_write(req, *bytes);
+}
+
+// close(2) promises nothing about durability; fsync does.
+void op_flush(fuse_req_t req, fuse_ino_t, fuse_file_info*) noexcept {
+  fuse_reply_err(req, 0);
+}
+
+void op_release(fuse_req_t req, fuse_ino_t, fuse_file_info*) noexcept {
+  fuse_reply_err(req, 0);
+}
+
+void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, fuse_file_info*) noexcept {
+  FuseAdapter::reply_status(req, fs_of(req).fsync(InodeNo{ino}, datasync != 0));
+}
+
+void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t length,
+                  fuse_file_info*) noexcept {
+  if (offset < 0 || length <= 0) {
+    fuse_reply_err(req, EINVAL);
+    return;
+  }
+  FuseAdapter::reply_status(req, fs_of(req).fallocate(InodeNo{ino}, mode, offset, length));
+}
+
+// The kernel answers SEEK_SET, SEEK_CUR and SEEK_END itself.
+void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, fuse_file_info*) noexcept {
+  if ((whence != SEEK_DATA && whence != SEEK_HOLE) || off < 0) {
+    fuse_reply_err(req, EINVAL);
+    return;
+  }
+  Result<uint64_t> pos = fs_of(req).lseek(InodeNo{ino}, static_cast<uint64_t>(off), whence);
+  if (!pos.ok()) {
+    fuse_reply_err(req, pos.error());
+    return;
+  }
+  fuse_reply_lseek(req, static_cast<off_t>(*pos));
+}
+
+void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in, fuse_file_info*,
+                        fuse_ino_t ino_out, off_t off_out, fuse_file_info*, size_t len,
+                        int flags) noexcept {
+  if (flags != 0 || off_in < 0 || off_out < 0) {
+    fuse_reply_err(req, EINVAL);
+    return;
+  }
+  Result<size_t> bytes =
+      fs_of(req).copy_file_range(InodeNo{ino_in}, static_cast<uint64_t>(off_in), InodeNo{ino_out},
+                                 static_cast<uint64_t>(off_out), len);
+  if (!bytes.ok()) {
+    fuse_reply_err(req, bytes.error());
+    return;
+  }
+  fuse_reply_write(req, *bytes);
+}
+
+}  // namespace
+
+void add_file_ops(fuse_lowlevel_ops& ops) {
+  ops.open = op_open;
+  ops.create = op_create;
+  ops.read = op_read;
+  ops.write = op_write;
+  ops.flush = op_flush;
+  ops.release = op_release;
+  ops.fsync = op_fsync;
+  ops.fallocate = op_fallocate;
+  ops.lseek = op_lseek;
+  ops.copy_file_range = op_copy_file_range;
+}
+
+}  // namespace pagefs

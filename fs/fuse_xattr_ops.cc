@@ -1,0 +1,110 @@
+// Extended attribute handlers.
+//
+// A size-0 request asks how large the value (or name list) is; a buffer that is
+// too small is ERANGE. POSIX ACL names are refused with EOPNOTSUPP: the mount
+// checks permissions with mode bits only (default_permissions, no
+// FUSE_CAP_POSIX_ACL), so storing an ACL would pretend to a protection that is
+// not enforced.
+//
+// The root directory carries one virtual, read-only attribute,
+// "user.pagefs.stats": a text block of the engine's counters, which
+// `pagefs --stats MOUNTPOINT` prints. listxattr does not show it, and setting
+// or removing it is EPERM.
+#include <algorithm>
+#include <cinttypes>
+#include <cstdio>
+#include <string_view>
+
+#include "fs/fuse_ops.h"
+#include "fs/stats_xattr.h"
+
+namespace pagefs {
+namespace {
+
+bool is_stats_xattr(fuse_ino_t ino, std::string_view name) {
+  return ino == kRootInode.value && name == kStatsXattrName;
+}
+
+bool is_acl_xattr(std::string_view name) {
+  return name.starts_with("system.posix_acl_");
+}
+
+// Answers a value or name-list request of `size` bytes (0: just the length).
+void reply_xattr(fuse_req_t req, std::string_view value, size_t size) {
+  if (size == 0) {
+    fuse_reply_xattr(req, value.size());
+  } else if (value.size() > size) {
+    fuse_reply_err(req, ERANGE);
+  } else {
+    fuse_reply_buf(req, value.data(), value.size());
+  }
+}
+
+// Formats the engine's counters, one "name: value" line each.
+size_t format_stats(const FsStats& s, char* buffer, size_t size) {
+  int len = std::snprintf(
+      buffer, size,
+      "page_size: %" PRIu64 "\ntotal_pages: %" PRIu64 "\nfree_pages: %" PRIu64 "\ninodes: %" PRIu64
+      "\nchecksum_errors: %" PRIu64 "\ncache_hits: %" PRIu64 "\ncache_misses: %" PRIu64
+      "\ncache_frames: %" PRIu64 "\npages_read: %" PRIu64 "\npages_written: %" PRIu64 "\n",
+      s.page_size, s.total_pages, s.free_pages, s.inodes, s.checksum_errors, s.cache_hits,
+      s.cache_misses, s.cache_frames, s.pages_read, s.pages_written);
+  return len < 0 ? 0 : std::min(static_cast<size_t>(len), size - 1);
+}
+
+void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* value, size_t size,
+                 int flags) noexcept {
+  if (is_stats_xattr(ino, name) || is_acl_xattr(name)) {
+    fuse_reply_err(req, is_acl_xattr(name) ? EOPNOTSUPP : EPERM);
+    return;
+  }
+  FuseAdapter::reply_status(req, FuseAdapter::from(req).fs().setxattr(
+                                     InodeNo{ino}, name, std::string_view(value, size), flags));
+}
+
+void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) noexcept {
+  FileSystem& fs = FuseAdapter::from(req).fs();
+  if (is_stats_xattr(ino, name)) {
+    char text[1024];
+    reply_xattr(req, std::string_view(text, format_stats(fs.stats(), text, sizeof text)), size);
+    return;
+  }
+  if (is_acl_xattr(name)) {
+    fuse_reply_err(req, EOPNOTSUPP);
+    return;
+  }
+  Result<std::string> value = fs.getxattr(InodeNo{ino}, name);
+  if (!value.ok()) {
+    fuse_reply_err(req, value.error());
+    return;
+  }
+  reply_xattr(req, *value, size);
+}
+
+void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) noexcept {
+  Result<std::string> names = FuseAdapter::from(req).fs().listxattr(InodeNo{ino});
+  if (!names.ok()) {
+    fuse_reply_err(req, names.error());
+    return;
+  }
+  reply_xattr(req, *names, size);
+}
+
+void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char* name) noexcept {
+  if (is_stats_xattr(ino, name) || is_acl_xattr(name)) {
+    fuse_reply_err(req, is_acl_xattr(name) ? EOPNOTSUPP : EPERM);
+    return;
+  }
+  FuseAdapter::reply_status(req, FuseAdapter::from(req).fs().removexattr(InodeNo{ino}, name));
+}
+
+}  // namespace
+
+void add_xattr_ops(fuse_lowlevel_ops& ops) {
+  ops.setxattr = op_setxattr;
+  ops.getxattr = op_getxattr;
+  ops.listxattr = op_listxattr;
+  ops.removexattr = op_removexattr;
+}
+
+}  // namespace pagefs

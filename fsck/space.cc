@@ -1,0 +1,74 @@
+// Pass 5: space accounting.
+//
+// The pages found referenced (reserved regions, tree nodes, extents) must be
+// exactly the pages the bitmap marks in use, bits past page_count must be set,
+// and a cleanly unmounted superblock's counters must match what was counted.
+#include <algorithm>
+#include <string>
+
+#include "fsck/checker.h"
+
+namespace pagefs::fsck {
+namespace {
+
+using ull = unsigned long long;
+
+constexpr size_t kListedPages = 10;
+
+}  // namespace
+
+void Checker::check_space() {
+  std::vector<uint64_t> unmarked, leaked;
+  uint64_t unmarked_total = 0, leaked_total = 0;
+  for (uint64_t p = 0; p < sb_.page_count; p++) {
+    if (p % 64 == 0 && referenced_.word(p / 64) == disk_bitmap_.word(p / 64)) {
+      p += 63;  // the whole word agrees
+      continue;
+    }
+    if (bitmap_bad_[p / bits_per_bitmap_page_]) continue;  // reported with the bitmap page
+    const bool used = referenced_.test(p);
+    if (used == disk_bitmap_.test(p)) continue;
+    std::vector<uint64_t>& list = used ? unmarked : leaked;
+    uint64_t& total = used ? unmarked_total : leaked_total;
+    if (list.size() < kListedPages) list.push_back(p);
+    total++;
+  }
+  report_page_list(unmarked, unmarked_total, "in use but marked free");
+  report_page_list(leaked, leaked_total, "marked in use but unreferenced (leaked)");
+  uint64_t free_tail = free_tail_bits_;
+  for (uint64_t p = sb_.page_count; p < disk_bitmap_.size(); p++) {
+    if (!bitmap_bad_[p / bits_per_bitmap_page_] && !disk_bitmap_.test(p)) free_tail++;
+  }
+  if (free_tail > 0) {
+    report_.error("bitmap marks %llu page%s past the end of the filesystem free", ull(free_tail),
+                  free_tail == 1 ? "" : "s");
+  }
+}
+
+void Checker::report_page_list(const std::vector<uint64_t>& pages, uint64_t total,
+                               const char* what) {
+  if (total == 0) return;
+  std::string list;
+  for (uint64_t p : pages) list += (list.empty() ? "" : ", ") + std::to_string(p);
+  if (total > pages.size()) list += ", ...";
+  report_.error("%llu page%s %s: %s", ull(total), total == 1 ? "" : "s", what, list.c_str());
+}
+
+void Checker::check_counters() {
+  if (sb_.state == uint32_t(FsState::kMounted)) {
+    report_.error("filesystem was not cleanly unmounted");
+    return;
+  }
+  if (sb_.state != uint32_t(FsState::kClean)) return;  // reported in pass 1
+  const uint64_t free_pages = sb_.page_count - referenced_.count();
+  if (sb_.free_pages != free_pages) {
+    report_.error("superblock free_pages is %llu, counted %llu", ull(sb_.free_pages),
+                  ull(free_pages));
+  }
+  if (sb_.inode_count != inode_records_) {
+    report_.error("superblock inode_count is %llu, counted %llu", ull(sb_.inode_count),
+                  ull(inode_records_));
+  }
+}
+
+}  // namespace pagefs::fsck

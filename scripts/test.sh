@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Builds pagefs and runs the whole test suite: engine tests in parallel, the
+# mount tests (real FUSE mounts) one at a time. Exits non-zero on any
+# failure. Honours BUILD_DIR and SANITIZE=1 like build.sh.
+set -uo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root" || exit 1
+
+if [[ "${SANITIZE:-0}" == 1 ]]; then
+  build_dir=${BUILD_DIR:-$root/build-asan}
+else
+  build_dir=${BUILD_DIR:-$root/build}
+fi
+export BUILD_DIR=$build_dir
+
+if ! "$root/scripts/build.sh"; then
+  echo "test.sh: FAILED (build)"
+  exit 1
+fi
+
+# The mount tests carry RUN_SERIAL, so ctest runs each of them alone while the
+# engine tests share the cores.
+status=0
+ctest --test-dir "$build_dir" --output-on-failure --no-tests=error -j "$(nproc)" || status=1
+
+if ((status == 0)); then
+  echo "test.sh: all tests passed ($build_dir)"
+else
+  echo "test.sh: FAILED, see the output above ($build_dir)"
+fi
+exit "$status"
