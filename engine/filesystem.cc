@@ -157,11 +157,12 @@ Status FileSystem::Impl::open(std::string* message) {
   return st;
 }
 
-// Writes every dirty page home, then both superblock copies, then flushes.
-// Without a journal the superblock is written last so that its free counts
-// describe pages already on the device.
+// Writes every dirty page home and flushes, then writes both superblock
+// copies and flushes again: the superblock (tree root, free counts) only ever
+// describes pages already durable on the device.
 Status FileSystem::Impl::sync_locked() {
   if (read_only_ || !dirty_) return ok_status();
+  PAGEFS_TRY(pool_->flush_all());
   sb_->tree_root = root_.page;
   sb_->tree_height = root_.height;
   sb_->free_pages = space_->free_pages();

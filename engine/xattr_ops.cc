@@ -83,7 +83,8 @@ Status FileSystem::setxattr(InodeNo ino, std::string_view name, std::string_view
   if (found && (flags & XATTR_CREATE)) return Err{EEXIST};
   if (!found && (flags & XATTR_REPLACE)) return Err{ENODATA};
   uint64_t cookie = found ? item.cookie : free_cookie;
-  if ((cookie & 0xff) == 0xff && !found) return Err{ENOSPC};
+  uint64_t last = (name_hash(name.data(), name.size()) << kCookieCollisionBits) | 0xff;
+  if (!found && cookie > last) return Err{ENOSPC};  // 256 names share this hash
   std::string v(sizeof(XattrValue) + name.size() + value.size(), '\0');
   XattrValue x{static_cast<uint8_t>(name.size()), 0, static_cast<uint16_t>(value.size())};
   std::memcpy(v.data(), &x, sizeof x);

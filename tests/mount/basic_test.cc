@@ -85,17 +85,19 @@ TEST_F(MountBasic, WrittenFileReadsBackAfterRemount) {
 
 TEST_F(MountBasic, DirectoriesAndLinkCounts) {
   const std::string a = fs_.path("a");
+  const nlink_t root_links = stat_of(fs_.path()).st_nlink;
+  EXPECT_EQ(root_links, 2u);  // a fresh root: "." and its entry in itself
   ASSERT_EQ(mkdir(a.c_str(), 0755), 0) << std::strerror(errno);
   EXPECT_EQ(stat_of(a).st_nlink, 2u);
+  EXPECT_EQ(stat_of(fs_.path()).st_nlink, root_links + 1);
   EXPECT_EQ(mkdir(a.c_str(), 0755), -1);
   EXPECT_EQ(errno, EEXIST);
 
-  const nlink_t root_links = stat_of(fs_.path()).st_nlink;
   for (const char* sub : {"a/s1", "a/s2", "a/s3"}) {
     ASSERT_EQ(mkdir(fs_.path(sub).c_str(), 0700), 0) << sub << ": " << std::strerror(errno);
   }
   EXPECT_EQ(stat_of(a).st_nlink, 5u);  // 2 + three subdirectories
-  EXPECT_EQ(stat_of(fs_.path()).st_nlink, root_links);
+  EXPECT_EQ(stat_of(fs_.path()).st_nlink, root_links + 1);
 
   ASSERT_TRUE(write_file(fs_.path("a/file"), "x"));
   EXPECT_EQ(stat_of(a).st_nlink, 5u);  // files do not count

@@ -220,17 +220,36 @@ TEST_F(MountErrors, BadMountOptionIsRefused) {
   EXPECT_EQ(fs_.fsck(), 0) << fs_.last_fsck().out << fs_.last_fsck().err;
 }
 
+// The pagefs that mount.fuse3 would run for -t fuse.pagefs. util-linux mount
+// drops PATH from the helper's environment, so mount.fuse3's shell searches
+// its default PATH, not ours.
+std::string pagefs_found_by_mount_helper() {
+  CommandResult r = run_command({"env", "-u", "PATH", "/bin/sh", "-c", "command -v pagefs"});
+  if (r.exit_code != 0) return "";
+  std::string found = r.out.substr(0, r.out.find('\n'));
+  char* real = realpath(found.c_str(), nullptr);
+  std::string out = real != nullptr ? real : "";
+  free(real);
+  return out;
+}
+
 TEST_F(MountErrors, MountTypeFusePagefsWorks) {
   if (access("/sbin/mount.fuse3", X_OK) != 0) GTEST_SKIP() << "no /sbin/mount.fuse3";
   if (!is_root()) GTEST_SKIP() << "mount(8) needs root";
   ASSERT_TRUE(fs_.format(64 * kMiB));
-  const std::string bin = PAGEFS_BIN;
-  const std::string bin_dir = bin.substr(0, bin.rfind('/'));
-  const char* path = std::getenv("PATH");
-  const std::string env_path = "PATH=" + bin_dir + ":" + (path != nullptr ? path : "/usr/bin:/bin");
-  CommandResult r = run_command(
-      {"mount", "-t", "fuse.pagefs", fs_.image(), fs_.mountpoint(), "-o", "cache_size=64M"},
-      {env_path});
+  char* built = realpath(PAGEFS_BIN, nullptr);
+  ASSERT_NE(built, nullptr);
+  const bool installed = pagefs_found_by_mount_helper() == built;
+  free(built);
+  // Without the built pagefs installed, mount.fuse3's "PROGRAM#DEVICE" form
+  // runs it by absolute path with the same arguments -t fuse.pagefs would pass.
+  std::vector<std::string> argv =
+      installed ? std::vector<std::string>{"mount", "-t", "fuse.pagefs", fs_.image()}
+                : std::vector<std::string>{"mount", "-t", "fuse",
+                                           std::string(PAGEFS_BIN) + "#" + fs_.image()};
+  printf("[ info ] %s\n", installed ? "mount -t fuse.pagefs" : "mount -t fuse PAGEFS_BIN#IMAGE");
+  argv.insert(argv.end(), {fs_.mountpoint(), "-o", "cache_size=64M"});
+  CommandResult r = run_command(argv);
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
   ASSERT_TRUE(is_mounted_at(fs_.mountpoint()));
   ASSERT_TRUE(write_file(fs_.path("via-mount"), "mounted by mount(8)"));
