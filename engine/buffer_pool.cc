@@ -220,19 +220,19 @@ void BufferPool::prefetch_data(std::span<const DataPageRequest> pages) {
   }
   Status st = device_.read(batch);
   pages_read_.fetch_add(frames.size(), std::memory_order_relaxed);
+  // Verify while the frames are still busy: nobody else may see or reuse a
+  // frame before its bytes are known good.
+  std::vector<bool> good(frames.size(), false);
+  for (size_t i = 0; i < frames.size() && st.ok(); i++) {
+    // A bad page is only dropped here; fetch_data reads it again and reports it.
+    good[i] = verify(frames[i], wanted[i].page, false, PageType::kTreeNode, wanted[i].crc, false);
+  }
   std::unique_lock lock(mu_);
   for (size_t i = 0; i < frames.size(); i++) {
     Frame& f = frames_[frames[i]];
     f.busy = false;
     f.pins = 0;
-    bool good = false;
-    if (st.ok()) {
-      lock.unlock();
-      // A bad page is only dropped here; fetch_data reads it again and reports it.
-      good = verify(frames[i], wanted[i].page, false, PageType::kTreeNode, wanted[i].crc, false);
-      lock.lock();
-    }
-    if (!good) release_frame(frames[i]);
+    if (!good[i]) release_frame(frames[i]);
   }
   io_done_.notify_all();
 }
