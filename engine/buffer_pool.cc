@@ -84,21 +84,22 @@ void PageRef::mark_dirty() {
 // ---- BufferPool: set-up -----------------------------------------------------
 
 Result<std::unique_ptr<BufferPool>> BufferPool::open(Device& device, uint32_t page_size,
-                                                     uint64_t cache_bytes) {
+                                                     uint64_t cache_bytes, bool transactions) {
   uint64_t frames = std::max<uint64_t>(cache_bytes / page_size, kMinFrames);
   if (frames >= kNoFrame) return Err{EINVAL};
   void* memory = std::aligned_alloc(std::max<uint32_t>(page_size, 4096), frames * page_size);
   if (!memory) return Err{ENOMEM};
   std::memset(memory, 0, frames * page_size);
-  return std::unique_ptr<BufferPool>(new BufferPool(device, page_size, uint32_t(frames),
-                                                    static_cast<std::byte*>(memory)));
+  return std::unique_ptr<BufferPool>(new BufferPool(
+      device, page_size, uint32_t(frames), static_cast<std::byte*>(memory), transactions));
 }
 
 BufferPool::BufferPool(Device& device, uint32_t page_size, uint32_t frame_count,
-                       std::byte* memory)
+                       std::byte* memory, bool transactions)
     : device_(device),
       page_size_(page_size),
       frame_count_(frame_count),
+      transactions_(transactions),
       memory_(memory),
       frames_(frame_count) {
   table_.reserve(frame_count * 2);
@@ -237,7 +238,7 @@ void BufferPool::prefetch_data(std::span<const DataPageRequest> pages) {
   io_done_.notify_all();
 }
 
-Result<PageRef> BufferPool::create(PageNo page, bool meta) {
+Result<PageRef> BufferPool::create(PageNo page, bool meta, bool fresh) {
   std::unique_lock lock(mu_);
   for (;;) {
     auto it = table_.find(page.value);
@@ -250,6 +251,7 @@ Result<PageRef> BufferPool::create(PageNo page, bool meta) {
     assert(f.pins == 0);  // a freed-and-reused page is never still pinned
     f.pins = 1;
     f.meta = meta;
+    f.fresh = fresh;
     f.usage = 0;
     std::memset(frame_data(it->second), 0, page_size_);
     return PageRef(this, it->second, page, frame_data(it->second));
@@ -258,10 +260,11 @@ Result<PageRef> BufferPool::create(PageNo page, bool meta) {
   if (table_.count(page.value)) {
     free_frames_.push_back(frame);
     lock.unlock();
-    return create(page, meta);
+    return create(page, meta, fresh);
   }
   insert(frame, page, meta);
   frames_[frame].pins = 1;
+  frames_[frame].fresh = fresh;
   std::memset(frame_data(frame), 0, page_size_);
   return PageRef(this, frame, page, frame_data(frame));
 }
@@ -312,9 +315,21 @@ void BufferPool::unpin(uint32_t frame) {
 void BufferPool::set_dirty(uint32_t frame) {
   std::lock_guard lock(mu_);
   Frame& f = frames_[frame];
-  assert(f.pins > 0);
+  assert(f.pins > 0 && !f.busy);
   if (!f.dirty) dirty_count_++;
   f.dirty = true;
+  if (transactions_ && f.txn != running_txn_) {
+    f.txn = running_txn_;
+    txn_frames_.push_back(frame);
+    if (!f.fresh) txn_images_++;
+  }
+}
+
+// A dirty frame may go home when no uncommitted change is in it, or when it
+// is a fresh page of the running transaction (ordered data).
+bool BufferPool::writable(const Frame& f) const {
+  if (!f.in_use || !f.dirty || f.pins > 0 || f.busy) return false;
+  return f.txn == 0 || (f.fresh && f.txn == running_txn_);
 }
 
 // Two sweeps of the clock: the first lowers usage counts, the second finds
@@ -332,7 +347,7 @@ uint32_t BufferPool::find_victim() {
       continue;
     }
     if (!fr.dirty) return f;
-    if (fallback == kNoFrame) fallback = f;
+    if (fallback == kNoFrame && writable(fr)) fallback = f;
   }
   return fallback;
 }
@@ -369,7 +384,7 @@ Status BufferPool::write_back_batch(std::unique_lock<std::mutex>& lock, uint32_t
   for (uint32_t i = 0; i < frame_count_ && batch.size() < max_pages; i++) {
     uint32_t f = (clock_hand_ + i) % frame_count_;
     Frame& fr = frames_[f];
-    if (fr.in_use && fr.dirty && fr.pins == 0 && !fr.busy) {
+    if (writable(fr)) {
       fr.busy = true;
       batch.push_back(f);
     }
@@ -379,10 +394,12 @@ Status BufferPool::write_back_batch(std::unique_lock<std::mutex>& lock, uint32_t
   Status st = write_frames(batch);
   lock.lock();
   for (uint32_t f : batch) {
-    frames_[f].busy = false;
-    if (st.ok() && frames_[f].dirty) {
-      frames_[f].dirty = false;
+    Frame& fr = frames_[f];
+    fr.busy = false;
+    if (st.ok() && fr.dirty) {
+      fr.dirty = false;
       dirty_count_--;
+      if (fr.txn != running_txn_) fr.txn = 0;
     }
   }
   io_done_.notify_all();
@@ -391,16 +408,17 @@ Status BufferPool::write_back_batch(std::unique_lock<std::mutex>& lock, uint32_t
 
 void BufferPool::stamp(uint32_t frame) { stamp_meta_page(frame_data(frame), page_size_); }
 
-// Writes the given frames home: sorted by page number, adjacent pages merged
-// into one vectored request, the whole batch in one device call. The frames
-// are busy, so their descriptors are stable without mu_.
-Status BufferPool::write_frames(std::vector<uint32_t>& frames) {
+// Sorts frames by page number and builds one request per run of adjacent
+// pages (at most 256 pages each). Metadata frames are stamped. The frames
+// must be busy or otherwise stable.
+void BufferPool::build_batch(std::vector<uint32_t>& frames, std::vector<iovec>& iov,
+                             std::vector<IoRequest>& batch) const {
   std::sort(frames.begin(), frames.end(),
             [&](uint32_t a, uint32_t b) { return frames_[a].page < frames_[b].page; });
-  std::vector<iovec> iov(frames.size());
-  std::vector<IoRequest> batch;
+  iov.resize(frames.size());
+  batch.clear();
   for (size_t i = 0; i < frames.size(); i++) {
-    if (frames_[frames[i]].meta) stamp(frames[i]);
+    if (frames_[frames[i]].meta) stamp_meta_page(frame_data(frames[i]), page_size_);
     iov[i] = iovec{frame_data(frames[i]), page_size_};
     PageNo page = frames_[frames[i]].page;
     bool extends = i > 0 && page.value == frames_[frames[i - 1]].page.value + 1 &&
@@ -412,6 +430,13 @@ Status BufferPool::write_frames(std::vector<uint32_t>& frames) {
       batch.push_back(IoRequest{page.value * page_size_, std::span<const iovec>(&iov[i], 1)});
     }
   }
+}
+
+// Writes the given frames home in one device call.
+Status BufferPool::write_frames(std::vector<uint32_t>& frames) {
+  std::vector<iovec> iov;
+  std::vector<IoRequest> batch;
+  build_batch(frames, iov, batch);
   Status st = device_.write(batch);
   if (!st.ok()) {
     PAGEFS_LOG_ERROR("write-back of %zu pages failed: %s", frames.size(), strerror(st.error()));
@@ -426,14 +451,99 @@ Status BufferPool::flush_all() {
     uint64_t before = dirty_count_;
     PAGEFS_TRY(write_back_batch(lock, 4096));
     if (dirty_count_ == before) {
-      // Only pinned dirty frames remain; callers flush with no pins held.
-      PAGEFS_LOG_ERROR("flush: %llu dirty pages are pinned",
+      // Only pinned or uncommitted pages remain; callers commit first and
+      // flush with no pins held.
+      PAGEFS_LOG_ERROR("flush: %llu dirty pages cannot be written yet",
                        static_cast<unsigned long long>(dirty_count_));
       return Err{EBUSY};
     }
   }
   lock.unlock();
   return device_.flush();
+}
+
+Status BufferPool::write_through(PageRef& ref) {
+  assert(ref.valid());
+  std::vector<uint32_t> one{ref.frame_};
+  {
+    std::lock_guard lock(mu_);
+    assert(frames_[ref.frame_].txn == 0 || frames_[ref.frame_].txn != running_txn_ ||
+           !frames_[ref.frame_].dirty);
+  }
+  PAGEFS_TRY(write_frames(one));
+  PAGEFS_TRY(device_.flush());
+  std::lock_guard lock(mu_);
+  Frame& f = frames_[ref.frame_];
+  if (f.dirty) dirty_count_--;
+  f.dirty = false;
+  f.txn = 0;
+  return ok_status();
+}
+
+// ---- transactions -------------------------------------------------------------
+
+uint64_t BufferPool::txn_images() const {
+  std::lock_guard lock(mu_);
+  return txn_images_;
+}
+
+uint64_t BufferPool::txn_frames() const {
+  std::lock_guard lock(mu_);
+  return txn_frames_.size();
+}
+
+std::vector<TxnPage> BufferPool::begin_commit(uint64_t* txn_id) {
+  std::lock_guard lock(mu_);
+  std::vector<TxnPage> pages;
+  pages.reserve(txn_frames_.size());
+  for (uint32_t f : txn_frames_) {
+    Frame& fr = frames_[f];
+    if (!fr.in_use || !fr.dirty || fr.txn != running_txn_) continue;  // cleaned or reused
+    assert(fr.pins == 0 && !fr.busy);
+    if (fr.fresh) fr.busy = true;  // written home by the commit; nobody may touch it
+    fr.usage = std::min<uint8_t>(fr.usage, 1);
+    pages.push_back(TxnPage{f, fr.page, fr.meta, fr.fresh, frame_data(f)});
+    fr.txn = UINT64_MAX;  // listed; set to the id below
+  }
+  *txn_id = running_txn_;
+  for (const TxnPage& p : pages) frames_[p.frame].txn = running_txn_;
+  running_txn_++;
+  txn_frames_.clear();
+  txn_images_ = 0;
+  return pages;
+}
+
+void BufferPool::stamp_lsn(const TxnPage& page, uint64_t lsn) {
+  assert(page.meta);
+  reinterpret_cast<PageHeader*>(page.data)->lsn = lsn;
+  stamp_meta_page(page.data, page_size_);
+}
+
+void BufferPool::ordered_writes(const std::vector<TxnPage>& pages, std::vector<iovec>& iov,
+                                std::vector<IoRequest>& batch) const {
+  std::vector<uint32_t> frames;
+  for (const TxnPage& p : pages) {
+    if (p.fresh) frames.push_back(p.frame);
+  }
+  build_batch(frames, iov, batch);
+}
+
+void BufferPool::end_commit(uint64_t txn_id, const std::vector<TxnPage>& pages, bool ok) {
+  std::lock_guard lock(mu_);
+  for (const TxnPage& p : pages) {
+    Frame& f = frames_[p.frame];
+    if (p.fresh) {
+      f.busy = false;
+      if (ok) pages_written_.fetch_add(1, std::memory_order_relaxed);
+      if (ok && f.dirty && f.txn == txn_id) {
+        f.dirty = false;
+        dirty_count_--;
+      }
+      f.fresh = false;
+    }
+    if (f.txn == txn_id && ok) f.txn = 0;
+  }
+  io_done_.notify_all();
 }
 
 PoolStats BufferPool::stats() const {

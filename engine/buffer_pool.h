@@ -12,6 +12,14 @@
 // read from the device is verified; a mismatch is EIO to the caller, a counter,
 // and one log line naming the page. Wrong bytes are never handed out.
 //
+// Transactions: a page changed since the last commit belongs to the running
+// transaction and may not be written home until that transaction's commit is
+// durable (the write-ahead rule), unless it is *fresh*: a data page allocated
+// in the running transaction, which held nothing live, may go home at any
+// time and must be home before the commit (ordered writes). begin_commit()
+// hands the filesystem the running transaction's pages and starts a new one;
+// end_commit() releases them for write-back.
+//
 // Eviction is GCLOCK: a frame enters with usage 0 and each later hit raises it
 // (to at most kMaxUsage); the clock hand lowers it and evicts at 0. Pages read
 // once (a long sequential read) leave before pages used again and again (tree
@@ -77,6 +85,15 @@ class PageRef {
   std::byte* data_ = nullptr;
 };
 
+// A page of the transaction being committed.
+struct TxnPage {
+  uint32_t frame;
+  PageNo page;
+  bool meta;
+  bool fresh;  // written home before the commit instead of journaled
+  std::byte* data;
+};
+
 struct PoolStats {
   uint64_t frames = 0;
   uint64_t hits = 0;
@@ -98,9 +115,10 @@ class BufferPool {
   static constexpr uint8_t kMaxUsage = 3;
   static constexpr uint32_t kWritebackBatch = 256;  // pages per eviction write-back
 
-  // Allocates max(cache_bytes / page_size, kMinFrames) frames.
+  // Allocates max(cache_bytes / page_size, kMinFrames) frames. Without
+  // `transactions` (mkfs, tools) dirty pages may go home at any time.
   static Result<std::unique_ptr<BufferPool>> open(Device& device, uint32_t page_size,
-                                                  uint64_t cache_bytes);
+                                                  uint64_t cache_bytes, bool transactions = true);
   ~BufferPool();
   BufferPool(const BufferPool&) = delete;
   BufferPool& operator=(const BufferPool&) = delete;
@@ -113,15 +131,34 @@ class BufferPool {
   // Best effort: pages that fail are simply left out (fetch_data reports them).
   void prefetch_data(std::span<const DataPageRequest> pages);
   // A page whose old contents do not matter (newly allocated): a zeroed frame,
-  // no device read. `meta` pages get their CRC stamped at write-out.
-  Result<PageRef> create(PageNo page, bool meta);
+  // no device read. `meta` pages get their CRC stamped at write-out. A
+  // `fresh` data page held nothing live before the running transaction.
+  Result<PageRef> create(PageNo page, bool meta, bool fresh = false);
   // Forgets a page that was freed: its frame is dropped without write-back.
   // The page must not be pinned.
   void discard(PageNo page);
 
   // Writes every dirty page home in sorted, merged batches, then flushes the
-  // device.
+  // device. Pages of the running transaction must have been committed first.
   Status flush_all();
+  // Writes one pinned page home now (stamped) and flushes; it is clean after.
+  Status write_through(PageRef& ref);
+
+  // ---- transactions ----
+  // Pages changed in the running transaction that need a journal image.
+  uint64_t txn_images() const;
+  // Frames listed in the running transaction (bounded by begin_op's commits).
+  uint64_t txn_frames() const;
+  // Ends the running transaction: returns its pages (fresh ones become busy
+  // until end_commit) and starts the next.
+  std::vector<TxnPage> begin_commit(uint64_t* txn_id);
+  // Sets a metadata frame's LSN and checksum before its image is journaled.
+  void stamp_lsn(const TxnPage& page, uint64_t lsn);
+  // Builds sorted, merged write requests for the fresh pages in `pages`.
+  void ordered_writes(const std::vector<TxnPage>& pages, std::vector<iovec>& iov,
+                      std::vector<IoRequest>& batch) const;
+  // The commit of `txn_id` is durable (ok) or failed.
+  void end_commit(uint64_t txn_id, const std::vector<TxnPage>& pages, bool ok);
 
   PoolStats stats() const;
   uint32_t page_size() const { return page_size_; }
@@ -141,10 +178,13 @@ class BufferPool {
     bool busy = false;    // under device I/O
     bool dirty = false;
     bool meta = false;
+    bool fresh = false;   // data page allocated in its transaction: ordered write
+    uint64_t txn = 0;     // transaction that changed it, until its commit ends; 0: none
   };
 
   friend class PageRef;
-  BufferPool(Device& device, uint32_t page_size, uint32_t frame_count, std::byte* memory);
+  BufferPool(Device& device, uint32_t page_size, uint32_t frame_count, std::byte* memory,
+             bool transactions);
 
   std::byte* frame_data(uint32_t f) const { return memory_ + size_t(f) * page_size_; }
   void unpin(uint32_t frame);
@@ -156,6 +196,9 @@ class BufferPool {
   uint32_t find_victim();
   Status write_back_batch(std::unique_lock<std::mutex>& lock, uint32_t max_pages);
   Status write_frames(std::vector<uint32_t>& frames);
+  bool writable(const Frame& f) const;
+  void build_batch(std::vector<uint32_t>& frames, std::vector<iovec>& iov,
+                   std::vector<IoRequest>& batch) const;
   bool verify(uint32_t frame, PageNo page, bool meta, PageType type, uint32_t crc, bool report);
   void stamp(uint32_t frame);
   void insert(uint32_t frame, PageNo page, bool meta);
@@ -164,6 +207,7 @@ class BufferPool {
   Device& device_;
   const uint32_t page_size_;
   const uint32_t frame_count_;
+  const bool transactions_;
   std::byte* const memory_;  // frame_count_ * page_size_ bytes, page aligned
 
   mutable std::mutex mu_;  // lock order: the filesystem lock, then mu_
@@ -173,6 +217,9 @@ class BufferPool {
   std::vector<uint32_t> free_frames_;                // guarded by mu_
   uint32_t clock_hand_ = 0;                          // guarded by mu_
   uint64_t dirty_count_ = 0;                         // guarded by mu_
+  uint64_t running_txn_ = 1;                         // guarded by mu_
+  std::vector<uint32_t> txn_frames_;                 // guarded by mu_
+  uint64_t txn_images_ = 0;                          // guarded by mu_
 
   std::atomic<uint64_t> hits_{0}, misses_{0}, pages_read_{0}, pages_written_{0},
       checksum_errors_{0};

@@ -128,7 +128,7 @@ Status FileSystem::Impl::drop_link(InodeNo ino, InodeRecord& rec) {
 Result<Attr> FileSystem::Impl::create_node(InodeNo parent, std::string_view name, uint32_t mode,
                                            uint64_t rdev, const Caller& caller,
                                            std::string_view symlink_target) {
-  PAGEFS_TRY(check_writable());
+  PAGEFS_TRY(begin_op(64));
   PAGEFS_TRY(check_name(name));
   if (is_dot_or_dotdot(name)) return Err{EEXIST};
   PAGEFS_ASSIGN(InodeRecord dir, get_dir(parent));
@@ -143,7 +143,8 @@ Result<Attr> FileSystem::Impl::create_node(InodeNo parent, std::string_view name
   PAGEFS_ASSIGN(InodeNo ino, new_inode(mode, rdev, caller, dir, &rec));
   if (S_ISDIR(mode)) rec.parent = parent.value;
   if (S_ISLNK(mode)) {
-    Result<size_t> w = write_locked(ino, rec, 0, symlink_target.data(), symlink_target.size());
+    Result<size_t> w =
+        write_locked(ino, rec, 0, symlink_target.data(), symlink_target.size(), false);
     if (!w.ok()) {
       (void)free_inode(ino, rec);
       return Err{w.error()};
@@ -221,7 +222,7 @@ Result<std::string> FileSystem::readlink(InodeNo ino) {
 
 Result<Attr> FileSystem::link(InodeNo ino, InodeNo new_parent, std::string_view new_name) {
   std::unique_lock lock(impl_->mu_);
-  PAGEFS_TRY(impl_->check_writable());
+  PAGEFS_TRY(impl_->begin_op(64));
   PAGEFS_TRY(check_name(new_name));
   if (is_dot_or_dotdot(new_name)) return Err{EEXIST};
   PAGEFS_ASSIGN(InodeRecord rec, impl_->get_inode(ino));
@@ -247,7 +248,7 @@ Result<Attr> FileSystem::link(InodeNo ino, InodeNo new_parent, std::string_view 
 
 Status FileSystem::unlink(InodeNo parent, std::string_view name, const Caller& caller) {
   std::unique_lock lock(impl_->mu_);
-  PAGEFS_TRY(impl_->check_writable());
+  PAGEFS_TRY(impl_->begin_op(64));
   if (name.size() > kNameMax) return Err{ENAMETOOLONG};
   PAGEFS_ASSIGN(InodeRecord dir, impl_->get_dir(parent));
   Impl::FoundEntry e;
@@ -265,7 +266,7 @@ Status FileSystem::unlink(InodeNo parent, std::string_view name, const Caller& c
 
 Status FileSystem::rmdir(InodeNo parent, std::string_view name, const Caller& caller) {
   std::unique_lock lock(impl_->mu_);
-  PAGEFS_TRY(impl_->check_writable());
+  PAGEFS_TRY(impl_->begin_op(64));
   if (name == ".") return Err{EINVAL};
   if (name == "..") return Err{ENOTEMPTY};
   if (name.size() > kNameMax) return Err{ENAMETOOLONG};

@@ -35,7 +35,7 @@ bool Extent::decode(uint64_t file_page, std::span<const std::byte> bytes, Extent
 // holds at most kMaxExtentPages pages, so one covering first_page starts no
 // earlier than first_page - (kMaxExtentPages - 1).
 Status FileSystem::Impl::collect_extents(InodeNo ino, uint64_t first_page, uint64_t last_page,
-                                         std::vector<Extent>* out) {
+                                         std::vector<Extent>* out, size_t limit) {
   uint64_t from = first_page >= kMaxExtentPages ? first_page - (kMaxExtentPages - 1) : 0;
   bool corrupt = false;
   PAGEFS_TRY(tree_->scan(Key::of(ino.value, KeyKind::kExtent, from),
@@ -47,7 +47,7 @@ Status FileSystem::Impl::collect_extents(InodeNo ino, uint64_t first_page, uint6
                              return false;
                            }
                            if (e.end() > first_page) out->push_back(e);
-                           return true;
+                           return limit == 0 || out->size() < limit;
                          }));
   if (corrupt) {
     PAGEFS_LOG_ERROR("inode %llu has a damaged extent record", (unsigned long long)ino.value);
@@ -78,38 +78,52 @@ Status FileSystem::Impl::erase_extent(InodeNo ino, uint64_t file_page) {
 }
 
 // Frees file pages [first_page, end_page): extents wholly inside go away,
-// extents straddling an edge are cut. rec.blocks is updated (not stored).
+// extents straddling an edge are cut. Works in chunks of kChunkExtents: after
+// each, rec (blocks) is stored and a commit may happen, which is safe because
+// a half-removed range is a consistent state (a shorter file whose dropped
+// pages are holes, or extents past the end of file).
 Status FileSystem::Impl::remove_pages(InodeNo ino, InodeRecord& rec, uint64_t first_page,
                                       uint64_t end_page) {
-  if (end_page <= first_page) return ok_status();
+  constexpr size_t kChunkExtents = 32;
   std::vector<Extent> extents;
-  PAGEFS_TRY(collect_extents(ino, first_page, end_page - 1, &extents));
-  for (const Extent& e : extents) {
-    uint64_t cut_from = std::max(first_page, e.file_page);
-    uint64_t cut_to = std::min(end_page, e.end());
-    PAGEFS_TRY(erase_extent(ino, e.file_page));
-    if (e.file_page < cut_from) {
-      Extent left = e;
-      left.pages = uint32_t(cut_from - e.file_page);
-      left.unwritten &= left.pages == 32 ? ~0u : ((1u << left.pages) - 1);
-      PAGEFS_TRY(put_extent(ino, left));
-    }
-    if (cut_to < e.end()) {
-      Extent right{};
-      uint32_t skip = uint32_t(cut_to - e.file_page);
-      right.file_page = cut_to;
-      right.phys = e.phys + skip;
-      right.pages = e.pages - skip;
-      right.unwritten = e.unwritten >> skip;
-      std::memcpy(right.crc, e.crc + skip, 4 * size_t(right.pages));
-      PAGEFS_TRY(put_extent(ino, right));
-    }
-    uint64_t phys = e.phys + (cut_from - e.file_page);
-    uint32_t count = uint32_t(cut_to - cut_from);
-    for (uint32_t i = 0; i < count; i++) pool_->discard(PageNo{phys + i});
-    PAGEFS_TRY(space_->free(PageNo{phys}, count));
-    rec.blocks -= std::min<uint64_t>(rec.blocks, count);
+  while (end_page > first_page) {
+    extents.clear();
+    PAGEFS_TRY(collect_extents(ino, first_page, end_page - 1, &extents, kChunkExtents));
+    if (extents.empty()) return ok_status();
+    for (const Extent& e : extents) PAGEFS_TRY(cut_extent(ino, rec, e, first_page, end_page));
+    PAGEFS_TRY(put_inode(ino, rec));
+    first_page = std::max(first_page, extents.back().end());
+    if (extents.size() == kChunkExtents) PAGEFS_TRY(begin_op(4 * kChunkExtents + 16));
   }
+  return ok_status();
+}
+
+Status FileSystem::Impl::cut_extent(InodeNo ino, InodeRecord& rec, const Extent& e,
+                                    uint64_t first_page, uint64_t end_page) {
+  uint64_t cut_from = std::max(first_page, e.file_page);
+  uint64_t cut_to = std::min(end_page, e.end());
+  PAGEFS_TRY(erase_extent(ino, e.file_page));
+  if (e.file_page < cut_from) {
+    Extent left = e;
+    left.pages = uint32_t(cut_from - e.file_page);
+    left.unwritten &= left.pages == 32 ? ~0u : ((1u << left.pages) - 1);
+    PAGEFS_TRY(put_extent(ino, left));
+  }
+  if (cut_to < e.end()) {
+    Extent right{};
+    uint32_t skip = uint32_t(cut_to - e.file_page);
+    right.file_page = cut_to;
+    right.phys = e.phys + skip;
+    right.pages = e.pages - skip;
+    right.unwritten = e.unwritten >> skip;
+    std::memcpy(right.crc, e.crc + skip, 4 * size_t(right.pages));
+    PAGEFS_TRY(put_extent(ino, right));
+  }
+  uint64_t phys = e.phys + (cut_from - e.file_page);
+  uint32_t count = uint32_t(cut_to - cut_from);
+  for (uint32_t i = 0; i < count; i++) pool_->discard(PageNo{phys + i});
+  PAGEFS_TRY(space_->free(PageNo{phys}, count));
+  rec.blocks -= std::min<uint64_t>(rec.blocks, count);
   return ok_status();
 }
 

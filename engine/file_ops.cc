@@ -92,29 +92,43 @@ Status FileSystem::Impl::write_page(InodeNo ino, InodeRecord& rec, uint64_t fp, 
 }
 
 // Writes as much as fits; a write that runs out of space part-way returns the
-// bytes written so far, one that writes nothing returns ENOSPC.
+// bytes written so far, one that writes nothing returns ENOSPC. Works in chunks
+// of kChunkPages: each ends with the extent and inode stored, a consistent
+// state at which begin_op may commit.
 Result<size_t> FileSystem::Impl::write_locked(InodeNo ino, InodeRecord& rec, uint64_t off,
-                                              const char* buf, size_t len) {
+                                              const char* buf, size_t len, bool commit_points) {
+  constexpr uint64_t kChunkPages = 32;
   if (off >= kMaxFileBytes || len > kMaxFileBytes - off) return Err{EFBIG};
-  Extent cur;
-  bool cur_valid = false, cur_dirty = false;
   size_t done = 0;
   Status st;
-  while (done < len) {
+  while (done < len && st.ok()) {
     uint64_t pos = off + done;
-    uint64_t fp = pos / page_size_;
-    uint32_t in_page = uint32_t(pos % page_size_);
-    uint32_t n = uint32_t(std::min<uint64_t>(page_size_ - in_page, len - done));
-    st = write_page(ino, rec, fp, in_page, buf + done, n, cur, cur_valid, cur_dirty);
-    if (!st.ok()) break;
-    done += n;
+    uint64_t chunk_end = std::min<uint64_t>(off + len, (pos / page_size_ + kChunkPages) * page_size_);
+    if (commit_points) {
+      uint64_t pages = (chunk_end - pos + page_size_ - 1) / page_size_ + 1;
+      st = begin_op(2 * pages + 16, pages);
+      if (!st.ok()) break;
+    }
+    Extent cur;
+    bool cur_valid = false, cur_dirty = false;
+    size_t chunk_done = 0;
+    while (pos + chunk_done < chunk_end) {
+      uint64_t at = pos + chunk_done;
+      uint32_t in_page = uint32_t(at % page_size_);
+      uint32_t n = uint32_t(std::min<uint64_t>(page_size_ - in_page, chunk_end - at));
+      st = write_page(ino, rec, at / page_size_, in_page, buf + done + chunk_done, n, cur,
+                      cur_valid, cur_dirty);
+      if (!st.ok()) break;
+      chunk_done += n;
+    }
+    if (cur_valid && cur_dirty) PAGEFS_TRY(put_extent(ino, cur));
+    done += chunk_done;
+    if (chunk_done > 0) {
+      rec.size = std::max<uint64_t>(rec.size, off + done);
+      touch(rec, true, true);
+    }
+    PAGEFS_TRY(put_inode(ino, rec));
   }
-  if (cur_valid && cur_dirty) PAGEFS_TRY(put_extent(ino, cur));
-  if (done > 0) {
-    rec.size = std::max<uint64_t>(rec.size, off + done);
-    touch(rec, true, true);
-  }
-  PAGEFS_TRY(put_inode(ino, rec));
   if (done == 0 && !st.ok()) return Err{st.error()};
   return done;
 }
@@ -176,19 +190,23 @@ Status FileSystem::Impl::zero_bytes(InodeNo ino, uint64_t off, uint32_t len) {
 }
 
 // Keeps the invariant that bytes past the end of file inside its last page are
-// zero, so growing a file again reads zeros there.
+// zero, so growing a file again reads zeros there. The tail is zeroed and the
+// new size stored in one step; the pages past it are freed afterwards, in
+// chunks that may commit (extents past the end of file are consistent).
 Status FileSystem::Impl::truncate_locked(InodeNo ino, InodeRecord& rec, uint64_t size) {
   if (size > kMaxFileBytes) return Err{EFBIG};
-  if (size < rec.size) {
-    uint64_t keep = (size + page_size_ - 1) / page_size_;
-    PAGEFS_TRY(remove_pages(ino, rec, keep, kMaxFileBytes / page_size_ + kMaxExtentPages));
-    if (size % page_size_) {
-      uint32_t in_page = uint32_t(size % page_size_);
-      PAGEFS_TRY(zero_bytes(ino, size, page_size_ - in_page));
-    }
+  bool shrink = size < rec.size;
+  if (shrink && size % page_size_) {
+    uint32_t in_page = uint32_t(size % page_size_);
+    PAGEFS_TRY(zero_bytes(ino, size, page_size_ - in_page));
   }
   rec.size = size;
   touch(rec, true, true);
+  PAGEFS_TRY(put_inode(ino, rec));
+  if (shrink) {
+    uint64_t keep = (size + page_size_ - 1) / page_size_;
+    PAGEFS_TRY(remove_pages(ino, rec, keep, kMaxFileBytes / page_size_ + kMaxExtentPages));
+  }
   return ok_status();
 }
 
@@ -206,8 +224,15 @@ Status FileSystem::Impl::allocate_unwritten(InodeNo ino, InodeRecord& rec, uint6
   if (need > space_->data_free_pages()) return Err{ENOSPC};
   p = first;
   uint64_t hint = 0;
+  int since_commit_point = 0;
   auto fill = [&](uint64_t from, uint64_t to) -> Status {
     while (from < to) {
+      if (++since_commit_point == 32) {
+        // Unwritten extents past what the size covers are consistent.
+        PAGEFS_TRY(put_inode(ino, rec));
+        PAGEFS_TRY(begin_op(160, kMaxExtentPages));
+        since_commit_point = 0;
+      }
       uint32_t want = uint32_t(std::min<uint64_t>(kMaxExtentPages, to - from));
       PAGEFS_ASSIGN(PageRun run, space_->allocate(PageNo{hint}, want, false));
       Extent e{};
@@ -246,12 +271,12 @@ Result<size_t> FileSystem::write(InodeNo ino, uint64_t off, const char* buf, siz
   if (S_ISDIR(rec.mode)) return Err{EISDIR};
   if (!S_ISREG(rec.mode)) return Err{EINVAL};
   if (len == 0) return size_t(0);
-  return impl_->write_locked(ino, rec, off, buf, len);
+  return impl_->write_locked(ino, rec, off, buf, len, true);
 }
 
 Result<Attr> FileSystem::setattr(InodeNo ino, const SetAttr& c) {
   std::unique_lock lock(impl_->mu_);
-  PAGEFS_TRY(impl_->check_writable());
+  PAGEFS_TRY(impl_->begin_op(16));
   PAGEFS_ASSIGN(InodeRecord rec, impl_->get_inode(ino));
   if (c.set_size) {
     if (S_ISDIR(rec.mode)) return Err{EISDIR};
@@ -286,7 +311,7 @@ Status FileSystem::fallocate(InodeNo ino, int mode, uint64_t off, uint64_t len) 
   if (off >= kMaxFileBytes || len > kMaxFileBytes - off) return Err{EFBIG};
   std::unique_lock lock(impl_->mu_);
   Impl& fs = *impl_;
-  PAGEFS_TRY(fs.check_writable());
+  PAGEFS_TRY(fs.begin_op(64));
   PAGEFS_ASSIGN(InodeRecord rec, fs.get_inode(ino));
   if (S_ISDIR(rec.mode)) return Err{EISDIR};
   if (!S_ISREG(rec.mode)) return Err{ENODEV};

@@ -11,6 +11,7 @@
 
 #include "engine/fs_impl.h"
 #include "engine/log.h"
+#include "engine/recovery.h"
 
 namespace pagefs {
 
@@ -45,87 +46,27 @@ FileSystem::Impl::Impl(std::unique_ptr<Device> device, const MountOptions& optio
 
 FileSystem::Impl::~Impl() { stop_committer(); }
 
-namespace {
-
-// Reads both superblock copies and returns the newest valid one.
-Status read_superblock(Device& device, std::string* out, std::string* message) {
-  const uint32_t probe = std::max<uint32_t>(kMinPageSize, device.block_size());
-  if (device.size_bytes() < 2ull * probe) {
-    *message = "device is too small to hold a pagefs filesystem";
-    return Err{EINVAL};
+// Replays the journal onto the device before anything else reads it and
+// takes the superblock that recovery brought up to date.
+Status FileSystem::Impl::recover(std::string* message) {
+  RecoveryResult r;
+  PAGEFS_TRY(recover_device(*device_, sb_, &r, message));
+  auto journal = Journal::open(*device_, *sb_, r.head_lsn, r.next_sequence);
+  if (!journal.ok()) {
+    *message = "cannot set up the journal: " + std::string(strerror(journal.error()));
+    return Err{journal.error()};
   }
-  void* buf = std::aligned_alloc(4096, kMaxPageSize);
-  std::unique_ptr<void, decltype(&std::free)> guard(buf, &std::free);
-  auto* bytes = static_cast<std::byte*>(buf);
-  PAGEFS_TRY(device.read_at(0, bytes, probe));
-  Superblock sb;
-  std::memcpy(&sb, bytes, sizeof sb);
-  if (std::memcmp(sb.magic, kSuperMagic, sizeof kSuperMagic) != 0 || sb.header.magic != kPageMagic) {
-    // The primary may be damaged: try the secondary at each possible page size.
-    bool found = false;
-    for (uint32_t ps = kMinPageSize; ps <= kMaxPageSize && !found; ps *= 2) {
-      if (device.size_bytes() < 2ull * ps) break;
-      if (!device.read_at(ps, bytes, ps).ok()) continue;
-      std::memcpy(&sb, bytes, sizeof sb);
-      found = std::memcmp(sb.magic, kSuperMagic, sizeof kSuperMagic) == 0 && sb.page_size == ps;
-    }
-    if (!found) {
-      *message = "not a pagefs filesystem (no superblock found); format it with mkfs.pagefs";
-      return Err{EINVAL};
-    }
-  }
-  uint32_t ps = sb.page_size;
-  if (ps < kMinPageSize || ps > kMaxPageSize || (ps & (ps - 1)) != 0) {
-    *message = "superblock has an invalid page size; run fsck.pagefs";
-    return Err{EINVAL};
-  }
-  Superblock best{};
-  bool have = false;
-  for (uint64_t copy = 0; copy < 2; copy++) {
-    if (!device.read_at(copy * ps, bytes, ps).ok()) continue;
-    const char* why = nullptr;
-    if (!verify_meta_page(bytes, ps, PageNo{copy}, PageType::kSuperblock, &why)) {
-      PAGEFS_LOG_WARN("superblock copy %llu is invalid: %s", (unsigned long long)copy, why);
-      continue;
-    }
-    Superblock candidate;
-    std::memcpy(&candidate, bytes, sizeof candidate);
-    if (!have || candidate.generation > best.generation) best = candidate, have = true;
-  }
-  if (!have) {
-    *message = "both superblock copies are damaged; run fsck.pagefs";
-    return Err{EIO};
-  }
-  if (best.version != kFormatVersion) {
-    *message = "unsupported pagefs format version " + std::to_string(best.version) +
-               " (this pagefs reads version " + std::to_string(kFormatVersion) + ")";
-    return Err{EPROTONOSUPPORT};
-  }
-  if (best.features_incompat & ~kKnownIncompat) {
-    *message = "filesystem uses features this pagefs does not support; upgrade pagefs";
-    return Err{EPROTONOSUPPORT};
-  }
-  if (best.page_count * ps > device.size_bytes()) {
-    *message = "device is smaller than the filesystem on it (truncated image?)";
-    return Err{EINVAL};
-  }
-  out->assign(reinterpret_cast<const char*>(&best), sizeof best);
+  journal_ = std::move(journal).value();
   return ok_status();
 }
 
-}  // namespace
-
 Status FileSystem::Impl::open(std::string* message) {
-  std::string sb_bytes;
-  PAGEFS_TRY(read_superblock(*device_, &sb_bytes, message));
-  sb_storage_ = std::move(sb_bytes);
+  sb_storage_.assign(sizeof(Superblock), '\0');
   sb_ = reinterpret_cast<Superblock*>(sb_storage_.data());
+  PAGEFS_TRY(recover(message));
   page_size_ = sb_->page_size;
   read_only_ = options_.read_only || device_->read_only();
   if (sb_->features_ro_compat & ~kKnownRoCompat) read_only_ = true;
-  if (sb_->state != static_cast<uint32_t>(FsState::kClean)) {
-    PAGEFS_LOG_WARN("filesystem was not cleanly unmounted; run fsck.pagefs -n to check it");
-  }
   auto pool = BufferPool::open(*device_, page_size_, options_.cache_bytes);
   if (!pool.ok()) {
     *message = "cannot allocate the page cache: " + std::string(strerror(pool.error()));
@@ -152,34 +93,9 @@ Status FileSystem::Impl::open(std::string* message) {
   sb_->mount_time = now_timespec().tv_sec;
   sb_->mount_count++;
   dirty_ = true;
-  Status st = sync_locked();
+  Status st = checkpoint_locked();
   if (!st.ok()) *message = "cannot write the superblock: " + std::string(strerror(st.error()));
   return st;
-}
-
-// Writes every dirty page home and flushes, then writes both superblock
-// copies and flushes again: the superblock (tree root, free counts) only ever
-// describes pages already durable on the device.
-Status FileSystem::Impl::sync_locked() {
-  if (read_only_ || !dirty_) return ok_status();
-  PAGEFS_TRY(pool_->flush_all());
-  sb_->tree_root = root_.page;
-  sb_->tree_height = root_.height;
-  sb_->free_pages = space_->free_pages();
-  sb_->write_time = now_timespec().tv_sec;
-  sb_->generation++;
-  for (uint64_t copy = 0; copy < 2; copy++) {
-    PAGEFS_ASSIGN(PageRef ref, pool_->create(PageNo{copy}, true));
-    std::memcpy(ref.data(), sb_, sizeof(Superblock));
-    auto* h = ref.as<PageHeader>();
-    h->magic = kPageMagic;
-    h->type = static_cast<uint16_t>(PageType::kSuperblock);
-    h->page_no = copy;
-    ref.mark_dirty();
-  }
-  PAGEFS_TRY(pool_->flush_all());
-  dirty_ = false;
-  return ok_status();
 }
 
 void FileSystem::Impl::start_committer() {
@@ -192,8 +108,7 @@ void FileSystem::Impl::start_committer() {
       lk.unlock();
       {
         std::unique_lock lock(mu_);
-        Status st = sync_locked();
-        if (!st.ok()) PAGEFS_LOG_ERROR("periodic commit failed: %s", strerror(st.error()));
+        (void)commit_locked();  // a failure is sticky and logged by fail()
       }
       lk.lock();
     }
@@ -327,6 +242,7 @@ Attr FileSystem::Impl::to_attr(InodeNo ino, const InodeRecord& rec) {
 }
 
 Status FileSystem::Impl::check_writable() const {
+  if (failed_) return Err{EIO};
   if (read_only_) return Err{EROFS};
   return ok_status();
 }
@@ -352,9 +268,10 @@ Status FileSystem::unmount() {
   impl_->stop_committer();
   std::unique_lock lock(impl_->mu_);
   if (impl_->read_only_) return ok_status();
+  if (impl_->failed_) return Err{EIO};
+  PAGEFS_TRY(impl_->checkpoint_locked());
   impl_->sb_->state = static_cast<uint32_t>(FsState::kClean);
-  impl_->dirty_ = true;
-  return impl_->sync_locked();
+  return impl_->write_superblocks();
 }
 
 Result<Attr> FileSystem::getattr(InodeNo ino) {
@@ -365,18 +282,23 @@ Result<Attr> FileSystem::getattr(InodeNo ino) {
   return a;
 }
 
+// Commits the running transaction, which holds every change made so far: a
+// concurrent fsync that finds it already committed returns at once (group
+// commit).
 Status FileSystem::fsync(InodeNo, bool) {
   std::unique_lock lock(impl_->mu_);
+  if (impl_->failed_) return Err{EIO};
   if (impl_->read_only_) return ok_status();
-  return impl_->sync_locked();
+  return impl_->commit_locked();
 }
 
 Status FileSystem::release_inode(InodeNo ino) {
   std::unique_lock lock(impl_->mu_);
-  if (impl_->read_only_) return ok_status();
+  if (impl_->read_only_ || impl_->failed_) return ok_status();
   auto rec = impl_->get_inode(ino);
   if (!rec.ok()) return rec.error() == ENOENT ? ok_status() : Status(Err{rec.error()});
   if (rec->nlink > 0) return ok_status();
+  PAGEFS_TRY(impl_->begin_op(64));
   PAGEFS_TRY(impl_->free_inode(ino, *rec));
   return impl_->remove_orphan(ino);
 }
@@ -387,7 +309,10 @@ FsStats FileSystem::stats() const {
   FsStats s;
   s.page_size = impl_->page_size_;
   s.total_pages = impl_->sb_->page_count - impl_->sb_->data_start;
-  s.free_pages = impl_->space_->data_free_pages();
+  // What will be free once the running transaction commits: a removed file's
+  // space shows as free at once, as df users expect.
+  uint64_t free = impl_->space_->free_pages_after_commit();
+  s.free_pages = free > SpaceMap::kMetadataReserve ? free - SpaceMap::kMetadataReserve : 0;
   s.inodes = impl_->sb_->inode_count;
   s.checksum_errors = ps.checksum_errors;
   s.cache_hits = ps.hits;

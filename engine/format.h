@@ -98,9 +98,9 @@ struct Superblock {
   int64_t mount_time;           // last mount, seconds since the epoch
   int64_t write_time;           // last superblock write, seconds since the epoch
   uint64_t mount_count;         // mounts since mkfs
-  uint64_t journal_head;        // journal: reserved for the journal, zero in version 1
-  uint64_t journal_tail;        // journal: reserved for the journal, zero in version 1
-  uint64_t journal_sequence;    // journal: reserved for the journal, zero in version 1
+  uint64_t journal_reserved;    // zero
+  uint64_t journal_tail;        // LSN of the oldest transaction recovery must replay
+  uint64_t journal_sequence;    // sequence number of the transaction at journal_tail
 };
 static_assert(offsetof(Superblock, magic) == 32);
 static_assert(offsetof(Superblock, page_count) == 72);
@@ -114,6 +114,51 @@ static_assert(sizeof(Superblock) == 304);
 inline constexpr uint64_t bitmap_bits_per_page(uint32_t page_size) {
   return uint64_t(page_size - sizeof(PageHeader)) * 8;
 }
+
+// ---------------------------------------------------------------------------
+// The journal: a circular region of journal_pages pages. Positions in it are
+// LSNs: byte offsets in an endless stream, so the record at LSN x lives at
+// byte (journal_start * page_size + x % (journal_pages * page_size)). Every
+// record starts on a page boundary.
+//
+// A transaction is two records written in order:
+//   1. a TxnRecord: JournalHeader (kind kTxn), then `image_count`
+//      JournalImage entries, then the images' bytes, padded to whole pages;
+//   2. a commit record: one page, JournalHeader (kind kCommit), whose
+//      `payload_crc` is the CRC32C of the whole TxnRecord (header included).
+// A transaction counts only if both headers are valid, their sequence is the
+// one expected next, their `lsn` is where they were found, and the commit's
+// payload_crc matches the record: a torn or stale record is never replayed.
+
+inline constexpr uint32_t kJournalMagic = 0x4c4e524a;  // "JRNL"
+
+enum class JournalKind : uint16_t {
+  kTxn = 1,
+  kCommit = 2,
+};
+
+struct JournalHeader {
+  uint32_t magic;          // kJournalMagic
+  uint16_t kind;           // JournalKind
+  uint16_t reserved;       // zero
+  uint32_t header_crc;     // CRC32C of this header with this field zero
+  uint32_t payload_crc;    // kTxn: CRC32C of the payload; kCommit: of the whole kTxn record
+  uint64_t sequence;       // transaction number; consecutive transactions differ by one
+  uint64_t lsn;            // the LSN this record was written at
+  uint64_t payload_bytes;  // kTxn: bytes after this header (unpadded); kCommit: record bytes
+  uint32_t image_count;    // kTxn: JournalImage entries
+  uint32_t reserved2;      // zero
+};
+static_assert(sizeof(JournalHeader) == 48);
+
+// One page image in a transaction record.
+struct JournalImage {
+  uint64_t page_no;       // home location of the page
+  uint32_t stored_bytes;  // bytes of the image as stored
+  uint32_t flags;         // kImageZstd: stored bytes are a zstd frame of page_size bytes
+};
+static_assert(sizeof(JournalImage) == 16);
+inline constexpr uint32_t kImageZstd = 1;
 
 // ---------------------------------------------------------------------------
 // B+tree nodes. One tree holds every item of the filesystem, ordered by Key.

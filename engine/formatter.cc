@@ -15,6 +15,9 @@
 namespace pagefs {
 namespace {
 
+// The journal must hold a few transactions of a few dozen page images each.
+constexpr uint64_t kMinJournalPages = 256;
+
 struct Geometry {
   uint64_t page_count, journal_start, journal_pages, bitmap_start, bitmap_pages, data_start;
 };
@@ -23,11 +26,13 @@ Geometry plan(uint64_t device_bytes, uint32_t page_size, uint64_t journal_bytes)
   Geometry g{};
   g.page_count = device_bytes / page_size;
   if (journal_bytes == 0) {
-    // 1/64 of the device, between 1 MiB and 256 MiB.
-    journal_bytes = std::clamp<uint64_t>(device_bytes / 64, 1 << 20, 256ull << 20);
+    // 1/64 of the device, between 4 MiB and 256 MiB, and at most a quarter
+    // of a small device.
+    journal_bytes = std::clamp<uint64_t>(device_bytes / 64, 4 << 20, 256ull << 20);
+    journal_bytes = std::min<uint64_t>(journal_bytes, device_bytes / 4);
   }
   g.journal_start = 2;
-  g.journal_pages = std::max<uint64_t>(journal_bytes / page_size, 16);
+  g.journal_pages = std::max<uint64_t>(journal_bytes / page_size, kMinJournalPages);
   g.bitmap_start = g.journal_start + g.journal_pages;
   uint64_t bits = bitmap_bits_per_page(page_size);
   g.bitmap_pages = (g.page_count + bits - 1) / bits;
@@ -74,8 +79,8 @@ void fill_superblock(Superblock* sb, const Geometry& g, const FormatOptions& o) 
 }  // namespace
 
 uint64_t min_device_bytes(uint32_t page_size) {
-  // Superblocks, a 16-page journal, one bitmap page and 64 pages of data.
-  return uint64_t(2 + 16 + 1 + 64) * page_size;
+  // Superblocks, the smallest journal, one bitmap page and 64 pages of data.
+  return uint64_t(2 + kMinJournalPages + 1 + 64) * page_size;
 }
 
 bool has_pagefs_signature(Device& device) {
@@ -107,7 +112,7 @@ Status format_device(Device& device, const FormatOptions& o, std::string* messag
     *message = std::string("cannot write the journal region: ") + strerror(st.error());
     return st;
   }
-  auto pool = BufferPool::open(device, ps, 64 * ps);
+  auto pool = BufferPool::open(device, ps, 64 * ps, /*transactions=*/false);
   if (!pool.ok()) return Err{pool.error()};
   PAGEFS_TRY(SpaceMap::format(**pool, sb));
   PAGEFS_ASSIGN(auto space, SpaceMap::load(**pool, sb));

@@ -5,6 +5,15 @@
 // Locking: mu_ is the filesystem lock. Operations that only read take it
 // shared; every operation that changes a page takes it exclusively. Lock order:
 // mu_, then the buffer pool's internal mutex.
+//
+// Transactions: every change made under mu_ joins the running transaction.
+// A commit happens only between operations, or at a commit point inside a
+// long operation where the state on the device would be consistent, so every
+// commit is a consistent filesystem. begin_op() is called by each changing
+// operation (and at each commit point) with a bound on the pages it will
+// change; it commits first when the running transaction would outgrow the
+// journal's staging buffer, the pool's room for pinned-by-the-WAL pages, or
+// the pending-free list.
 #pragma once
 
 #include <condition_variable>
@@ -17,6 +26,7 @@
 #include "engine/buffer_pool.h"
 #include "engine/filesystem.h"
 #include "engine/format.h"
+#include "engine/journal.h"
 #include "engine/space_map.h"
 
 namespace pagefs {
@@ -44,7 +54,15 @@ class FileSystem::Impl {
   ~Impl();
 
   Status open(std::string* message);
-  Status sync_locked();  // mu_ held exclusively
+  Status recover(std::string* message);
+
+  // ---- transactions (transaction.cc); mu_ held exclusively ----
+  // `data_pages`: new data pages the operation may allocate.
+  Status begin_op(uint64_t pages, uint64_t data_pages = 0);
+  Status commit_locked();
+  Status checkpoint_locked();
+  Status write_superblocks();
+  void fail(const char* what, int error);
   void start_committer();
   void stop_committer();
 
@@ -82,16 +100,22 @@ class FileSystem::Impl {
   Status find_extent(InodeNo ino, uint64_t file_page, Extent* out, bool* found);
   Status put_extent(InodeNo ino, const Extent& e);
   Status erase_extent(InodeNo ino, uint64_t file_page);
+  // At most `limit` extents (0: no limit).
   Status collect_extents(InodeNo ino, uint64_t first_page, uint64_t last_page,
-                         std::vector<Extent>* out);
+                         std::vector<Extent>* out, size_t limit = 0);
+  // With commit_points, commits may happen between chunks of the write.
   Result<size_t> write_locked(InodeNo ino, InodeRecord& rec, uint64_t off, const char* buf,
-                              size_t len);
+                              size_t len, bool commit_points = true);
   Result<size_t> read_locked(InodeNo ino, const InodeRecord& rec, uint64_t off, size_t len,
                              char* buf);
   Status write_page(InodeNo ino, InodeRecord& rec, uint64_t file_page, uint32_t in_page,
                     const char* buf, uint32_t len, Extent& cur, bool& cur_valid,
                     bool& cur_dirty);
+  // Frees file pages [first_page, end_page) in chunks; between chunks the
+  // inode record is stored and a commit may happen.
   Status remove_pages(InodeNo ino, InodeRecord& rec, uint64_t first_page, uint64_t end_page);
+  Status cut_extent(InodeNo ino, InodeRecord& rec, const Extent& e, uint64_t first_page,
+                    uint64_t end_page);
   Status zero_bytes(InodeNo ino, uint64_t off, uint32_t len);
   Status truncate_locked(InodeNo ino, InodeRecord& rec, uint64_t size);
   Status allocate_unwritten(InodeNo ino, InodeRecord& rec, uint64_t first_page,
@@ -104,11 +128,13 @@ class FileSystem::Impl {
   std::unique_ptr<BufferPool> pool_;
   std::unique_ptr<SpaceMap> space_;
   std::unique_ptr<Btree> tree_;
+  std::unique_ptr<Journal> journal_;
+  bool failed_ = false;  // sticky: a journal or device write failed; guarded by mu_
   TreeRoot root_;
   Superblock* sb_ = nullptr;  // in-memory copy, guarded by mu_
   std::string sb_storage_;
   bool read_only_ = false;
-  bool dirty_ = false;  // anything changed since the last sync; guarded by mu_
+  bool dirty_ = false;  // anything changed since the last commit; guarded by mu_
 
   mutable std::shared_mutex mu_;
 

@@ -31,7 +31,7 @@ Status FileSystem::rename(InodeNo parent, std::string_view name, InodeNo new_par
   if (new_name.empty() || new_name.find('/') != std::string_view::npos) return Err{EINVAL};
   std::unique_lock lock(impl_->mu_);
   Impl& fs = *impl_;
-  PAGEFS_TRY(fs.check_writable());
+  PAGEFS_TRY(fs.begin_op(64));
 
   Side src{parent}, dst{new_parent};
   PAGEFS_ASSIGN(src.dir_rec, fs.get_dir(parent));

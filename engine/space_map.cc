@@ -74,8 +74,20 @@ Result<PageRef> SpaceMap::bitmap_page(uint64_t index) {
 }
 
 bool SpaceMap::allowed(uint64_t count, bool metadata) const {
-  if (metadata) return free_pages_ >= count;
+  if (metadata) return free_pages() >= count;
   return data_free_pages() >= count;
+}
+
+bool SpaceMap::is_pending(uint64_t page) const {
+  auto it = pending_.upper_bound(page);
+  if (it == pending_.begin()) return false;
+  --it;
+  return page < it->first + it->second;
+}
+
+void SpaceMap::commit_done() {
+  pending_.clear();
+  pending_pages_ = 0;
 }
 
 Result<PageRun> SpaceMap::allocate(PageNo hint, uint32_t max_pages, bool metadata) {
@@ -94,9 +106,10 @@ Result<PageRun> SpaceMap::allocate(PageNo hint, uint32_t max_pages, bool metadat
     for (uint64_t i = from; i < bits_per_page_; i++) {
       if (test_bit(bits, i)) continue;
       uint64_t page = k * bits_per_page_ + i;
+      if (!pending_.empty() && is_pending(page)) continue;
       uint32_t run = 1;
       while (run < max_pages && i + run < bits_per_page_ && !test_bit(bits, i + run) &&
-             allowed(run + 1, metadata)) {
+             (pending_.empty() || !is_pending(page + run)) && allowed(run + 1, metadata)) {
         run++;
       }
       ref.reset();
@@ -110,6 +123,7 @@ Result<PageRun> SpaceMap::allocate(PageNo hint, uint32_t max_pages, bool metadat
 Result<bool> SpaceMap::allocate_at(PageNo page, bool metadata) {
   if (page.value < data_start_ || page.value >= page_count_) return false;
   if (!allowed(1, metadata)) return false;
+  if (!pending_.empty() && is_pending(page.value)) return false;
   PAGEFS_ASSIGN(bool used, is_used(page));
   if (used) return false;
   PAGEFS_TRY(set_bits(page.value, 1, true));
@@ -124,7 +138,16 @@ Result<bool> SpaceMap::is_used(PageNo page) {
 
 Status SpaceMap::free(PageNo start, uint32_t count) {
   assert(start.value >= data_start_ && start.value + count <= page_count_);
-  return set_bits(start.value, count, false);
+  PAGEFS_TRY(set_bits(start.value, count, false));
+  // Merge with a pending run ending here (frees of a file come in order).
+  auto it = pending_.upper_bound(start.value);
+  if (it != pending_.begin() && std::prev(it)->first + std::prev(it)->second == start.value) {
+    std::prev(it)->second += count;
+  } else {
+    pending_.emplace(start.value, count);
+  }
+  pending_pages_ += count;
+  return ok_status();
 }
 
 // Flips bits for pages [start, start+count). Every bit must change: a bit

@@ -9,11 +9,18 @@
 // is kept for metadata, so that unlink, rmdir and truncate (which may need a
 // tree page) still work on a filesystem that data has filled.
 //
+// Frees become reusable only once the transaction that freed them has
+// committed: until then a crash would bring back the old owner, so the pages
+// must keep their contents. free() clears the bits (the bitmap change is part
+// of the transaction) and remembers the run as pending; commit_done() releases
+// the pending runs to the allocator.
+//
 // Thread-safety: none; the filesystem lock (held exclusively to modify)
 // serializes every call.
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <vector>
 
@@ -48,17 +55,25 @@ class SpaceMap {
   Status free(PageNo start, uint32_t count);
   Result<bool> is_used(PageNo page);
 
-  uint64_t free_pages() const { return free_pages_; }
+  // Free pages the allocator may hand out now (pending frees excluded).
+  uint64_t free_pages() const { return free_pages_ - pending_pages_; }
   // Free pages available to file data (excludes the metadata reserve).
   uint64_t data_free_pages() const {
-    return free_pages_ > kMetadataReserve ? free_pages_ - kMetadataReserve : 0;
+    return free_pages() > kMetadataReserve ? free_pages() - kMetadataReserve : 0;
   }
+  // Free pages once the running transaction commits.
+  uint64_t free_pages_after_commit() const { return free_pages_; }
+  uint64_t pending_pages() const { return pending_pages_; }
+  size_t pending_runs() const { return pending_.size(); }
+  // The transaction that freed the pending runs is durable.
+  void commit_done();
 
  private:
   SpaceMap(BufferPool& pool, const Superblock& sb);
   Result<PageRef> bitmap_page(uint64_t index);
   Status set_bits(uint64_t start, uint32_t count, bool used);
   bool allowed(uint64_t count, bool metadata) const;
+  bool is_pending(uint64_t page) const;
 
   BufferPool& pool_;
   uint64_t bitmap_start_;
@@ -68,6 +83,8 @@ class SpaceMap {
   uint64_t bits_per_page_;
   uint64_t free_pages_ = 0;
   std::vector<uint32_t> free_in_page_;  // free bits per bitmap page
+  std::map<uint64_t, uint32_t> pending_;  // start -> count, freed in the running txn
+  uint64_t pending_pages_ = 0;
 };
 
 }  // namespace pagefs

@@ -74,7 +74,7 @@ Status FileSystem::setxattr(InodeNo ino, std::string_view name, std::string_view
   if (value.size() > max_xattr_value(impl_->page_size_, name.size())) return Err{E2BIG};
   std::unique_lock lock(impl_->mu_);
   Impl& fs = *impl_;
-  PAGEFS_TRY(fs.check_writable());
+  PAGEFS_TRY(fs.begin_op(64));
   PAGEFS_ASSIGN(InodeRecord rec, fs.get_inode(ino));
   XattrItem item;
   bool found = false;
@@ -127,7 +127,7 @@ Status FileSystem::removexattr(InodeNo ino, std::string_view name) {
   PAGEFS_TRY(check_xattr_name(name));
   std::unique_lock lock(impl_->mu_);
   Impl& fs = *impl_;
-  PAGEFS_TRY(fs.check_writable());
+  PAGEFS_TRY(fs.begin_op(64));
   PAGEFS_ASSIGN(InodeRecord rec, fs.get_inode(ino));
   XattrItem item;
   bool found = false;

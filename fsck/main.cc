@@ -2,10 +2,15 @@
 //
 //   fsck.pagefs [-n] [-y] [-p] [-f] [-v] DEVICE
 //
-// Exit codes as e2fsck's: 0 clean, 4 errors left uncorrected, 8 operational
-// error, 16 usage error. Repair (-y, -p) is not implemented yet; without -n,
-// -y or -p the check runs as with -n. The check is always complete, so -f is
-// accepted for compatibility and changes nothing.
+// Exit codes as e2fsck's: 0 clean, 1 errors corrected (the journal was
+// replayed), 4 errors left uncorrected, 8 operational error, 16 usage error.
+//
+// With -n nothing is written: the journal's committed transactions are laid
+// over the device in memory, so the check sees what recovery would leave.
+// With -y or -p the journal is replayed onto the device first; repairing
+// other errors is not implemented yet (they are reported, exit 4). Without
+// -n, -y or -p the check runs as with -n. The check is always complete, so -f
+// is accepted for compatibility and changes nothing.
 #include <getopt.h>
 
 #include <cerrno>
@@ -15,6 +20,7 @@
 #include <string>
 
 #include "engine/file_device.h"
+#include "engine/recovery.h"
 #include "fsck/checker.h"
 #include "fsck/report.h"
 #include "version.h"
@@ -38,15 +44,16 @@ void print_usage(FILE* out) {
           "Usage: fsck.pagefs [-n] [-y] [-p] [-f] [-v] DEVICE\n"
           "Check a pagefs filesystem.\n"
           "\n"
-          "  -n         check only, make no changes (the default for now)\n"
-          "  -y, -p     repair (not implemented yet)\n"
+          "  -n         check only, make no changes (the default)\n"
+          "  -y, -p     replay the journal onto the device, then check\n"
+          "             (repair of other errors is not implemented yet)\n"
           "  -f         force a full check (the check is always full)\n"
           "  -v         verbose: print statistics of each pass\n"
           "  --help     show this help\n"
           "  --version  show the version\n"
           "\n"
-          "Exit status: 0 clean, 4 errors left uncorrected, 8 operational error,\n"
-          "16 usage error.\n");
+          "Exit status: 0 clean, 1 journal replayed and now clean, 4 errors left\n"
+          "uncorrected, 8 operational error, 16 usage error.\n");
 }
 
 // Parses argv; returns -1 to go on, or the exit code to stop with.
@@ -102,13 +109,11 @@ int parse_args(int argc, char** argv, Args* args) {
 int main(int argc, char** argv) {
   Args args;
   if (int code = parse_args(argc, argv, &args); code >= 0) return code;
-  if (args.yes || args.preen) {
-    fprintf(stderr, "fsck.pagefs: repair is not implemented yet; run with -n to check\n");
-    return kExitOperational;
-  }
+  const bool replay = (args.yes || args.preen) && !args.no_changes;
   std::string message;
   auto device = pagefs::FileDevice::open(
-      args.device, pagefs::FileDeviceOptions{.read_only = true, .exclusive_lock = true}, &message);
+      args.device, pagefs::FileDeviceOptions{.read_only = !replay, .exclusive_lock = true},
+      &message);
   if (!device.ok()) {
     if (device.error() == EBUSY) {
       fprintf(stderr, "fsck.pagefs: %s is mounted or in use; unmount it first\n",
@@ -119,8 +124,32 @@ int main(int argc, char** argv) {
     }
     return kExitOperational;
   }
+  pagefs::RecoveryResult recovered;
+  std::unique_ptr<pagefs::Device> overlay;
+  pagefs::Device* target = device->get();
+  if (replay) {
+    pagefs::Superblock sb;
+    if (!pagefs::recover_device(**device, &sb, &recovered, &message).ok()) {
+      fprintf(stderr, "fsck.pagefs: %s: %s\n", args.device.c_str(), message.c_str());
+      return kExitOperational;
+    }
+  } else {
+    // A device that is not pagefs at all is the checker's to report.
+    auto view = pagefs::OverlayDevice::open(**device, &recovered, &message);
+    if (view.ok()) {
+      overlay = std::move(view).value();
+      target = overlay.get();
+    }
+  }
+  if (recovered.transactions > 0) {
+    printf("%s: %s %llu journal transactions (%llu pages)\n", args.device.c_str(),
+           replay ? "replayed" : "would replay (checking as replayed, in memory)",
+           (unsigned long long)recovered.transactions, (unsigned long long)recovered.pages);
+  }
   pagefs::fsck::Report report;
-  pagefs::fsck::Checker checker(**device, args.device,
+  pagefs::fsck::Checker checker(*target, args.device,
                                 pagefs::fsck::CheckOptions{.verbose = args.verbose}, report);
-  return checker.run();
+  int code = checker.run();
+  if (code == kExitClean && replay && recovered.transactions > 0) return 1;
+  return code;
 }

@@ -23,7 +23,7 @@ class BtreeTest : public ::testing::Test {
     // Reuse the geometry mkfs wrote.
     ASSERT_TRUE(dev_.read_at(0, page_, 4096).ok());
     std::memcpy(&sb_, page_, sizeof sb_);
-    pool_ = std::move(BufferPool::open(dev_, 4096, 1 << 20)).value();
+    pool_ = std::move(BufferPool::open(dev_, 4096, 1 << 20, false)).value();
     space_ = std::move(SpaceMap::load(*pool_, sb_)).value();
     root_ = TreeRoot{sb_.tree_root, sb_.tree_height};
     tree_ = std::make_unique<Btree>(*pool_, *space_, root_);
@@ -80,7 +80,7 @@ TEST_F(BtreeTest, EraseEverythingCollapsesTheTree) {
     ASSERT_TRUE(r.ok() && *r);
   }
   EXPECT_EQ(root_.height, 1u);
-  EXPECT_GT(space_->free_pages(), free_full);  // emptied nodes were freed
+  EXPECT_GT(space_->free_pages_after_commit(), free_full);  // emptied nodes were freed
   std::string out;
   auto r = tree_->get(Key::of(1, KeyKind::kInode, 0), &out);
   EXPECT_TRUE(r.ok() && *r);  // the one item left
@@ -103,7 +103,7 @@ TEST_F(BtreeTest, SurvivesFlushAndCacheSmallerThanTree) {
   pool_ = nullptr;
   tree_ = nullptr;
   space_ = nullptr;
-  pool_ = std::move(BufferPool::open(dev_, 4096, 64 * 4096)).value();
+  pool_ = std::move(BufferPool::open(dev_, 4096, 64 * 4096, false)).value();
   space_ = std::move(SpaceMap::load(*pool_, sb_)).value();
   tree_ = std::make_unique<Btree>(*pool_, *space_, root_);
   for (uint64_t i = 0; i < 20000; i++) {

@@ -1,0 +1,113 @@
+// Journal: the circular region of page images that makes transactions durable.
+//
+// The protocol (xv6's log, jbd2's checksummed commit), for one transaction:
+//
+//   1. The filesystem gathers the pages the transaction changed. Pages that
+//      held nothing live before it (freshly allocated data pages) are written
+//      home directly ("ordered" writes); every other page is an image.
+//   2. Each image is zstd-compressed into the staging buffer, fixed at mount.
+//   3. The TxnRecord (header, image table, images) is written at the head.
+//   4. THE COMMIT: the commit record, one page whose checksum covers the whole
+//      TxnRecord, is written after it. When there are ordered writes, steps 1
+//      and 3 are flushed first and the commit is written after that flush, so
+//      a durable commit never points at data that is not on the device.
+//      Without ordered writes, record and commit go in one batch: a torn
+//      record cannot match the commit's checksum, so it is never replayed.
+//   5. Flush. The transaction is durable; fsync may return.
+//   6. Later, a checkpoint writes the pages home and moves the tail past the
+//      transaction (the superblock records the tail).
+//
+// Recovery (replay) reads transactions from the tail while each one is whole:
+// valid headers, the expected sequence number and LSN, a matching checksum.
+// It writes their images home in order and stops at the first that is not
+// whole, so half a transaction is never applied. Replaying twice is harmless.
+//
+// Thread-safety: none; the filesystem serializes commits and checkpoints.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "engine/device.h"
+#include "engine/format.h"
+#include "engine/result.h"
+#include "engine/types.h"
+
+namespace pagefs {
+
+struct RecoveryResult {
+  uint64_t head_lsn = 0;       // LSN after the last whole transaction
+  uint64_t next_sequence = 0;  // sequence number the next transaction gets
+  uint64_t transactions = 0;   // whole transactions found
+  uint64_t pages = 0;          // page images in them
+};
+
+class Journal {
+ public:
+  // Called for every image of every whole transaction, oldest first.
+  using ImageVisitor = std::function<Status(PageNo page, const std::byte* image)>;
+
+  // Opens the journal with its head at `head_lsn` (after recovery) and the
+  // tail from the superblock.
+  static Result<std::unique_ptr<Journal>> open(Device& device, const Superblock& sb,
+                                               uint64_t head_lsn, uint64_t next_sequence);
+  ~Journal();
+  Journal(const Journal&) = delete;
+  Journal& operator=(const Journal&) = delete;
+
+  // Reads whole transactions from the superblock's tail, calling `visit`.
+  static Result<RecoveryResult> scan(Device& device, const Superblock& sb,
+                                     const ImageVisitor& visit);
+  // scan() that writes every image home, then flushes.
+  static Result<RecoveryResult> replay(Device& device, const Superblock& sb);
+
+  // ---- building a transaction ----
+  // LSN the next transaction's record will have; pages in it carry this LSN.
+  uint64_t head() const { return head_; }
+  uint64_t tail() const { return tail_; }
+  uint64_t next_sequence() const { return sequence_; }
+  uint64_t capacity_bytes() const { return capacity_; }
+  uint64_t free_bytes() const { return capacity_ - (head_ - tail_); }
+  // Bytes the staging buffer holds: the most one transaction may need.
+  uint64_t staging_bytes() const { return staging_bytes_; }
+  // Images that always fit in one transaction, whatever they compress to.
+  uint64_t max_images() const { return staging_bytes_ / (2 * (page_size_ + sizeof(JournalImage))); }
+
+  // Compresses one page image into the staging buffer.
+  Status add_image(PageNo page, const std::byte* data);
+  size_t staged_images() const { return table_.size(); }
+  // Writes `ordered` (home writes of fresh pages), the record and the commit,
+  // and flushes (steps 3-5). On success the head moves past the transaction.
+  // An empty transaction with no ordered writes does nothing.
+  Status commit(std::span<const IoRequest> ordered);
+  // A checkpoint made every page up to `lsn` durable at home.
+  void set_tail(uint64_t lsn, uint64_t sequence);
+  uint64_t tail_sequence() const { return tail_sequence_; }
+
+ private:
+  Journal(Device& device, const Superblock& sb, uint64_t head, uint64_t sequence);
+  uint64_t physical(uint64_t lsn) const;
+  void split(uint64_t lsn, std::byte* data, uint64_t bytes, std::vector<iovec>& iov,
+             std::vector<IoRequest>& out) const;
+  void reset_staging();
+
+  Device& device_;
+  const uint32_t page_size_;
+  const uint64_t region_offset_;  // byte offset of the region on the device
+  const uint64_t capacity_;       // bytes in the region
+  uint64_t head_;
+  uint64_t tail_;
+  uint64_t sequence_;       // of the next transaction
+  uint64_t tail_sequence_;  // of the transaction at the tail
+  uint64_t staging_bytes_ = 0;
+
+  std::byte* staging_ = nullptr;  // images, compressed; staging_bytes_
+  std::byte* record_ = nullptr;   // assembled record + commit page; staging_bytes_ + 2 pages
+  size_t staged_bytes_ = 0;
+  std::vector<JournalImage> table_;  // reserved at open for max_images()
+  void* zstd_ = nullptr;             // ZSTD_CCtx, created once
+};
+
+}  // namespace pagefs
