@@ -257,20 +257,55 @@ Status FileSystem::Impl::allocate_unwritten(InodeNo ino, InodeRecord& rec, uint6
 
 // ---- FileSystem: public ---------------------------------------------------------
 
-Result<size_t> FileSystem::read(InodeNo ino, uint64_t off, size_t len, char* buf) {
-  std::shared_lock lock(impl_->mu_);
-  PAGEFS_ASSIGN(InodeRecord rec, impl_->get_inode(ino));
-  if (S_ISDIR(rec.mode)) return Err{EISDIR};
-  return impl_->read_locked(ino, rec, off, len, buf);
+namespace {
+
+// relatime: atime moves when it is not after mtime or ctime, or is a day old.
+bool atime_due(const InodeRecord& rec, int64_t now_sec) {
+  auto before_or_same = [](int64_t s1, uint32_t n1, int64_t s2, uint32_t n2) {
+    return s1 < s2 || (s1 == s2 && n1 <= n2);
+  };
+  return before_or_same(rec.atime_sec, rec.atime_nsec, rec.mtime_sec, rec.mtime_nsec) ||
+         before_or_same(rec.atime_sec, rec.atime_nsec, rec.ctime_sec, rec.ctime_nsec) ||
+         now_sec - rec.atime_sec >= 24 * 3600;
 }
 
-Result<size_t> FileSystem::write(InodeNo ino, uint64_t off, const char* buf, size_t len) {
+}  // namespace
+
+Result<size_t> FileSystem::read(InodeNo ino, uint64_t off, size_t len, char* buf) {
+  size_t n = 0;
+  bool update_atime = false;
+  {
+    std::shared_lock lock(impl_->mu_);
+    PAGEFS_ASSIGN(InodeRecord rec, impl_->get_inode(ino));
+    if (S_ISDIR(rec.mode)) return Err{EISDIR};
+    PAGEFS_ASSIGN(n, impl_->read_locked(ino, rec, off, len, buf));
+    update_atime = !impl_->read_only_ && !impl_->failed_ && atime_due(rec, now_timespec().tv_sec);
+  }
+  if (update_atime) {
+    std::unique_lock lock(impl_->mu_);
+    auto rec = impl_->get_inode(ino);
+    if (rec.ok() && impl_->begin_op(4).ok() && atime_due(*rec, now_timespec().tv_sec)) {
+      timespec now = now_timespec();
+      rec->atime_sec = now.tv_sec;
+      rec->atime_nsec = uint32_t(now.tv_nsec);
+      (void)impl_->put_inode(ino, *rec);  // best effort: the read itself succeeded
+    }
+  }
+  return n;
+}
+
+Result<size_t> FileSystem::write(InodeNo ino, uint64_t off, const char* buf, size_t len,
+                                 bool drop_setid) {
   std::unique_lock lock(impl_->mu_);
   PAGEFS_TRY(impl_->check_writable());
   PAGEFS_ASSIGN(InodeRecord rec, impl_->get_inode(ino));
   if (S_ISDIR(rec.mode)) return Err{EISDIR};
   if (!S_ISREG(rec.mode)) return Err{EINVAL};
   if (len == 0) return size_t(0);
+  if (drop_setid) {
+    rec.mode &= ~uint32_t(S_ISUID);
+    if (rec.mode & S_IXGRP) rec.mode &= ~uint32_t(S_ISGID);
+  }
   return impl_->write_locked(ino, rec, off, buf, len, true);
 }
 

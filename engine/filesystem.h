@@ -140,11 +140,15 @@ class FileSystem {
   // Called when no kernel reference to `ino` remains; frees it if unlinked.
   Status release_inode(InodeNo ino);
 
-  // Reads up to `len` bytes at `off` into `buf`; returns bytes read (short at EOF).
+  // Reads up to `len` bytes at `off` into `buf`; returns bytes read (short at
+  // EOF). Updates atime the relatime way: when it is not newer than mtime or
+  // ctime, or is a day old.
   Result<size_t> read(InodeNo ino, uint64_t off, size_t len, char* buf);
-  // Writes `len` bytes; returns bytes written. Updates size, mtime, ctime and
-  // clears setuid/setgid bits as POSIX asks of an unprivileged writer.
-  Result<size_t> write(InodeNo ino, uint64_t off, const char* buf, size_t len);
+  // Writes `len` bytes; returns bytes written. Updates size, mtime and ctime.
+  // With `drop_setid` (an unprivileged writer) it clears S_ISUID, and S_ISGID
+  // when group-execute is set, as Linux filesystems do.
+  Result<size_t> write(InodeNo ino, uint64_t off, const char* buf, size_t len,
+                       bool drop_setid = false);
   // mode: 0, FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE|FALLOC_FL_KEEP_SIZE,
   // FALLOC_FL_ZERO_RANGE (optionally with KEEP_SIZE). Others: EOPNOTSUPP.
   Status fallocate(InodeNo ino, int mode, uint64_t off, uint64_t len);
@@ -159,7 +163,9 @@ class FileSystem {
   // ".." are the caller's business) until it returns false.
   Status readdir(InodeNo dir, uint64_t cookie, const std::function<bool(const DirEntry&)>& emit);
 
-  // flags: 0, XATTR_CREATE or XATTR_REPLACE.
+  // flags: 0, XATTR_CREATE or XATTR_REPLACE. Names need a known namespace
+  // (user., trusted., security., system.) and something after it; values
+  // larger than max_xattr_value() are ENOSPC.
   Status setxattr(InodeNo ino, std::string_view name, std::string_view value, int flags);
   // Returns the value (ENODATA if absent).
   Result<std::string> getxattr(InodeNo ino, std::string_view name);

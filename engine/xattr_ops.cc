@@ -1,5 +1,6 @@
 // Extended attributes: items (ino, kXattr, cookie) holding name and value,
 // with cookies built like directory-entry cookies (format.h).
+#include <linux/limits.h>
 #include <sys/xattr.h>
 
 #include <cstring>
@@ -55,10 +56,14 @@ Status find_xattr(Btree& tree, InodeNo ino, std::string_view name, XattrItem* ou
   return st;
 }
 
+// Linux's namespaces; a name is its namespace prefix and a non-empty rest.
 Status check_xattr_name(std::string_view name) {
   if (name.empty()) return Err{EINVAL};
   if (name.size() > XATTR_NAME_MAX) return Err{ERANGE};
-  return ok_status();
+  for (std::string_view ns : {"user.", "trusted.", "security.", "system."}) {
+    if (name.starts_with(ns)) return name.size() > ns.size() ? ok_status() : Status(Err{EINVAL});
+  }
+  return Err{EOPNOTSUPP};
 }
 
 }  // namespace
@@ -71,7 +76,8 @@ size_t max_xattr_value(uint32_t page_size, size_t name_len) {
 Status FileSystem::setxattr(InodeNo ino, std::string_view name, std::string_view value,
                             int flags) {
   PAGEFS_TRY(check_xattr_name(name));
-  if (value.size() > max_xattr_value(impl_->page_size_, name.size())) return Err{E2BIG};
+  if (value.size() > XATTR_SIZE_MAX) return Err{E2BIG};
+  if (value.size() > max_xattr_value(impl_->page_size_, name.size())) return Err{ENOSPC};
   std::unique_lock lock(impl_->mu_);
   Impl& fs = *impl_;
   PAGEFS_TRY(fs.begin_op(64));

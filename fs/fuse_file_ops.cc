@@ -47,7 +47,10 @@ void op_write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_
     fuse_reply_err(req, EINVAL);
     return;
   }
-  Result<size_t> bytes = fs_of(req).write(InodeNo{ino}, static_cast<uint64_t>(off), buf, size);
+  // With direct_io the kernel leaves clearing setuid/setgid on write to us.
+  bool drop_setid = fuse_req_ctx(req)->uid != 0;
+  Result<size_t> bytes =
+      fs_of(req).write(InodeNo{ino}, static_cast<uint64_t>(off), buf, size, drop_setid);
   if (!bytes.ok()) {
     fuse_reply_err(req, bytes.error());
     return;

@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <cinttypes>
 #include <cstdio>
+#include <string>
 #include <string_view>
 
 #include "fs/fuse_ops.h"
@@ -81,13 +82,28 @@ void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) 
   reply_xattr(req, *value, size);
 }
 
+// trusted.* names are shown only to root, as the kernel does for local
+// filesystems (it already refuses others reading or setting them).
+std::string visible_names(const std::string& names, bool privileged) {
+  if (privileged) return names;
+  std::string out;
+  for (size_t at = 0; at < names.size();) {
+    size_t end = names.find('\0', at);
+    if (end == std::string::npos) end = names.size();
+    std::string_view name(names.data() + at, end - at);
+    if (!name.starts_with("trusted.")) out.append(name).push_back('\0');
+    at = end + 1;
+  }
+  return out;
+}
+
 void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) noexcept {
   Result<std::string> names = FuseAdapter::from(req).fs().listxattr(InodeNo{ino});
   if (!names.ok()) {
     fuse_reply_err(req, names.error());
     return;
   }
-  reply_xattr(req, *names, size);
+  reply_xattr(req, visible_names(*names, fuse_req_ctx(req)->uid == 0), size);
 }
 
 void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char* name) noexcept {
