@@ -108,6 +108,7 @@ BufferPool::BufferPool(Device& device, uint32_t page_size, uint32_t frame_count,
 }
 
 BufferPool::~BufferPool() {
+  stop_writeback();
   for ([[maybe_unused]] const Frame& f : frames_) assert(f.pins == 0 && !f.busy);
   std::free(memory_);
 }
@@ -316,7 +317,12 @@ void BufferPool::set_dirty(uint32_t frame) {
   std::lock_guard lock(mu_);
   Frame& f = frames_[frame];
   assert(f.pins > 0 && !f.busy);
-  if (!f.dirty) dirty_count_++;
+  if (!f.dirty) {
+    dirty_count_++;
+    if (dirty_count_ * 100 > uint64_t(frame_count_) * writeback_options_.dirty_high_pct) {
+      writeback_cv_.notify_one();
+    }
+  }
   f.dirty = true;
   if (transactions_ && f.txn != running_txn_) {
     f.txn = running_txn_;
@@ -393,6 +399,7 @@ Status BufferPool::write_back_batch(std::unique_lock<std::mutex>& lock, uint32_t
   lock.unlock();
   Status st = write_frames(batch);
   lock.lock();
+  if (!st.ok() && write_error_ == 0) write_error_ = st.error();
   for (uint32_t f : batch) {
     Frame& fr = frames_[f];
     fr.busy = false;
@@ -450,16 +457,81 @@ Status BufferPool::flush_all() {
   while (dirty_count_ > 0) {
     uint64_t before = dirty_count_;
     PAGEFS_TRY(write_back_batch(lock, 4096));
-    if (dirty_count_ == before) {
-      // Only pinned or uncommitted pages remain; callers commit first and
-      // flush with no pins held.
-      PAGEFS_LOG_ERROR("flush: %llu dirty pages cannot be written yet",
-                       static_cast<unsigned long long>(dirty_count_));
-      return Err{EBUSY};
+    if (dirty_count_ < before) continue;
+    // Pages under background write-back come home shortly: wait for them.
+    bool in_flight = false;
+    for (const Frame& f : frames_) in_flight |= f.dirty && f.busy;
+    if (in_flight) {
+      io_done_.wait_for(lock, std::chrono::milliseconds(10));
+      continue;
     }
+    // Only pinned or uncommitted pages remain; callers commit first and
+    // flush with no pins held.
+    PAGEFS_LOG_ERROR("flush: %llu dirty pages cannot be written yet",
+                     static_cast<unsigned long long>(dirty_count_));
+    return Err{EBUSY};
   }
   lock.unlock();
   return device_.flush();
+}
+
+// ---- background write-back ---------------------------------------------------
+
+void BufferPool::start_writeback(const WritebackOptions& options) {
+  std::lock_guard lock(mu_);
+  assert(!writeback_.joinable());
+  writeback_options_ = options;
+  writeback_stop_ = false;
+  writeback_ = std::thread([this] { writeback_loop(); });
+}
+
+void BufferPool::stop_writeback() {
+  {
+    std::lock_guard lock(mu_);
+    writeback_stop_ = true;
+  }
+  writeback_cv_.notify_all();
+  if (writeback_.joinable()) writeback_.join();
+}
+
+int BufferPool::write_error() const {
+  std::lock_guard lock(mu_);
+  return write_error_;
+}
+
+void BufferPool::writeback_loop() {
+  const WritebackOptions& o = writeback_options_;
+  const uint64_t high = uint64_t(frame_count_) * o.dirty_high_pct / 100;
+  const uint64_t low = uint64_t(frame_count_) * o.dirty_low_pct / 100;
+  std::unique_lock lock(mu_);
+  while (!writeback_stop_) {
+    writeback_cv_.wait_for(lock, std::chrono::seconds(1),
+                           [&] { return writeback_stop_ || dirty_count_ > high; });
+    while (!writeback_stop_ && dirty_count_ > low && write_error_ == 0) {
+      uint64_t before = dirty_count_;
+      uint64_t written_before = pages_written_.load(std::memory_order_relaxed);
+      auto start = std::chrono::steady_clock::now();
+      Status st = write_back_batch(lock, o.batch_pages);
+      if (!st.ok() || dirty_count_ >= before) break;  // error, or nothing may go home yet
+      uint64_t pages = pages_written_.load(std::memory_order_relaxed) - written_before;
+      lock.unlock();
+      throttle(pages, pages * page_size_, start);
+      lock.lock();
+    }
+  }
+}
+
+// Sleeps so that the write-back stays under the configured rates. A merged
+// write counts as one request per 256 pages, as it is submitted.
+void BufferPool::throttle(uint64_t pages, uint64_t bytes,
+                          std::chrono::steady_clock::time_point start) {
+  const WritebackOptions& o = writeback_options_;
+  double seconds = 0;
+  if (o.max_write_iops) seconds = std::max(seconds, double((pages + 255) / 256) / o.max_write_iops);
+  if (o.max_write_mbps) seconds = std::max(seconds, double(bytes) / (o.max_write_mbps * 1e6));
+  auto due = start + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                         std::chrono::duration<double>(seconds));
+  std::this_thread::sleep_until(due);
 }
 
 Status BufferPool::write_through(PageRef& ref) {
@@ -493,7 +565,19 @@ uint64_t BufferPool::txn_frames() const {
 }
 
 std::vector<TxnPage> BufferPool::begin_commit(uint64_t* txn_id) {
-  std::lock_guard lock(mu_);
+  std::unique_lock lock(mu_);
+  // A fresh page may be under background write-back: let it finish, so the
+  // commit's flush covers it.
+  for (bool waited = true; waited;) {
+    waited = false;
+    for (uint32_t f : txn_frames_) {
+      if (frames_[f].busy) {
+        io_done_.wait(lock);
+        waited = true;
+        break;
+      }
+    }
+  }
   std::vector<TxnPage> pages;
   pages.reserve(txn_frames_.size());
   for (uint32_t f : txn_frames_) {

@@ -26,6 +26,11 @@
 // nodes, bitmaps), so a `cat` of a huge file does not flush the metadata.
 // Dirty victims are written back in sorted, merged batches.
 //
+// Write-back: a background thread writes dirty pages that may go home (see
+// below) in sorted, merged batches when more than a high-water share of the
+// pool is dirty, down to a low-water share, so that eviction finds clean
+// frames; optional limits cap its IOPS and bandwidth on a shared device.
+//
 // Locking: mu_ guards the page table and every frame descriptor. It is never
 // held across device I/O; a frame under I/O is marked busy and waiters sleep on
 // io_done_. Page *contents* are protected by the caller (the filesystem lock:
@@ -39,6 +44,8 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <thread>
+#include <chrono>
 #include <span>
 #include <unordered_map>
 #include <vector>
@@ -92,6 +99,14 @@ struct TxnPage {
   bool meta;
   bool fresh;  // written home before the commit instead of journaled
   std::byte* data;
+};
+
+struct WritebackOptions {
+  uint32_t dirty_high_pct = 25;  // start when this share of the frames is dirty
+  uint32_t dirty_low_pct = 10;   // stop at this share
+  uint32_t batch_pages = 1024;   // pages per device submission
+  uint64_t max_write_iops = 0;   // write requests per second; 0: no limit
+  uint64_t max_write_mbps = 0;   // MB per second; 0: no limit
 };
 
 struct PoolStats {
@@ -160,6 +175,12 @@ class BufferPool {
   // The commit of `txn_id` is durable (ok) or failed.
   void end_commit(uint64_t txn_id, const std::vector<TxnPage>& pages, bool ok);
 
+  // Starts and stops the background write-back thread.
+  void start_writeback(const WritebackOptions& options);
+  void stop_writeback();
+  // The first error a background or eviction write-back met (0: none).
+  int write_error() const;
+
   PoolStats stats() const;
   uint32_t page_size() const { return page_size_; }
   uint32_t frame_count() const { return frame_count_; }
@@ -203,6 +224,8 @@ class BufferPool {
   void stamp(uint32_t frame);
   void insert(uint32_t frame, PageNo page, bool meta);
   void release_frame(uint32_t frame);
+  void writeback_loop();
+  void throttle(uint64_t requests, uint64_t bytes, std::chrono::steady_clock::time_point start);
 
   Device& device_;
   const uint32_t page_size_;
@@ -220,6 +243,12 @@ class BufferPool {
   uint64_t running_txn_ = 1;                         // guarded by mu_
   std::vector<uint32_t> txn_frames_;                 // guarded by mu_
   uint64_t txn_images_ = 0;                          // guarded by mu_
+
+  std::condition_variable writeback_cv_;
+  std::thread writeback_;
+  WritebackOptions writeback_options_;
+  bool writeback_stop_ = false;  // guarded by mu_
+  int write_error_ = 0;          // guarded by mu_
 
   std::atomic<uint64_t> hits_{0}, misses_{0}, pages_read_{0}, pages_written_{0},
       checksum_errors_{0};

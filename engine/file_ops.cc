@@ -171,6 +171,24 @@ Result<size_t> FileSystem::Impl::read_locked(InodeNo ino, const InodeRecord& rec
   return done;
 }
 
+void FileSystem::Impl::prefetch_range(InodeNo ino, uint64_t off, uint64_t len) {
+  std::shared_lock lock(mu_);
+  auto rec = get_inode(ino);
+  if (!rec.ok() || off >= rec->size) return;
+  len = std::min<uint64_t>(len, rec->size - off);
+  uint64_t first = off / page_size_, last = (off + len - 1) / page_size_;
+  std::vector<Extent> extents;
+  if (!collect_extents(ino, first, last, &extents).ok()) return;
+  std::vector<DataPageRequest> wanted;
+  for (const Extent& e : extents) {
+    for (uint64_t fp = std::max(first, e.file_page); fp <= last && fp < e.end(); fp++) {
+      uint32_t i = uint32_t(fp - e.file_page);
+      if (!e.is_unwritten(i)) wanted.push_back(DataPageRequest{PageNo{e.phys + i}, e.crc[i]});
+    }
+  }
+  pool_->prefetch_data(wanted);
+}
+
 // ---- truncate and fallocate ---------------------------------------------------
 
 // Zeroes [off, off+len) inside one page, if that page holds written data.
@@ -281,6 +299,7 @@ Result<size_t> FileSystem::read(InodeNo ino, uint64_t off, size_t len, char* buf
     PAGEFS_ASSIGN(n, impl_->read_locked(ino, rec, off, len, buf));
     update_atime = !impl_->read_only_ && !impl_->failed_ && atime_due(rec, now_timespec().tv_sec);
   }
+  if (impl_->readahead_) impl_->readahead_->note_read(ino, off, n);
   if (update_atime) {
     std::unique_lock lock(impl_->mu_);
     auto rec = impl_->get_inode(ino);

@@ -44,7 +44,11 @@ struct stat Attr::to_stat(uint32_t blksize) const {
 FileSystem::Impl::Impl(std::unique_ptr<Device> device, const MountOptions& options)
     : device_(std::move(device)), options_(options) {}
 
-FileSystem::Impl::~Impl() { stop_committer(); }
+FileSystem::Impl::~Impl() {
+  readahead_.reset();
+  stop_committer();
+  if (pool_) pool_->stop_writeback();
+}
 
 // Replays the journal onto the device before anything else reads it and
 // takes the superblock that recovery brought up to date.
@@ -261,11 +265,24 @@ Result<std::unique_ptr<FileSystem>> FileSystem::mount(std::unique_ptr<Device> de
   fs->impl_ = std::make_unique<Impl>(std::move(device), options);
   PAGEFS_TRY(fs->impl_->open(message));
   fs->impl_->start_committer();
+  // Read ahead at most an eighth of the pool, so a window never evicts itself.
+  Impl* impl = fs->impl_.get();
+  impl->readahead_ = std::make_unique<Readahead>(
+      [impl](InodeNo ino, uint64_t off, uint64_t len) { impl->prefetch_range(ino, off, len); },
+      std::min<uint64_t>(8ull << 20, options.cache_bytes / 8));
+  if (!fs->impl_->read_only_) {
+    WritebackOptions wb;
+    wb.max_write_iops = options.max_write_iops;
+    wb.max_write_mbps = options.max_write_mbps;
+    fs->impl_->pool_->start_writeback(wb);
+  }
   return fs;
 }
 
 Status FileSystem::unmount() {
+  impl_->readahead_.reset();
   impl_->stop_committer();
+  impl_->pool_->stop_writeback();
   std::unique_lock lock(impl_->mu_);
   if (impl_->read_only_) return ok_status();
   if (impl_->failed_) return Err{EIO};

@@ -27,6 +27,7 @@
 #include "engine/filesystem.h"
 #include "engine/format.h"
 #include "engine/journal.h"
+#include "engine/readahead.h"
 #include "engine/space_map.h"
 
 namespace pagefs {
@@ -108,6 +109,8 @@ class FileSystem::Impl {
                               size_t len, bool commit_points = true);
   Result<size_t> read_locked(InodeNo ino, const InodeRecord& rec, uint64_t off, size_t len,
                              char* buf);
+  // Readahead's worker: brings [off, off+len) of ino into the pool.
+  void prefetch_range(InodeNo ino, uint64_t off, uint64_t len);
   Status write_page(InodeNo ino, InodeRecord& rec, uint64_t file_page, uint32_t in_page,
                     const char* buf, uint32_t len, Extent& cur, bool& cur_valid,
                     bool& cur_dirty);
@@ -129,6 +132,7 @@ class FileSystem::Impl {
   std::unique_ptr<SpaceMap> space_;
   std::unique_ptr<Btree> tree_;
   std::unique_ptr<Journal> journal_;
+  std::unique_ptr<Readahead> readahead_;
   bool failed_ = false;  // sticky: a journal or device write failed; guarded by mu_
   TreeRoot root_;
   Superblock* sb_ = nullptr;  // in-memory copy, guarded by mu_

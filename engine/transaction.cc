@@ -15,6 +15,10 @@ constexpr size_t kMaxPendingRuns = 16384;
 Status FileSystem::Impl::begin_op(uint64_t pages, uint64_t data_pages) {
   if (failed_) return Err{EIO};
   if (read_only_) return Err{EROFS};
+  if (int error = pool_->write_error()) {
+    fail("page write-back", error);
+    return Err{EIO};
+  }
   uint64_t images = pool_->txn_images() + pages;
   bool commit = images > journal_->max_images() || images > pool_->frame_count() / 4 ||
                 pool_->txn_frames() > pool_->frame_count() ||

@@ -106,6 +106,7 @@ std::unique_ptr<FileDevice> open_device(MountConfig& config) {
   FileDeviceOptions options;
   options.read_only = config.engine.read_only;
   options.exclusive_lock = true;
+  options.queue_depth = config.queue_depth;
   std::string message;
   auto device = FileDevice::open(config.device, options, &message);
   if (!device.ok() && !options.read_only && (device.error() == EROFS || device.error() == EACCES)) {

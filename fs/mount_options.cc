@@ -87,6 +87,20 @@ Status apply_commit(std::string_view value, MountConfig& config, std::string* er
   return ok_status();
 }
 
+// A whole number in [min, max] for option `name`.
+Status parse_count(std::string_view name, std::string_view value, uint64_t min, uint64_t max,
+                   uint64_t* out, std::string* error) {
+  uint64_t v = 0;
+  auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), v);
+  if (ec != std::errc() || end != value.data() + value.size() || v < min || v > max) {
+    return usage_error(error, "invalid " + std::string(name) + " '" + std::string(value) +
+                                  "' (expected a number from " + std::to_string(min) + " to " +
+                                  std::to_string(max) + ")");
+  }
+  *out = v;
+  return ok_status();
+}
+
 Status apply_cache_mode(std::string_view value, MountConfig& config, std::string* error) {
   if (value != "private" && value != "kernel") {
     return usage_error(error,
@@ -106,6 +120,16 @@ bool apply_valued(std::string_view option, MountConfig& config, std::string* err
     *status = apply_commit(value_of("commit="), config, error);
   } else if (option.starts_with("cache=")) {
     *status = apply_cache_mode(value_of("cache="), config, error);
+  } else if (option.starts_with("queue_depth=")) {
+    uint64_t v = 0;
+    *status = parse_count("queue_depth", value_of("queue_depth="), 1, 4096, &v, error);
+    config.queue_depth = unsigned(v);
+  } else if (option.starts_with("max_write_iops=")) {
+    *status = parse_count("max_write_iops", value_of("max_write_iops="), 0, 100000000,
+                          &config.engine.max_write_iops, error);
+  } else if (option.starts_with("max_write_mbps=")) {
+    *status = parse_count("max_write_mbps", value_of("max_write_mbps="), 0, 1000000,
+                          &config.engine.max_write_mbps, error);
   } else if (option.starts_with("fsname=")) {
     config.fsname = value_of("fsname=");
   } else {
@@ -231,6 +255,9 @@ const char* usage_text() {
          "Mount options (-o):\n"
          "  cache_size=SIZE    page cache budget, K/M/G suffix (default 256M, minimum 4M)\n"
          "  commit=SECONDS     dirty data reaches the device within this (default 5)\n"
+         "  queue_depth=N      I/O requests in flight per io_uring ring (default 64)\n"
+         "  max_write_iops=N   cap background write-back at N requests/s (default: none)\n"
+         "  max_write_mbps=N   cap background write-back at N MB/s (default: none)\n"
          "  cache=private      file data is cached only by pagefs (default)\n"
          "  cache=kernel       file data also goes through the kernel page cache\n"
          "  ro, rw             mount read-only / read-write (default rw)\n"

@@ -32,6 +32,7 @@ struct MountConfig {
   bool single_thread = false;  // -s
   MountOptions engine;         // cache_size, commit, ro
   bool kernel_cache = false;   // cache=kernel
+  unsigned queue_depth = 64;   // queue_depth=: I/O requests in flight per io_uring ring
   bool allow_other = false;
   std::string fsname;                     // fsname= if given; else the device path
   std::vector<std::string> kernel_flags;  // mount flags passed through to libfuse

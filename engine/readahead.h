@@ -1,0 +1,66 @@
+// Readahead: detects sequential readers and reads ahead of them in the
+// background, so the next read finds its pages in the pool.
+//
+// A small fixed table remembers, per inode (hashed), where the last read
+// ended. A read that starts there is sequential: the window doubles from
+// kMinWindow up to a maximum, and the range past the read, up to the window,
+// is queued for a worker thread that fetches it in one merged batch. The
+// queue is bounded; when it is full a request is dropped (readahead is only
+// a hint). A read elsewhere resets the inode's window.
+//
+// Thread-safety: note_read() may be called from any thread.
+#pragma once
+
+#include <array>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <thread>
+
+#include "engine/types.h"
+
+namespace pagefs {
+
+class Readahead {
+ public:
+  // Fetches [off, off+len) of `ino` into the pool.
+  using Fetch = std::function<void(InodeNo ino, uint64_t off, uint64_t len)>;
+
+  static constexpr uint64_t kMinWindow = 256 << 10;
+
+  Readahead(Fetch fetch, uint64_t max_window_bytes);
+  ~Readahead();
+  Readahead(const Readahead&) = delete;
+  Readahead& operator=(const Readahead&) = delete;
+
+  // Records a read of [off, off+len) and queues readahead if it is sequential.
+  void note_read(InodeNo ino, uint64_t off, uint64_t len);
+
+ private:
+  struct Slot {
+    uint64_t ino = 0;
+    uint64_t next_off = 0;  // where a sequential read would start
+    uint64_t window = 0;    // current readahead window in bytes
+    uint64_t ahead_end = 0;  // end of the range already queued
+  };
+  struct Request {
+    uint64_t ino, off, len;
+  };
+  static constexpr size_t kSlots = 64;
+  static constexpr size_t kQueue = 16;
+
+  void loop();
+
+  Fetch fetch_;
+  const uint64_t max_window_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::array<Slot, kSlots> slots_{};      // guarded by mu_
+  std::array<Request, kQueue> queue_{};   // ring buffer; guarded by mu_
+  size_t head_ = 0, size_ = 0;            // guarded by mu_
+  bool stop_ = false;                     // guarded by mu_
+  std::thread worker_;
+};
+
+}  // namespace pagefs
