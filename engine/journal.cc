@@ -14,6 +14,7 @@ namespace pagefs {
 namespace {
 
 constexpr uint64_t kMaxStagingBytes = 16ull << 20;
+constexpr int kZstdLevel = -3;
 
 uint64_t round_up(uint64_t v, uint64_t to) { return (v + to - 1) / to * to; }
 
@@ -92,7 +93,10 @@ Status Journal::add_image(PageNo page, const std::byte* data) {
   size_t n = 0;
   uint32_t flags = 0;
   if (room >= ZSTD_compressBound(page_size_)) {
-    n = ZSTD_compressCCtx(static_cast<ZSTD_CCtx*>(zstd_), out, room, data, page_size_, 1);
+    // zstd's fast level -3: a tree leaf in 5.5 us instead of 15 us at level 1,
+    // for 18% more journal bytes (bench/journal_bench.cc).
+    n = ZSTD_compressCCtx(static_cast<ZSTD_CCtx*>(zstd_), out, room, data, page_size_,
+                          kZstdLevel);
     if (ZSTD_isError(n)) return Err{EIO};
     flags = kImageZstd;
   }
