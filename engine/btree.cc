@@ -20,15 +20,18 @@ Status Btree::create(BufferPool& pool, SpaceMap& space, TreeRoot& root) {
   return ok_status();
 }
 
+namespace {
+
+// Node structure is checked once, when the page comes from the device; a
+// cached node was built or checked by this process.
+bool valid_node(const std::byte* page, uint32_t page_size, const char** why) {
+  return Node(const_cast<std::byte*>(page), page_size).check(why);
+}
+
+}  // namespace
+
 Result<PageRef> Btree::node_page(uint64_t page) {
-  PAGEFS_ASSIGN(PageRef ref, pool_.fetch_meta(PageNo{page}, PageType::kTreeNode));
-  Node node(ref.data(), pool_.page_size());
-  const char* why = nullptr;
-  if (!node.check(&why)) {
-    PAGEFS_LOG_ERROR("tree node %llu is corrupt: %s", (unsigned long long)page, why);
-    return Err{EIO};
-  }
-  return ref;
+  return pool_.fetch_meta(PageNo{page}, PageType::kTreeNode, valid_node);
 }
 
 Result<PageRef> Btree::new_node(uint16_t level, uint64_t near) {

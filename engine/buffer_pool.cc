@@ -115,15 +115,16 @@ BufferPool::~BufferPool() {
 
 // ---- fetch ------------------------------------------------------------------
 
-Result<PageRef> BufferPool::fetch_meta(PageNo page, PageType type) {
-  return fetch(page, true, type, 0);
+Result<PageRef> BufferPool::fetch_meta(PageNo page, PageType type, Validator validate) {
+  return fetch(page, true, type, 0, validate);
 }
 
 Result<PageRef> BufferPool::fetch_data(PageNo page, uint32_t crc) {
   return fetch(page, false, PageType::kTreeNode, crc);
 }
 
-Result<PageRef> BufferPool::fetch(PageNo page, bool meta, PageType type, uint32_t crc) {
+Result<PageRef> BufferPool::fetch(PageNo page, bool meta, PageType type, uint32_t crc,
+                                  Validator validate) {
   std::unique_lock lock(mu_);
   for (;;) {
     auto it = table_.find(page.value);
@@ -144,7 +145,7 @@ Result<PageRef> BufferPool::fetch(PageNo page, bool meta, PageType type, uint32_
   if (table_.count(page.value)) {
     free_frames_.push_back(frame);
     lock.unlock();
-    return fetch(page, meta, type, crc);
+    return fetch(page, meta, type, crc, validate);
   }
   insert(frame, page, meta);
   Frame& f = frames_[frame];
@@ -154,6 +155,13 @@ Result<PageRef> BufferPool::fetch(PageNo page, bool meta, PageType type, uint32_
 
   Status st = device_.read_at(page.value * page_size_, frame_data(frame), page_size_);
   bool good = st.ok() && verify(frame, page, meta, type, crc, true);
+  if (good && validate) {
+    const char* why = nullptr;
+    good = validate(frame_data(frame), page_size_, &why);
+    if (!good) {
+      PAGEFS_LOG_ERROR("metadata page %llu is malformed: %s", (unsigned long long)page.value, why);
+    }
+  }
   pages_read_.fetch_add(1, std::memory_order_relaxed);
 
   lock.lock();

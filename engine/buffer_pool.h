@@ -138,8 +138,13 @@ class BufferPool {
   BufferPool(const BufferPool&) = delete;
   BufferPool& operator=(const BufferPool&) = delete;
 
-  // A metadata page: read if needed and verified (magic, type, page number, CRC).
-  Result<PageRef> fetch_meta(PageNo page, PageType type);
+  // Checks the structure of a metadata page just read (after its CRC);
+  // false, with a reason, refuses it as EIO.
+  using Validator = bool (*)(const std::byte* page, uint32_t page_size, const char** why);
+
+  // A metadata page: read if needed and verified (magic, type, page number,
+  // CRC, and `validate` if given). Cached pages are trusted.
+  Result<PageRef> fetch_meta(PageNo page, PageType type, Validator validate = nullptr);
   // A data page: read if needed and verified against `crc`.
   Result<PageRef> fetch_data(PageNo page, uint32_t crc);
   // Reads the listed data pages that are not cached, in one merged batch.
@@ -210,7 +215,8 @@ class BufferPool {
   std::byte* frame_data(uint32_t f) const { return memory_ + size_t(f) * page_size_; }
   void unpin(uint32_t frame);
   void set_dirty(uint32_t frame);
-  Result<PageRef> fetch(PageNo page, bool meta, PageType type, uint32_t crc);
+  Result<PageRef> fetch(PageNo page, bool meta, PageType type, uint32_t crc,
+                        Validator validate = nullptr);
   // Finds a free frame, evicting (and writing back) as needed. Called with mu_
   // held; may drop and retake it.
   Result<uint32_t> grab_frame(std::unique_lock<std::mutex>& lock);
