@@ -222,6 +222,7 @@ Status FileSystem::Impl::purge_orphans() {
                            return true;
                          }));
   for (uint64_t ino : orphans) {
+    PAGEFS_TRY(begin_op(64));
     auto rec = get_inode(InodeNo{ino});
     if (rec.ok() && rec->nlink == 0) PAGEFS_TRY(free_inode(InodeNo{ino}, *rec));
     PAGEFS_TRY(remove_orphan(InodeNo{ino}));
