@@ -78,7 +78,12 @@ Status FileSystem::Impl::write_page(InodeNo ino, InodeRecord& rec, uint64_t fp, 
   PageNo phys{cur.phys + idx};
   bool whole = in_page == 0 && len == page_size_;
   PageRef ref;
-  if (whole || cur.is_unwritten(idx)) {
+  // A page allocated just now, or allocated but never written (fallocate),
+  // holds nothing live: it is fresh, goes home before the commit and needs
+  // no journal copy. Overwriting a live page, even whole, is journaled.
+  if (cur.is_unwritten(idx)) {
+    PAGEFS_ASSIGN(ref, pool_->create(phys, false, /*fresh=*/true));
+  } else if (whole) {
     PAGEFS_ASSIGN(ref, pool_->create(phys, false));
   } else {
     PAGEFS_ASSIGN(ref, pool_->fetch_data(phys, cur.crc[idx]));
