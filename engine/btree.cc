@@ -110,8 +110,7 @@ Status Btree::insert(const Key& key, std::span<const std::byte> value) {
 }
 
 Result<std::optional<Btree::Split>> Btree::put_rec(uint64_t page, const Key& key,
-                                                   std::span<const std::byte> value,
-                                                   PutMode mode) {
+                                                   std::span<const std::byte> value, PutMode mode) {
   PAGEFS_ASSIGN(PageRef ref, node_page(page));
   Node node(ref.data(), pool_.page_size());
   if (node.is_leaf()) {

@@ -68,7 +68,9 @@ PageRef& PageRef::operator=(PageRef&& other) noexcept {
   return *this;
 }
 
-PageRef::~PageRef() { reset(); }
+PageRef::~PageRef() {
+  reset();
+}
 
 void PageRef::reset() {
   if (pool_) pool_->unpin(frame_);
@@ -90,12 +92,12 @@ Result<std::unique_ptr<BufferPool>> BufferPool::open(Device& device, uint32_t pa
   void* memory = std::aligned_alloc(std::max<uint32_t>(page_size, 4096), frames * page_size);
   if (!memory) return Err{ENOMEM};
   std::memset(memory, 0, frames * page_size);
-  return std::unique_ptr<BufferPool>(new BufferPool(
-      device, page_size, uint32_t(frames), static_cast<std::byte*>(memory), transactions));
+  return std::unique_ptr<BufferPool>(new BufferPool(device, page_size, uint32_t(frames),
+                                                    static_cast<std::byte*>(memory), transactions));
 }
 
-BufferPool::BufferPool(Device& device, uint32_t page_size, uint32_t frame_count,
-                       std::byte* memory, bool transactions)
+BufferPool::BufferPool(Device& device, uint32_t page_size, uint32_t frame_count, std::byte* memory,
+                       bool transactions)
     : device_(device),
       page_size_(page_size),
       frame_count_(frame_count),
@@ -179,8 +181,8 @@ bool BufferPool::verify(uint32_t frame, PageNo page, bool meta, PageType type, u
                         bool report) {
   const std::byte* data = frame_data(frame);
   const char* why = nullptr;
-  bool good = meta ? verify_meta_page(data, page_size_, page, type, &why)
-                   : crc32c(data, page_size_) == crc;
+  bool good =
+      meta ? verify_meta_page(data, page_size_, page, type, &why) : crc32c(data, page_size_) == crc;
   if (!good && report) {
     checksum_errors_.fetch_add(1, std::memory_order_relaxed);
     PAGEFS_LOG_ERROR("%s page %llu failed verification: %s", meta ? "metadata" : "data",
@@ -221,11 +223,11 @@ void BufferPool::prefetch_data(std::span<const DataPageRequest> pages) {
     iov[i] = iovec{frame_data(frames[i]), page_size_};
     bool extends = i > 0 && wanted[i].page.value == wanted[i - 1].page.value + 1;
     if (extends) {
-      batch.back().iov = std::span<const iovec>(batch.back().iov.data(),
-                                                batch.back().iov.size() + 1);
+      batch.back().iov =
+          std::span<const iovec>(batch.back().iov.data(), batch.back().iov.size() + 1);
     } else {
-      batch.push_back(IoRequest{wanted[i].page.value * page_size_,
-                                std::span<const iovec>(&iov[i], 1)});
+      batch.push_back(
+          IoRequest{wanted[i].page.value * page_size_, std::span<const iovec>(&iov[i], 1)});
     }
   }
   Status st = device_.read(batch);
@@ -421,7 +423,9 @@ Status BufferPool::write_back_batch(std::unique_lock<std::mutex>& lock, uint32_t
   return st;
 }
 
-void BufferPool::stamp(uint32_t frame) { stamp_meta_page(frame_data(frame), page_size_); }
+void BufferPool::stamp(uint32_t frame) {
+  stamp_meta_page(frame_data(frame), page_size_);
+}
 
 // Sorts frames by page number and builds one request per run of adjacent
 // pages (at most 256 pages each). Metadata frames are stamped. The frames
@@ -439,8 +443,8 @@ void BufferPool::build_batch(std::vector<uint32_t>& frames, std::vector<iovec>& 
     bool extends = i > 0 && page.value == frames_[frames[i - 1]].page.value + 1 &&
                    batch.back().iov.size() < 256;
     if (extends) {
-      batch.back().iov = std::span<const iovec>(batch.back().iov.data(),
-                                                batch.back().iov.size() + 1);
+      batch.back().iov =
+          std::span<const iovec>(batch.back().iov.data(), batch.back().iov.size() + 1);
     } else {
       batch.push_back(IoRequest{page.value * page_size_, std::span<const iovec>(&iov[i], 1)});
     }

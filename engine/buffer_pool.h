@@ -39,14 +39,14 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <mutex>
-#include <thread>
-#include <chrono>
 #include <span>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
@@ -204,8 +204,8 @@ class BufferPool {
     bool busy = false;    // under device I/O
     bool dirty = false;
     bool meta = false;
-    bool fresh = false;   // data page allocated in its transaction: ordered write
-    uint64_t txn = 0;     // transaction that changed it, until its commit ends; 0: none
+    bool fresh = false;  // data page allocated in its transaction: ordered write
+    uint64_t txn = 0;    // transaction that changed it, until its commit ends; 0: none
   };
 
   friend class PageRef;
@@ -241,14 +241,14 @@ class BufferPool {
 
   mutable std::mutex mu_;  // lock order: the filesystem lock, then mu_
   std::condition_variable io_done_;
-  std::vector<Frame> frames_;                        // guarded by mu_
-  std::unordered_map<uint64_t, uint32_t> table_;     // page -> frame; guarded by mu_
-  std::vector<uint32_t> free_frames_;                // guarded by mu_
-  uint32_t clock_hand_ = 0;                          // guarded by mu_
-  uint64_t dirty_count_ = 0;                         // guarded by mu_
-  uint64_t running_txn_ = 1;                         // guarded by mu_
-  std::vector<uint32_t> txn_frames_;                 // guarded by mu_
-  uint64_t txn_images_ = 0;                          // guarded by mu_
+  std::vector<Frame> frames_;                     // guarded by mu_
+  std::unordered_map<uint64_t, uint32_t> table_;  // page -> frame; guarded by mu_
+  std::vector<uint32_t> free_frames_;             // guarded by mu_
+  uint32_t clock_hand_ = 0;                       // guarded by mu_
+  uint64_t dirty_count_ = 0;                      // guarded by mu_
+  uint64_t running_txn_ = 1;                      // guarded by mu_
+  std::vector<uint32_t> txn_frames_;              // guarded by mu_
+  uint64_t txn_images_ = 0;                       // guarded by mu_
 
   std::condition_variable writeback_cv_;
   std::thread writeback_;

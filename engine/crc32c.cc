@@ -11,6 +11,8 @@ uint32_t crc32c_extend(uint32_t crc, const void* data, size_t len) {
   return ~crc32_iscsi(bytes, static_cast<int>(len), ~crc);
 }
 
-uint32_t crc32c(const void* data, size_t len) { return crc32c_extend(0, data, len); }
+uint32_t crc32c(const void* data, size_t len) {
+  return crc32c_extend(0, data, len);
+}
 
 }  // namespace pagefs

@@ -26,8 +26,8 @@
 namespace pagefs {
 
 struct IoRequest {
-  uint64_t offset = 0;          // byte offset on the device, block aligned
-  std::span<const iovec> iov;   // buffers, each block aligned in address and length
+  uint64_t offset = 0;         // byte offset on the device, block aligned
+  std::span<const iovec> iov;  // buffers, each block aligned in address and length
 };
 
 class Device {

@@ -28,9 +28,13 @@ Status check_name(std::string_view name) {
   return ok_status();
 }
 
-bool is_dot_or_dotdot(std::string_view name) { return name == "." || name == ".."; }
+bool is_dot_or_dotdot(std::string_view name) {
+  return name == "." || name == "..";
+}
 
-uint8_t dirent_type(uint32_t mode) { return static_cast<uint8_t>(IFTODT(mode)); }
+uint8_t dirent_type(uint32_t mode) {
+  return static_cast<uint8_t>(IFTODT(mode));
+}
 
 uint64_t cookie_base(std::string_view name) {
   return name_hash(name.data(), name.size()) << kCookieCollisionBits;
@@ -49,19 +53,18 @@ Result<InodeRecord> FileSystem::Impl::get_dir(InodeNo dir) {
 Result<bool> FileSystem::Impl::dir_find(InodeNo dir, std::string_view name, FoundEntry* out) {
   uint64_t base = cookie_base(name);
   bool found = false;
-  PAGEFS_TRY(tree_->scan(Key::of(dir.value, KeyKind::kDirent, base),
-                         Key::of(dir.value, KeyKind::kDirent, base | 0xff),
-                         [&](const Key& k, std::span<const std::byte> v) {
-                           if (v.size() < sizeof(DirentValue)) return true;
-                           DirentValue d;
-                           std::memcpy(&d, v.data(), sizeof d);
-                           std::string_view n(reinterpret_cast<const char*>(v.data()) + sizeof d,
-                                              v.size() - sizeof d);
-                           if (n != name) return true;
-                           *out = FoundEntry{k.off, d.ino, d.type};
-                           found = true;
-                           return false;
-                         }));
+  PAGEFS_TRY(tree_->scan(
+      Key::of(dir.value, KeyKind::kDirent, base), Key::of(dir.value, KeyKind::kDirent, base | 0xff),
+      [&](const Key& k, std::span<const std::byte> v) {
+        if (v.size() < sizeof(DirentValue)) return true;
+        DirentValue d;
+        std::memcpy(&d, v.data(), sizeof d);
+        std::string_view n(reinterpret_cast<const char*>(v.data()) + sizeof d, v.size() - sizeof d);
+        if (n != name) return true;
+        *out = FoundEntry{k.off, d.ino, d.type};
+        found = true;
+        return false;
+      }));
   return found;
 }
 
@@ -81,8 +84,9 @@ Result<uint64_t> FileSystem::Impl::dir_add(InodeNo dir, std::string_view name, u
   DirentValue d{ino, type, static_cast<uint8_t>(name.size())};
   std::memcpy(value.data(), &d, sizeof d);
   std::memcpy(value.data() + sizeof d, name.data(), name.size());
-  PAGEFS_TRY(tree_->insert(Key::of(dir.value, KeyKind::kDirent, next),
-                           std::span(reinterpret_cast<const std::byte*>(value.data()), value.size())));
+  PAGEFS_TRY(
+      tree_->insert(Key::of(dir.value, KeyKind::kDirent, next),
+                    std::span(reinterpret_cast<const std::byte*>(value.data()), value.size())));
   dirty_ = true;
   return next;
 }

@@ -21,7 +21,9 @@ namespace {
 
 constexpr uint64_t kMaxFileBytes = 1ull << 52;  // 4 PiB
 
-uint32_t low_bits(uint32_t n) { return n >= 32 ? ~0u : ((1u << n) - 1); }
+uint32_t low_bits(uint32_t n) {
+  return n >= 32 ? ~0u : ((1u << n) - 1);
+}
 
 }  // namespace
 
@@ -108,7 +110,8 @@ Result<size_t> FileSystem::Impl::write_locked(InodeNo ino, InodeRecord& rec, uin
   Status st;
   while (done < len && st.ok()) {
     uint64_t pos = off + done;
-    uint64_t chunk_end = std::min<uint64_t>(off + len, (pos / page_size_ + kChunkPages) * page_size_);
+    uint64_t chunk_end =
+        std::min<uint64_t>(off + len, (pos / page_size_ + kChunkPages) * page_size_);
     if (commit_points) {
       uint64_t pages = (chunk_end - pos + page_size_ - 1) / page_size_ + 1;
       st = begin_op(2 * pages + 16, pages);
@@ -382,7 +385,8 @@ Status FileSystem::fallocate(InodeNo ino, int mode, uint64_t off, uint64_t len) 
       PAGEFS_TRY(fs.zero_bytes(ino, off, uint32_t(len)));  // inside one page
     } else {
       if (off % ps) PAGEFS_TRY(fs.zero_bytes(ino, off, uint32_t(ps - off % ps)));
-      if (end % ps && end_full >= first_full) PAGEFS_TRY(fs.zero_bytes(ino, end_full * ps, uint32_t(end % ps)));
+      if (end % ps && end_full >= first_full)
+        PAGEFS_TRY(fs.zero_bytes(ino, end_full * ps, uint32_t(end % ps)));
       PAGEFS_TRY(fs.remove_pages(ino, rec, first_full, end_full));
     }
     if (mode & FALLOC_FL_ZERO_RANGE && end_full > first_full) {

@@ -187,7 +187,8 @@ Status FileSystem::Impl::free_inode(InodeNo ino, const InodeRecord& rec) {
     PAGEFS_TRY(remove_pages(ino, copy, 0, UINT64_MAX / page_size_));
   }
   std::vector<Key> keys;
-  PAGEFS_TRY(tree_->scan(Key::of(ino.value, KeyKind::kInode, 0), Key::of(ino.value, KeyKind::kOrphan, UINT64_MAX),
+  PAGEFS_TRY(tree_->scan(Key::of(ino.value, KeyKind::kInode, 0),
+                         Key::of(ino.value, KeyKind::kOrphan, UINT64_MAX),
                          [&](const Key& k, std::span<const std::byte>) {
                            keys.push_back(k);
                            return true;
@@ -341,7 +342,11 @@ FsStats FileSystem::stats() const {
   return s;
 }
 
-uint32_t FileSystem::page_size() const { return impl_->page_size_; }
-bool FileSystem::read_only() const { return impl_->read_only_; }
+uint32_t FileSystem::page_size() const {
+  return impl_->page_size_;
+}
+bool FileSystem::read_only() const {
+  return impl_->read_only_;
+}
 
 }  // namespace pagefs

@@ -44,9 +44,9 @@ struct Superblock;
 struct MountOptions {
   uint64_t cache_bytes = 256ull << 20;  // buffer pool budget
   bool read_only = false;
-  uint32_t commit_interval_s = 5;       // dirty data reaches the device within this
-  uint64_t max_write_iops = 0;          // background write-back limit; 0: none
-  uint64_t max_write_mbps = 0;          // background write-back limit in MB/s; 0: none
+  uint32_t commit_interval_s = 5;  // dirty data reaches the device within this
+  uint64_t max_write_iops = 0;     // background write-back limit; 0: none
+  uint64_t max_write_mbps = 0;     // background write-back limit in MB/s; 0: none
 };
 
 // What the filesystem reports about an inode (a subset of struct stat).

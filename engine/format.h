@@ -201,24 +201,24 @@ inline constexpr size_t kCellOverhead = sizeof(DiskKey) + sizeof(uint16_t);
 
 // Value of (ino, kInode, 0).
 struct InodeRecord {
-  uint32_t mode;        // file type and permission bits, as st_mode
-  uint32_t uid;         // owner
-  uint32_t gid;         // group
-  uint32_t nlink;       // hard links (directories: 2 + subdirectories)
-  uint64_t size;        // bytes (directories: number of entries)
-  uint64_t rdev;        // device number of character and block device nodes
-  uint64_t parent;      // directories: inode of the parent; others: zero
-  uint64_t blocks;      // device pages allocated to the file
-  int64_t atime_sec;    // last access
-  int64_t mtime_sec;    // last modification of the contents
-  int64_t ctime_sec;    // last change of the inode
-  int64_t crtime_sec;   // creation
-  uint32_t atime_nsec;  //
-  uint32_t mtime_nsec;  //
-  uint32_t ctime_nsec;  //
-  uint32_t crtime_nsec; //
-  uint32_t flags;       // reserved, zero
-  uint32_t generation;  // reserved, zero (inode numbers are never reused)
+  uint32_t mode;         // file type and permission bits, as st_mode
+  uint32_t uid;          // owner
+  uint32_t gid;          // group
+  uint32_t nlink;        // hard links (directories: 2 + subdirectories)
+  uint64_t size;         // bytes (directories: number of entries)
+  uint64_t rdev;         // device number of character and block device nodes
+  uint64_t parent;       // directories: inode of the parent; others: zero
+  uint64_t blocks;       // device pages allocated to the file
+  int64_t atime_sec;     // last access
+  int64_t mtime_sec;     // last modification of the contents
+  int64_t ctime_sec;     // last change of the inode
+  int64_t crtime_sec;    // creation
+  uint32_t atime_nsec;   //
+  uint32_t mtime_nsec;   //
+  uint32_t ctime_nsec;   //
+  uint32_t crtime_nsec;  //
+  uint32_t flags;        // reserved, zero
+  uint32_t generation;   // reserved, zero (inode numbers are never reused)
 };
 static_assert(sizeof(InodeRecord) == 104);
 
@@ -245,7 +245,9 @@ struct ExtentValue {
   // followed by `pages` uint32 CRC32Cs
 };
 static_assert(sizeof(ExtentValue) == 16);
-inline constexpr size_t extent_value_size(uint32_t pages) { return 16 + 4 * size_t(pages); }
+inline constexpr size_t extent_value_size(uint32_t pages) {
+  return 16 + 4 * size_t(pages);
+}
 
 // Value of (ino, kXattr, cookie); cookie as for directory entries.
 struct XattrValue {

@@ -95,8 +95,9 @@ bool has_pagefs_signature(Device& device) {
 Status format_device(Device& device, const FormatOptions& o, std::string* message) {
   uint32_t ps = o.page_size;
   if (ps < kMinPageSize || ps > kMaxPageSize || (ps & (ps - 1)) || ps % device.block_size()) {
-    *message = "page size must be a power of two from 4096 to 65536 and a multiple of the "
-               "device's block size";
+    *message =
+        "page size must be a power of two from 4096 to 65536 and a multiple of the "
+        "device's block size";
     return Err{EINVAL};
   }
   Geometry g = plan(device.size_bytes(), ps, o.journal_bytes);

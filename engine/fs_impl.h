@@ -112,8 +112,7 @@ class FileSystem::Impl {
   // Readahead's worker: brings [off, off+len) of ino into the pool.
   void prefetch_range(InodeNo ino, uint64_t off, uint64_t len);
   Status write_page(InodeNo ino, InodeRecord& rec, uint64_t file_page, uint32_t in_page,
-                    const char* buf, uint32_t len, Extent& cur, bool& cur_valid,
-                    bool& cur_dirty);
+                    const char* buf, uint32_t len, Extent& cur, bool& cur_valid, bool& cur_dirty);
   // Frees file pages [first_page, end_page) in chunks; between chunks the
   // inode record is stored and a commit may happen.
   Status remove_pages(InodeNo ino, InodeRecord& rec, uint64_t first_page, uint64_t end_page);
@@ -121,8 +120,7 @@ class FileSystem::Impl {
                     uint64_t end_page);
   Status zero_bytes(InodeNo ino, uint64_t off, uint32_t len);
   Status truncate_locked(InodeNo ino, InodeRecord& rec, uint64_t size);
-  Status allocate_unwritten(InodeNo ino, InodeRecord& rec, uint64_t first_page,
-                            uint64_t end_page);
+  Status allocate_unwritten(InodeNo ino, InodeRecord& rec, uint64_t first_page, uint64_t end_page);
 
   // ---- state ----
   std::unique_ptr<Device> device_;

@@ -16,7 +16,9 @@ namespace {
 constexpr uint64_t kMaxStagingBytes = 16ull << 20;
 constexpr int kZstdLevel = -3;
 
-uint64_t round_up(uint64_t v, uint64_t to) { return (v + to - 1) / to * to; }
+uint64_t round_up(uint64_t v, uint64_t to) {
+  return (v + to - 1) / to * to;
+}
 
 uint32_t header_crc(JournalHeader h) {
   h.header_crc = 0;
@@ -82,7 +84,9 @@ Result<std::unique_ptr<Journal>> Journal::open(Device& device, const Superblock&
   return j;
 }
 
-uint64_t Journal::physical(uint64_t lsn) const { return region_offset_ + lsn % capacity_; }
+uint64_t Journal::physical(uint64_t lsn) const {
+  return region_offset_ + lsn % capacity_;
+}
 
 // ---- building and committing ------------------------------------------------
 
@@ -95,8 +99,7 @@ Status Journal::add_image(PageNo page, const std::byte* data) {
   if (room >= ZSTD_compressBound(page_size_)) {
     // zstd's fast level -3: a tree leaf in 5.5 us instead of 15 us at level 1,
     // for 18% more journal bytes (bench/journal_bench.cc).
-    n = ZSTD_compressCCtx(static_cast<ZSTD_CCtx*>(zstd_), out, room, data, page_size_,
-                          kZstdLevel);
+    n = ZSTD_compressCCtx(static_cast<ZSTD_CCtx*>(zstd_), out, room, data, page_size_, kZstdLevel);
     if (ZSTD_isError(n)) return Err{EIO};
     flags = kImageZstd;
   }
@@ -145,14 +148,23 @@ Status Journal::commit(std::span<const IoRequest> ordered) {
   std::byte* body = record_ + sizeof(JournalHeader);
   if (table_bytes) std::memcpy(body, table_.data(), table_bytes);
   if (staged_bytes_) std::memcpy(body + table_bytes, staging_, staged_bytes_);
-  JournalHeader h{kJournalMagic, uint16_t(JournalKind::kTxn), 0, 0, crc32c(body, payload),
-                  sequence_, head_, payload, uint32_t(table_.size()), 0};
+  JournalHeader h{
+      kJournalMagic, uint16_t(JournalKind::kTxn), 0, 0, crc32c(body, payload), sequence_, head_,
+      payload,       uint32_t(table_.size()),     0};
   h.header_crc = header_crc(h);
   std::memcpy(record_, &h, sizeof h);
   // The commit record: its payload_crc covers the whole record.
   uint64_t commit_lsn = head_ + record_bytes;
-  JournalHeader c{kJournalMagic, uint16_t(JournalKind::kCommit), 0, 0,
-                  crc32c(record_, record_bytes), sequence_, commit_lsn, record_bytes, 0, 0};
+  JournalHeader c{kJournalMagic,
+                  uint16_t(JournalKind::kCommit),
+                  0,
+                  0,
+                  crc32c(record_, record_bytes),
+                  sequence_,
+                  commit_lsn,
+                  record_bytes,
+                  0,
+                  0};
   c.header_crc = header_crc(c);
   std::memcpy(record_ + record_bytes, &c, sizeof c);
 

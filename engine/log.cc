@@ -19,8 +19,12 @@ std::atomic<bool> g_verbose{false};
 
 }  // namespace
 
-void set_log_sink(LogSink sink) { g_sink.store(sink ? sink : stderr_sink); }
-void set_log_verbose(bool verbose) { g_verbose.store(verbose); }
+void set_log_sink(LogSink sink) {
+  g_sink.store(sink ? sink : stderr_sink);
+}
+void set_log_verbose(bool verbose) {
+  g_verbose.store(verbose);
+}
 
 void log_line(LogLevel level, const char* fmt, ...) {
   if (level == LogLevel::kDebug && !g_verbose.load()) return;

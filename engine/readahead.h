@@ -40,8 +40,8 @@ class Readahead {
  private:
   struct Slot {
     uint64_t ino = 0;
-    uint64_t next_off = 0;  // where a sequential read would start
-    uint64_t window = 0;    // current readahead window in bytes
+    uint64_t next_off = 0;   // where a sequential read would start
+    uint64_t window = 0;     // current readahead window in bytes
     uint64_t ahead_end = 0;  // end of the range already queued
   };
   struct Request {
@@ -56,10 +56,10 @@ class Readahead {
   const uint64_t max_window_;
   std::mutex mu_;
   std::condition_variable cv_;
-  std::array<Slot, kSlots> slots_{};      // guarded by mu_
-  std::array<Request, kQueue> queue_{};   // ring buffer; guarded by mu_
-  size_t head_ = 0, size_ = 0;            // guarded by mu_
-  bool stop_ = false;                     // guarded by mu_
+  std::array<Slot, kSlots> slots_{};     // guarded by mu_
+  std::array<Request, kQueue> queue_{};  // ring buffer; guarded by mu_
+  size_t head_ = 0, size_ = 0;           // guarded by mu_
+  bool stop_ = false;                    // guarded by mu_
   std::thread worker_;
 };
 

@@ -20,7 +20,8 @@ Status load_superblock(Device& device, Superblock* out, std::string* message) {
   PAGEFS_TRY(device.read_at(0, bytes, probe));
   Superblock sb;
   std::memcpy(&sb, bytes, sizeof sb);
-  if (std::memcmp(sb.magic, kSuperMagic, sizeof kSuperMagic) != 0 || sb.header.magic != kPageMagic) {
+  if (std::memcmp(sb.magic, kSuperMagic, sizeof kSuperMagic) != 0 ||
+      sb.header.magic != kPageMagic) {
     // The primary may be damaged: try the secondary at each possible page size.
     bool found = false;
     for (uint32_t ps = kMinPageSize; ps <= kMaxPageSize && !found; ps *= 2) {
@@ -71,7 +72,6 @@ Status load_superblock(Device& device, Superblock* out, std::string* message) {
   }
   *out = best;
   return ok_status();
-
 }
 
 namespace {
@@ -110,8 +110,9 @@ Status recover_device(Device& device, Superblock* sb, RecoveryResult* result,
       return Err{scanned.error()};
     }
     if (scanned->transactions > 0) {
-      *message = "the journal needs recovery but the device is read-only; make it writable "
-                 "or run fsck.pagefs -y on it";
+      *message =
+          "the journal needs recovery but the device is read-only; make it writable "
+          "or run fsck.pagefs -y on it";
       return Err{EROFS};
     }
     *result = *scanned;

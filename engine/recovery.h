@@ -24,8 +24,7 @@ Status load_superblock(Device& device, Superblock* out, std::string* message);
 // (tail = head), so the replay is not repeated; a crash during recovery just
 // recovers again. `sb` receives the superblock as recovery left it. On a
 // read-only device a journal that needs replay is refused (EROFS).
-Status recover_device(Device& device, Superblock* sb, RecoveryResult* result,
-                      std::string* message);
+Status recover_device(Device& device, Superblock* sb, RecoveryResult* result, std::string* message);
 
 // A read-only device that shows `inner` as if the journal had been replayed:
 // reads of journaled pages return their newest committed image. Used by

@@ -110,8 +110,10 @@ Status FileSystem::rename(InodeNo parent, std::string_view name, InodeNo new_par
       if (dst_dir) dst.dir_rec.nlink--;
     }
     PAGEFS_TRY(fs.dir_remove(parent, src.entry.cookie));
-    if (same_dir) dst.dir_rec.size--;  // one record; see the merge below
-    else src.dir_rec.size--;
+    if (same_dir)
+      dst.dir_rec.size--;  // one record; see the merge below
+    else
+      src.dir_rec.size--;
     PAGEFS_TRY(fs.dir_add(new_parent, new_name, src_ino.value, src.entry.type));
     dst.dir_rec.size++;
     if (src_dir && !same_dir) {

@@ -66,16 +66,17 @@ class [[nodiscard]] Result<void> {
 
 using Status = Result<void>;
 
-inline Status ok_status() { return Status(); }
+inline Status ok_status() {
+  return Status();
+}
 
 }  // namespace pagefs
 
 // Propagates an error from an expression returning a Result/Status.
-#define PAGEFS_TRY(expr)                                  \
-  do {                                                    \
-    auto pagefs_try_result_ = (expr);                     \
-    if (!pagefs_try_result_.ok())                         \
-      return ::pagefs::Err{pagefs_try_result_.error()};   \
+#define PAGEFS_TRY(expr)                                                            \
+  do {                                                                              \
+    auto pagefs_try_result_ = (expr);                                               \
+    if (!pagefs_try_result_.ok()) return ::pagefs::Err{pagefs_try_result_.error()}; \
   } while (0)
 
 #define PAGEFS_CONCAT_INNER(a, b) a##b
@@ -83,7 +84,7 @@ inline Status ok_status() { return Status(); }
 
 // `PAGEFS_ASSIGN(auto x, expr);` binds x to the value or returns the error.
 #define PAGEFS_ASSIGN(decl, expr) PAGEFS_ASSIGN_IMPL(PAGEFS_CONCAT(pagefs_r_, __LINE__), decl, expr)
-#define PAGEFS_ASSIGN_IMPL(tmp, decl, expr)          \
-  auto tmp = (expr);                                 \
-  if (!tmp.ok()) return ::pagefs::Err{tmp.error()};  \
+#define PAGEFS_ASSIGN_IMPL(tmp, decl, expr)         \
+  auto tmp = (expr);                                \
+  if (!tmp.ok()) return ::pagefs::Err{tmp.error()}; \
   decl = std::move(tmp).value()

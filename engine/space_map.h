@@ -82,7 +82,7 @@ class SpaceMap {
   uint64_t data_start_;
   uint64_t bits_per_page_;
   uint64_t free_pages_ = 0;
-  std::vector<uint32_t> free_in_page_;  // free bits per bitmap page
+  std::vector<uint32_t> free_in_page_;    // free bits per bitmap page
   std::map<uint64_t, uint32_t> pending_;  // start -> count, freed in the running txn
   uint64_t pending_pages_ = 0;
 };

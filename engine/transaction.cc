@@ -117,9 +117,10 @@ Status FileSystem::Impl::write_superblocks() {
 void FileSystem::Impl::fail(const char* what, int error) {
   if (failed_) return;
   failed_ = true;
-  PAGEFS_LOG_ERROR("%s failed (%s): the filesystem is now read-only; every change since the "
-                   "last durable commit is lost. Unmount it and run fsck.pagefs.",
-                   what, strerror(error));
+  PAGEFS_LOG_ERROR(
+      "%s failed (%s): the filesystem is now read-only; every change since the "
+      "last durable commit is lost. Unmount it and run fsck.pagefs.",
+      what, strerror(error));
 }
 
 }  // namespace pagefs

@@ -43,15 +43,15 @@ Status find_xattr(Btree& tree, InodeNo ino, std::string_view name, XattrItem* ou
   uint64_t next = base;
   *found = false;
   Status st = tree.scan(Key::of(ino.value, KeyKind::kXattr, base),
-                   Key::of(ino.value, KeyKind::kXattr, base | 0xff),
-                   [&](const Key& k, std::span<const std::byte> v) {
-                     if (k.off == next) next++;
-                     if (!well_formed(v) || item_name(v) != name) return true;
-                     out->cookie = k.off;
-                     out->value = std::string(item_value(v));
-                     *found = true;
-                     return false;
-                   });
+                        Key::of(ino.value, KeyKind::kXattr, base | 0xff),
+                        [&](const Key& k, std::span<const std::byte> v) {
+                          if (k.off == next) next++;
+                          if (!well_formed(v) || item_name(v) != name) return true;
+                          out->cookie = k.off;
+                          out->value = std::string(item_value(v));
+                          *found = true;
+                          return false;
+                        });
   *free_cookie = next;
   return st;
 }
@@ -73,8 +73,7 @@ size_t max_xattr_value(uint32_t page_size, size_t name_len) {
   return name_len >= room ? 0 : room - name_len;
 }
 
-Status FileSystem::setxattr(InodeNo ino, std::string_view name, std::string_view value,
-                            int flags) {
+Status FileSystem::setxattr(InodeNo ino, std::string_view name, std::string_view value, int flags) {
   PAGEFS_TRY(check_xattr_name(name));
   if (value.size() > XATTR_SIZE_MAX) return Err{E2BIG};
   if (value.size() > max_xattr_value(impl_->page_size_, name.size())) return Err{ENOSPC};

@@ -52,11 +52,16 @@ bool parse_size(const char* s, uint64_t* out) {
   if (errno || end == s) return false;
   uint64_t mult = 1;
   std::string suffix(end);
-  if (suffix == "K" || suffix == "k" || suffix == "KiB") mult = 1ull << 10;
-  else if (suffix == "M" || suffix == "m" || suffix == "MiB") mult = 1ull << 20;
-  else if (suffix == "G" || suffix == "g" || suffix == "GiB") mult = 1ull << 30;
-  else if (suffix == "T" || suffix == "t" || suffix == "TiB") mult = 1ull << 40;
-  else if (!suffix.empty()) return false;
+  if (suffix == "K" || suffix == "k" || suffix == "KiB")
+    mult = 1ull << 10;
+  else if (suffix == "M" || suffix == "m" || suffix == "MiB")
+    mult = 1ull << 20;
+  else if (suffix == "G" || suffix == "g" || suffix == "GiB")
+    mult = 1ull << 30;
+  else if (suffix == "T" || suffix == "t" || suffix == "TiB")
+    mult = 1ull << 40;
+  else if (!suffix.empty())
+    return false;
   if (v > UINT64_MAX / mult) return false;
   *out = v * mult;
   return true;
@@ -124,11 +129,21 @@ int main(int argc, char** argv) {
         if (!parse_size(optarg, &size) || size == 0) die(std::string("bad size ") + optarg);
         size_given = true;
         break;
-      case 'f': force = true; break;
-      case 'q': quiet = true; break;
-      case 'h': usage(stdout); return 0;
-      case 'V': std::printf("mkfs.pagefs %s\n", PAGEFS_VERSION); return 0;
-      default: usage(stderr); return 1;
+      case 'f':
+        force = true;
+        break;
+      case 'q':
+        quiet = true;
+        break;
+      case 'h':
+        usage(stdout);
+        return 0;
+      case 'V':
+        std::printf("mkfs.pagefs %s\n", PAGEFS_VERSION);
+        return 0;
+      default:
+        usage(stderr);
+        return 1;
     }
   }
   if (optind != argc - 1) {

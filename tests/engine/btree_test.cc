@@ -59,10 +59,13 @@ TEST_F(BtreeTest, InsertLookupAndScanInOrderAcrossSplits) {
     ASSERT_EQ(out, v);
   }
   std::vector<Key> seen;
-  ASSERT_TRUE(tree_->scan(Key::min(), Key::max(), [&](const Key& k, std::span<const std::byte>) {
-    seen.push_back(k);
-    return true;
-  }).ok());
+  ASSERT_TRUE(tree_
+                  ->scan(Key::min(), Key::max(),
+                         [&](const Key& k, std::span<const std::byte>) {
+                           seen.push_back(k);
+                           return true;
+                         })
+                  .ok());
   // The root inode written by mkfs is in the tree too.
   ASSERT_EQ(seen.size(), model.size() + 1);
   EXPECT_TRUE(std::is_sorted(seen.begin(), seen.end()));

@@ -4,12 +4,11 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <linux/falloc.h>
 #include <linux/fs.h>
 #include <sys/xattr.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
 
 #include <cstring>
 #include <set>
@@ -34,8 +33,8 @@ class FileSystemTest : public ::testing::Test {
   }
   void mount() {
     std::string msg;
-    auto r = FileSystem::mount(std::make_unique<FaultDevice>(*dev_, 1), MountOptions{16 << 20},
-                               &msg);
+    auto r =
+        FileSystem::mount(std::make_unique<FaultDevice>(*dev_, 1), MountOptions{16 << 20}, &msg);
     ASSERT_TRUE(r.ok()) << msg;
     fs_ = std::move(r).value();
   }
@@ -64,10 +63,12 @@ class FileSystemTest : public ::testing::Test {
   }
   std::set<std::string> list(InodeNo dir) {
     std::set<std::string> names;
-    EXPECT_TRUE(fs_->readdir(dir, 0, [&](const DirEntry& e) {
-      names.insert(std::string(e.name));
-      return true;
-    }).ok());
+    EXPECT_TRUE(fs_->readdir(dir, 0,
+                             [&](const DirEntry& e) {
+                               names.insert(std::string(e.name));
+                               return true;
+                             })
+                    .ok());
     return names;
   }
 
