@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=(
   build-essential cmake ninja-build pkg-config
-  libfuse3-dev fuse3 liburing-dev libzstd-dev libisal-dev
+  libfuse3-dev fuse3 liburing-dev libzstd-dev libisal-dev clang-format
   libgtest-dev libbenchmark-dev
   util-linux  # fincore, flock
   attr        # getfattr, setfattr
