@@ -262,7 +262,7 @@ Result<PageRef> BufferPool::create(PageNo page, bool meta, bool fresh) {
     assert(f.pins == 0);  // a freed-and-reused page is never still pinned
     f.pins = 1;
     f.meta = meta;
-    f.fresh = fresh;
+    f.fresh_txn = fresh ? running_txn_ : 0;
     f.usage = 0;
     std::memset(frame_data(it->second), 0, page_size_);
     return PageRef(this, it->second, page, frame_data(it->second));
@@ -275,7 +275,7 @@ Result<PageRef> BufferPool::create(PageNo page, bool meta, bool fresh) {
   }
   insert(frame, page, meta);
   frames_[frame].pins = 1;
-  frames_[frame].fresh = fresh;
+  frames_[frame].fresh_txn = fresh ? running_txn_ : 0;
   std::memset(frame_data(frame), 0, page_size_);
   return PageRef(this, frame, page, frame_data(frame));
 }
@@ -337,7 +337,7 @@ void BufferPool::set_dirty(uint32_t frame) {
   if (transactions_ && f.txn != running_txn_) {
     f.txn = running_txn_;
     txn_frames_.push_back(frame);
-    if (!f.fresh) txn_images_++;
+    if (!fresh(f)) txn_images_++;
   }
 }
 
@@ -345,7 +345,7 @@ void BufferPool::set_dirty(uint32_t frame) {
 // is a fresh page of the running transaction (ordered data).
 bool BufferPool::writable(const Frame& f) const {
   if (!f.in_use || !f.dirty || f.pins > 0 || f.busy) return false;
-  return f.txn == 0 || (f.fresh && f.txn == running_txn_);
+  return f.txn == 0 || (fresh(f) && f.txn == running_txn_);
 }
 
 // Two sweeps of the clock: the first lowers usage counts, the second finds
@@ -413,6 +413,7 @@ Status BufferPool::write_back_batch(std::unique_lock<std::mutex>& lock, uint32_t
   for (uint32_t f : batch) {
     Frame& fr = frames_[f];
     fr.busy = false;
+    if (fresh(fr)) fresh_written_ = true;
     if (st.ok() && fr.dirty) {
       fr.dirty = false;
       dirty_count_--;
@@ -524,7 +525,12 @@ void BufferPool::writeback_loop() {
       uint64_t written_before = pages_written_.load(std::memory_order_relaxed);
       auto start = std::chrono::steady_clock::now();
       Status st = write_back_batch(lock, o.batch_pages);
-      if (!st.ok() || dirty_count_ >= before) break;  // error, or nothing may go home yet
+      if (!st.ok()) break;
+      if (dirty_count_ >= before) {
+        // Nothing may go home until a commit: let it happen, then look again.
+        writeback_cv_.wait_for(lock, std::chrono::milliseconds(10));
+        break;
+      }
       uint64_t pages = pages_written_.load(std::memory_order_relaxed) - written_before;
       lock.unlock();
       throttle(pages, pages * page_size_, start);
@@ -576,7 +582,7 @@ uint64_t BufferPool::txn_frames() const {
   return txn_frames_.size();
 }
 
-std::vector<TxnPage> BufferPool::begin_commit(uint64_t* txn_id) {
+std::vector<TxnPage> BufferPool::begin_commit(uint64_t* txn_id, bool* fresh_written) {
   std::unique_lock lock(mu_);
   // A fresh page may be under background write-back: let it finish, so the
   // commit's flush covers it.
@@ -596,12 +602,14 @@ std::vector<TxnPage> BufferPool::begin_commit(uint64_t* txn_id) {
     Frame& fr = frames_[f];
     if (!fr.in_use || !fr.dirty || fr.txn != running_txn_) continue;  // cleaned or reused
     assert(fr.pins == 0 && !fr.busy);
-    if (fr.fresh) fr.busy = true;  // written home by the commit; nobody may touch it
+    if (fresh(fr)) fr.busy = true;  // written home by the commit; nobody may touch it
     fr.usage = std::min<uint8_t>(fr.usage, 1);
-    pages.push_back(TxnPage{f, fr.page, fr.meta, fr.fresh, frame_data(f)});
+    pages.push_back(TxnPage{f, fr.page, fr.meta, fresh(fr), frame_data(f)});
     fr.txn = UINT64_MAX;  // listed; set to the id below
   }
   *txn_id = running_txn_;
+  *fresh_written = fresh_written_;
+  fresh_written_ = false;
   for (const TxnPage& p : pages) frames_[p.frame].txn = running_txn_;
   running_txn_++;
   txn_frames_.clear();
@@ -635,7 +643,7 @@ void BufferPool::end_commit(uint64_t txn_id, const std::vector<TxnPage>& pages, 
         f.dirty = false;
         dirty_count_--;
       }
-      f.fresh = false;
+      f.fresh_txn = 0;
     }
     if (f.txn == txn_id && ok) f.txn = 0;
   }

@@ -171,7 +171,9 @@ class BufferPool {
   uint64_t txn_frames() const;
   // Ends the running transaction: returns its pages (fresh ones become busy
   // until end_commit) and starts the next.
-  std::vector<TxnPage> begin_commit(uint64_t* txn_id);
+  // `fresh_written` says whether fresh pages of it already went home by
+  // write-back, unflushed: the commit must then flush before its record.
+  std::vector<TxnPage> begin_commit(uint64_t* txn_id, bool* fresh_written);
   // Sets a metadata frame's LSN and checksum before its image is journaled.
   void stamp_lsn(const TxnPage& page, uint64_t lsn);
   // Builds sorted, merged write requests for the fresh pages in `pages`.
@@ -204,7 +206,7 @@ class BufferPool {
     bool busy = false;    // under device I/O
     bool dirty = false;
     bool meta = false;
-    bool fresh = false;  // data page allocated in its transaction: ordered write
+    uint64_t fresh_txn = 0;  // transaction that allocated this data page: ordered write
     uint64_t txn = 0;    // transaction that changed it, until its commit ends; 0: none
   };
 
@@ -224,6 +226,7 @@ class BufferPool {
   Status write_back_batch(std::unique_lock<std::mutex>& lock, uint32_t max_pages);
   Status write_frames(std::vector<uint32_t>& frames);
   bool writable(const Frame& f) const;
+  bool fresh(const Frame& f) const { return f.fresh_txn != 0 && f.fresh_txn == running_txn_; }
   void build_batch(std::vector<uint32_t>& frames, std::vector<iovec>& iov,
                    std::vector<IoRequest>& batch) const;
   bool verify(uint32_t frame, PageNo page, bool meta, PageType type, uint32_t crc, bool report);
@@ -249,6 +252,9 @@ class BufferPool {
   uint64_t running_txn_ = 1;                      // guarded by mu_
   std::vector<uint32_t> txn_frames_;              // guarded by mu_
   uint64_t txn_images_ = 0;                       // guarded by mu_
+  // A fresh page of the running transaction went home outside the commit: the
+  // commit must flush before its commit record. Guarded by mu_.
+  bool fresh_written_ = false;
 
   std::condition_variable writeback_cv_;
   std::thread writeback_;

@@ -53,6 +53,17 @@ Status FileSystem::Impl::write_page(InodeNo ino, InodeRecord& rec, uint64_t fp, 
         if (hit) cur = found, cur_valid = true;
       }
     }
+    // Extents never overlap, so when cur ends just before fp, an extent that
+    // covers fp starts exactly at fp: one lookup says whether to grow cur.
+    if (!covered && cur_valid && cur.end() == fp) {
+      Extent next;
+      bool hit = false;
+      PAGEFS_TRY(find_extent(ino, fp, &next, &hit));
+      if (hit) {
+        PAGEFS_TRY(flush_cur());
+        cur = next, covered = true;
+      }
+    }
     if (!covered && cur_valid && cur.end() == fp && cur.pages < kMaxExtentPages) {
       PAGEFS_ASSIGN(bool got, space_->allocate_at(PageNo{cur.phys + cur.pages}, false));
       if (got) {

@@ -132,7 +132,7 @@ void Journal::split(uint64_t lsn, std::byte* data, uint64_t bytes, std::vector<i
   }
 }
 
-Status Journal::commit(std::span<const IoRequest> ordered) {
+Status Journal::commit(std::span<const IoRequest> ordered, bool barrier) {
   if (table_.empty() && ordered.empty()) return ok_status();
   // Assemble the record: header, image table, images, padding.
   uint64_t table_bytes = table_.size() * sizeof(JournalImage);
@@ -179,7 +179,7 @@ Status Journal::commit(std::span<const IoRequest> ordered) {
     batch[i].iov = std::span<const iovec>(&iov[i - first_own], 1);
   }
   std::span<const IoRequest> all(batch);
-  if (!ordered.empty()) {
+  if (!ordered.empty() || barrier) {
     // Ordered data and the record must be durable before the commit exists.
     PAGEFS_TRY(device_.write(all.first(commit_at)));
     PAGEFS_TRY(device_.flush());

@@ -81,7 +81,9 @@ class Journal {
   // Writes `ordered` (home writes of fresh pages), the record and the commit,
   // and flushes (steps 3-5). On success the head moves past the transaction.
   // An empty transaction with no ordered writes does nothing.
-  Status commit(std::span<const IoRequest> ordered);
+  // `barrier`: fresh pages went home earlier by write-back and are not
+  // flushed yet, so flush before the commit record even without `ordered`.
+  Status commit(std::span<const IoRequest> ordered, bool barrier = false);
   // A checkpoint made every page up to `lsn` durable at home.
   void set_tail(uint64_t lsn, uint64_t sequence);
   uint64_t tail_sequence() const { return tail_sequence_; }

@@ -85,7 +85,7 @@ bool SpaceMap::is_pending(uint64_t page) const {
   return page < it->first + it->second;
 }
 
-void SpaceMap::commit_done() {
+void SpaceMap::checkpoint_done() {
   pending_.clear();
   pending_pages_ = 0;
 }

@@ -9,10 +9,13 @@
 // is kept for metadata, so that unlink, rmdir and truncate (which may need a
 // tree page) still work on a filesystem that data has filled.
 //
-// Frees become reusable only once the transaction that freed them has
-// committed: until then a crash would bring back the old owner, so the pages
-// must keep their contents. free() clears the bits (the bitmap change is part
-// of the transaction) and remembers the run as pending; commit_done() releases
+// Frees become reusable only after the next checkpoint. Until the freeing
+// transaction commits, a crash would bring back the old owner, so the pages
+// must keep their contents; and until the journal is emptied, it may still
+// hold images of the pages that recovery would write over a new owner's
+// data (jbd2 needs revoke records for this; waiting for the checkpoint makes
+// them unnecessary). free() clears the bits (the bitmap change is part of the
+// transaction) and remembers the run as pending; checkpoint_done() releases
 // the pending runs to the allocator.
 //
 // Thread-safety: none; the filesystem lock (held exclusively to modify)
@@ -61,12 +64,12 @@ class SpaceMap {
   uint64_t data_free_pages() const {
     return free_pages() > kMetadataReserve ? free_pages() - kMetadataReserve : 0;
   }
-  // Free pages once the running transaction commits.
+  // Free pages once the pending frees are released.
   uint64_t free_pages_after_commit() const { return free_pages_; }
   uint64_t pending_pages() const { return pending_pages_; }
   size_t pending_runs() const { return pending_.size(); }
-  // The transaction that freed the pending runs is durable.
-  void commit_done();
+  // A checkpoint emptied the journal: pending frees become reusable.
+  void checkpoint_done();
 
  private:
   SpaceMap(BufferPool& pool, const Superblock& sb);
@@ -83,7 +86,7 @@ class SpaceMap {
   uint64_t bits_per_page_;
   uint64_t free_pages_ = 0;
   std::vector<uint32_t> free_in_page_;    // free bits per bitmap page
-  std::map<uint64_t, uint32_t> pending_;  // start -> count, freed in the running txn
+  std::map<uint64_t, uint32_t> pending_;  // start -> count, freed since the last checkpoint
   uint64_t pending_pages_ = 0;
 };
 

@@ -19,11 +19,14 @@ Status FileSystem::Impl::begin_op(uint64_t pages, uint64_t data_pages) {
     fail("page write-back", error);
     return Err{EIO};
   }
+  // Freed space comes back at checkpoints: take one when it is needed now.
+  if (space_->pending_runs() > kMaxPendingRuns ||
+      (data_pages > space_->data_free_pages() && space_->pending_pages() > 0)) {
+    return checkpoint_locked();
+  }
   uint64_t images = pool_->txn_images() + pages;
   bool commit = images > journal_->max_images() || images > pool_->frame_count() / 4 ||
-                pool_->txn_frames() > pool_->frame_count() ||
-                space_->pending_runs() > kMaxPendingRuns ||
-                (data_pages > space_->data_free_pages() && space_->pending_pages() > 0);
+                pool_->txn_frames() > pool_->frame_count();
   if (commit) PAGEFS_TRY(commit_locked());
   return ok_status();
 }
@@ -48,7 +51,8 @@ Status FileSystem::Impl::commit_locked() {
     ref.mark_dirty();
   }
   uint64_t txn = 0;
-  std::vector<TxnPage> pages = pool_->begin_commit(&txn);
+  bool fresh_written = false;
+  std::vector<TxnPage> pages = pool_->begin_commit(&txn, &fresh_written);
   Status st;
   for (const TxnPage& p : pages) {
     if (p.fresh) continue;
@@ -60,14 +64,13 @@ Status FileSystem::Impl::commit_locked() {
     std::vector<iovec> iov;
     std::vector<IoRequest> ordered;
     pool_->ordered_writes(pages, iov, ordered);
-    st = journal_->commit(ordered);
+    st = journal_->commit(ordered, fresh_written);
   }
   pool_->end_commit(txn, pages, st.ok());
   if (!st.ok()) {
     fail("journal commit", st.error());
     return Err{EIO};
   }
-  space_->commit_done();
   dirty_ = false;
   // Keep room for the next transaction, whatever it holds.
   if (journal_->free_bytes() < 2 * journal_->staging_bytes() + 4ull * page_size_) {
@@ -86,7 +89,9 @@ Status FileSystem::Impl::checkpoint_locked() {
     return Err{EIO};
   }
   journal_->set_tail(journal_->head(), journal_->next_sequence());
-  return write_superblocks();
+  PAGEFS_TRY(write_superblocks());
+  space_->checkpoint_done();
+  return ok_status();
 }
 
 // Writes page 0, flushes, then page 1, flushes: one copy is always whole.
