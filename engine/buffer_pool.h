@@ -207,7 +207,7 @@ class BufferPool {
     bool dirty = false;
     bool meta = false;
     uint64_t fresh_txn = 0;  // transaction that allocated this data page: ordered write
-    uint64_t txn = 0;    // transaction that changed it, until its commit ends; 0: none
+    uint64_t txn = 0;        // transaction that changed it, until its commit ends; 0: none
   };
 
   friend class PageRef;
