@@ -284,12 +284,17 @@ Status FileSystem::Impl::allocate_unwritten(InodeNo ino, InodeRecord& rec, uint6
     }
     return ok_status();
   };
+  Status st;
   for (const Extent& e : extents) {
-    if (e.file_page > p) PAGEFS_TRY(fill(p, e.file_page));
+    if (!st.ok()) break;
+    if (e.file_page > p) st = fill(p, e.file_page);
     p = std::max(p, e.end());
   }
-  if (p < end) PAGEFS_TRY(fill(p, end));
-  return ok_status();
+  if (st.ok() && p < end) st = fill(p, end);
+  // Extents allocated before a failure stay (past the size if need be); the
+  // inode's block count must describe them.
+  if (!st.ok()) (void)put_inode(ino, rec);
+  return st;
 }
 
 // ---- FileSystem: public ---------------------------------------------------------
@@ -442,16 +447,28 @@ Result<uint64_t> FileSystem::lseek(InodeNo ino, uint64_t off, int whence) {
 Result<size_t> FileSystem::copy_file_range(InodeNo in, uint64_t off_in, InodeNo out,
                                            uint64_t off_out, size_t len) {
   if (in == out && off_in < off_out + len && off_out < off_in + len) return Err{EINVAL};
+  // As Linux does, the source length is fixed at the start: copying within
+  // one file must not chase the end it is extending.
+  PAGEFS_ASSIGN(Attr src, getattr(in));
+  if (off_in >= src.size) return size_t(0);
+  len = size_t(std::min<uint64_t>(len, src.size - off_in));
   constexpr size_t kChunk = 1 << 20;
   std::vector<char> buf(std::min(len, kChunk));
   size_t done = 0;
   while (done < len) {
     size_t want = std::min(kChunk, len - done);
-    PAGEFS_ASSIGN(size_t got, read(in, off_in + done, want, buf.data()));
-    if (got == 0) break;
-    PAGEFS_ASSIGN(size_t put, write(out, off_out + done, buf.data(), got));
-    done += put;
-    if (put < got) break;
+    Result<size_t> got = read(in, off_in + done, want, buf.data());
+    if (!got.ok() || *got == 0) {
+      if (done == 0 && !got.ok()) return Err{got.error()};
+      break;
+    }
+    Result<size_t> put = write(out, off_out + done, buf.data(), *got);
+    if (!put.ok()) {
+      if (done == 0) return Err{put.error()};
+      break;  // what was copied stays copied, as a short count says
+    }
+    done += *put;
+    if (*put < *got) break;
   }
   return done;
 }

@@ -20,8 +20,9 @@ Status FileSystem::Impl::begin_op(uint64_t pages, uint64_t data_pages) {
     return Err{EIO};
   }
   // Freed space comes back at checkpoints: take one when it is needed now.
-  if (space_->pending_runs() > kMaxPendingRuns ||
-      (data_pages > space_->data_free_pages() && space_->pending_pages() > 0)) {
+  bool short_of_space = data_pages > space_->data_free_pages() ||
+                        space_->free_pages() < pages + SpaceMap::kMetadataReserve;
+  if (space_->pending_runs() > kMaxPendingRuns || (short_of_space && space_->pending_pages() > 0)) {
     return checkpoint_locked();
   }
   uint64_t images = pool_->txn_images() + pages;
