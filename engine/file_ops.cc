@@ -258,6 +258,11 @@ Status FileSystem::Impl::allocate_unwritten(InodeNo ino, InodeRecord& rec, uint6
     p = std::max(p, e.end());
   }
   if (p < end) need += end - p;
+  if (need > space_->data_free_pages() && space_->pending_pages() > 0) {
+    // Freed space comes back at a checkpoint; the state so far is consistent.
+    PAGEFS_TRY(put_inode(ino, rec));
+    PAGEFS_TRY(checkpoint_locked());
+  }
   if (need > space_->data_free_pages()) return Err{ENOSPC};
   p = first;
   uint64_t hint = 0;

@@ -15,7 +15,7 @@
 // 0), remounts and verifies every manifest entry. At the end the filesystem is
 // unmounted cleanly and fsck -n must exit 0 again.
 //
-// Environment: PAGEFS_SEED fixes the seed (default random, printed);
+// Environment: PAGEFS_SEED fixes the seed (default: fixed; "random" for a new one; printed);
 // PAGEFS_CRASH_ROUNDS the number of rounds (default kSmokeRounds).
 #include <fcntl.h>
 #include <signal.h>
@@ -53,6 +53,14 @@ const char* const kMountOptions = "cache_size=64M,commit=1";
 uint64_t env_u64(const char* name, uint64_t fallback) {
   const char* v = std::getenv(name);
   return v != nullptr && *v != '\0' ? std::strtoull(v, nullptr, 0) : fallback;
+}
+
+// PAGEFS_SEED picks the seed: a number, or "random" for a new one each run.
+// Without it the seed is fixed, so a run of the suite is reproducible.
+uint64_t test_seed_from_env() {
+  const char* v = std::getenv("PAGEFS_SEED");
+  if (v && std::string(v) == "random") return std::random_device{}();
+  return env_u64("PAGEFS_SEED", 20261121);
 }
 
 struct Version {
@@ -242,7 +250,7 @@ class CrashMount : public MountTest {
 };
 
 TEST_F(CrashMount, KilledDaemonKeepsEveryFsyncedFile) {
-  const uint64_t seed = env_u64("PAGEFS_SEED", std::random_device{}());
+  const uint64_t seed = test_seed_from_env();
   const int rounds = int(env_u64("PAGEFS_CRASH_ROUNDS", kSmokeRounds));
   std::printf("PAGEFS_SEED=%" PRIu64 "\n", seed);
   std::mt19937_64 rng(seed);
