@@ -93,7 +93,10 @@ void SpaceMap::checkpoint_done() {
 Result<PageRun> SpaceMap::allocate(PageNo hint, uint32_t max_pages, bool metadata) {
   assert(max_pages > 0);
   if (!allowed(1, metadata)) return Err{ENOSPC};
-  uint64_t start = std::clamp<uint64_t>(hint.value, data_start_, page_count_ - 1);
+  // Without a hint, continue where the last allocation ended (next fit):
+  // searching from the start each time would rescan every used page.
+  uint64_t from_page = hint.value != 0 ? hint.value : next_fit_;
+  uint64_t start = std::clamp<uint64_t>(from_page, data_start_, page_count_ - 1);
   uint64_t first_page = start / bits_per_page_;
   // The last step comes back to the hint's own bitmap page and searches it
   // from its start: the wrap-around.
@@ -104,6 +107,9 @@ Result<PageRun> SpaceMap::allocate(PageNo hint, uint32_t max_pages, bool metadat
     const std::byte* bits = ref.data() + sizeof(PageHeader);
     uint64_t from = (step == 0) ? start % bits_per_page_ : 0;
     for (uint64_t i = from; i < bits_per_page_; i++) {
+      // Skip whole bytes that are all in use.
+      while (i % 8 == 0 && i + 8 <= bits_per_page_ && bits[i / 8] == std::byte{0xff}) i += 8;
+      if (i >= bits_per_page_) break;
       if (test_bit(bits, i)) continue;
       uint64_t page = k * bits_per_page_ + i;
       if (!pending_.empty() && is_pending(page)) continue;
@@ -114,6 +120,7 @@ Result<PageRun> SpaceMap::allocate(PageNo hint, uint32_t max_pages, bool metadat
       }
       ref.reset();
       PAGEFS_TRY(set_bits(page, run, true));
+      next_fit_ = page + run;
       return PageRun{PageNo{page}, run};
     }
   }

@@ -50,8 +50,8 @@ class SpaceMap {
   static Status format(BufferPool& pool, const Superblock& sb);
 
   // Allocates a run of 1..max_pages contiguous free pages at or after `hint`
-  // (wrapping around). Data allocations (metadata == false) fail with ENOSPC
-  // before eating into the metadata reserve.
+  // (wrapping around); hint 0 means after the previous allocation. Data allocations (metadata ==
+  // false) fail with ENOSPC before eating into the metadata reserve.
   Result<PageRun> allocate(PageNo hint, uint32_t max_pages, bool metadata);
   // Allocates exactly `page` if it is free; false if it is not.
   Result<bool> allocate_at(PageNo page, bool metadata);
@@ -88,6 +88,7 @@ class SpaceMap {
   std::vector<uint32_t> free_in_page_;    // free bits per bitmap page
   std::map<uint64_t, uint32_t> pending_;  // start -> count, freed since the last checkpoint
   uint64_t pending_pages_ = 0;
+  uint64_t next_fit_ = 0;  // where an allocation without a hint starts looking
 };
 
 }  // namespace pagefs
