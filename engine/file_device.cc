@@ -214,10 +214,6 @@ struct FileDevice::Ring {
     for (uint32_t i = 0; i < queue_depth; i++) free_ops.push_back(i);
   }
   ~Ring() {
-    // Unregister first: the ring's teardown is asynchronous in the kernel, and
-    // a file reference it still held would keep the device's flock after
-    // close(), making a prompt reopen see EBUSY.
-    if (fixed_file) io_uring_unregister_files(&uring);
     if (initialized) io_uring_queue_exit(&uring);
   }
   Ring(const Ring&) = delete;
@@ -231,7 +227,6 @@ struct FileDevice::Ring {
 
   io_uring uring = {};
   bool initialized = false;
-  bool fixed_file = false;          // the device fd is registered with the ring as file 0
   std::vector<Op> ops;              // queue_depth slots; user_data is the slot index
   std::vector<uint32_t> free_ops;   // slots not in flight
   std::vector<io_uring_cqe*> cqes;  // scratch for bulk reaping
@@ -267,13 +262,11 @@ void FileDevice::Ring::queue(uint32_t slot, Direction dir, int fd) {
   const iovec* iov = op.head.iov_len != 0 ? &op.head : op.rest.data();
   const unsigned count =
       op.head.iov_len != 0 ? 1 : std::min<size_t>(op.rest.size(), kMaxIovecsPerSqe);
-  const int target = fixed_file ? 0 : fd;
   if (dir == Direction::kWrite) {
-    io_uring_prep_writev(sqe, target, iov, count, op.offset);
+    io_uring_prep_writev(sqe, fd, iov, count, op.offset);
   } else {
-    io_uring_prep_readv(sqe, target, iov, count, op.offset);
+    io_uring_prep_readv(sqe, fd, iov, count, op.offset);
   }
-  if (fixed_file) io_uring_sqe_set_flags(sqe, IOSQE_FIXED_FILE);
   io_uring_sqe_set_data64(sqe, slot);
 }
 
@@ -340,8 +333,7 @@ int FileDevice::Ring::fsync(int fd) {
   for (unsigned attempt = 0; attempt <= kMaxRetriesPerOp; attempt++) {
     io_uring_sqe* sqe = io_uring_get_sqe(&uring);
     check(sqe != nullptr, "submission queue full");
-    io_uring_prep_fsync(sqe, fixed_file ? 0 : fd, 0);
-    if (fixed_file) io_uring_sqe_set_flags(sqe, IOSQE_FIXED_FILE);
+    io_uring_prep_fsync(sqe, fd, 0);
     io_uring_cqe* cqe = nullptr;
     do {
       enter(1);
@@ -394,11 +386,12 @@ Status FileDevice::init_rings(const FileDeviceOptions& opts, std::string* error_
       return fail(error_message, -ret, "io_uring is not available: " + errno_text(-ret));
     }
     ring->initialized = true;
-    // A registered file spares the kernel a file-table lookup and reference
-    // per request. Best effort: without it the plain descriptor is used.
-    // (Fixed buffers are not used: Debian 12's liburing has no vectored
-    // fixed-buffer operations, and merged vectored writes matter more.)
-    ring->fixed_file = io_uring_register_files(&ring->uring, &fd_, 1) == 0;
+    // The device file is not registered with the ring (IOSQE_FIXED_FILE): the
+    // kernel tears a ring down asynchronously, so a registered file outlives
+    // a process that exits without closing it, and with it the device's
+    // flock, and an immediate mkfs, fsck or mount would see EBUSY. Fixed
+    // buffers are not used either: Debian 12's liburing has no vectored
+    // fixed-buffer operations, and merged vectored writes matter more.
     free_rings_.push_back(ring.get());
     rings_.push_back(std::move(ring));
   }
