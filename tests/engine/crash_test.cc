@@ -61,6 +61,7 @@
 #include "engine/recovery.h"
 #include "fsck/checker.h"
 #include "fsck/report.h"
+#include "tests/test_env.h"
 
 namespace pagefs {
 namespace {
@@ -78,28 +79,15 @@ constexpr size_t kLogLines = 40;
 constexpr int kStickyRounds = 48;
 const Caller kCaller{1000, 1000};
 
-uint64_t env_u64(const char* name, uint64_t fallback) {
-  const char* v = std::getenv(name);
-  return v != nullptr && *v != '\0' ? std::strtoull(v, nullptr, 0) : fallback;
-}
-
-// PAGEFS_SEED picks the seed: a number, or "random" for a new one each run.
-// Without it the seed is fixed, so a run of the suite is reproducible.
-uint64_t test_seed_from_env() {
-  const char* v = std::getenv("PAGEFS_SEED");
-  if (v && std::string(v) == "random") return std::random_device{}();
-  return env_u64("PAGEFS_SEED", 20261121);
-}
-
 uint64_t test_seed() {
-  static const uint64_t seed = test_seed_from_env();
+  static const uint64_t seed = testenv::seed_from_env();
   return seed;
 }
 
 // Crash states one enumerating test may check: half the shared budget.
 uint64_t state_budget() {
-  uint64_t n = env_u64("PAGEFS_CRASH_STATES", kSmokeStates);
-  if (env_u64("PAGEFS_CRASH_LONG", 0) != 0) n *= 20;
+  uint64_t n = testenv::env_u64("PAGEFS_CRASH_STATES", kSmokeStates);
+  if (testenv::env_u64("PAGEFS_CRASH_LONG", 0) != 0) n *= 20;
   return std::max<uint64_t>(1, n / 2);
 }
 

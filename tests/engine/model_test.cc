@@ -40,6 +40,7 @@
 #include "engine/filesystem.h"
 #include "engine/formatter.h"
 #include "engine/mem_device.h"
+#include "tests/test_env.h"
 
 namespace pagefs {
 namespace {
@@ -55,19 +56,6 @@ constexpr uint64_t kBallastEvery = 50;
 constexpr size_t kLogLines = 60;
 
 using Errors = std::vector<int>;  // errnos the model accepts; empty: success expected
-
-uint64_t env_u64(const char* name, uint64_t fallback) {
-  const char* v = std::getenv(name);
-  return v && *v ? std::strtoull(v, nullptr, 0) : fallback;
-}
-
-// PAGEFS_SEED picks the seed: a number, or "random" for a new one each run.
-// Without it the seed is fixed, so a run of the suite is reproducible.
-uint64_t test_seed_from_env() {
-  const char* v = std::getenv("PAGEFS_SEED");
-  if (v && std::string(v) == "random") return std::random_device{}();
-  return env_u64("PAGEFS_SEED", 20261121);
-}
 
 std::string errno_text(int e) {
   return e == 0 ? "success" : std::string(strerrorname_np(e));
@@ -433,8 +421,8 @@ void ModelTest::run_fsck() {
 }
 
 void ModelTest::run(const Variant& v) {
-  seed_ = test_seed_from_env();
-  uint64_t ops = env_u64("PAGEFS_MODEL_OPS", v.default_ops);
+  seed_ = testenv::seed_from_env();
+  uint64_t ops = testenv::env_u64("PAGEFS_MODEL_OPS", v.default_ops);
   SCOPED_TRACE("seed " + std::to_string(seed_) +
                " (rerun with PAGEFS_SEED=" + std::to_string(seed_) + ")");
   std::printf("model test: seed %" PRIu64 ", %" PRIu64 " operations\n", seed_, ops);

@@ -38,6 +38,7 @@
 #include <vector>
 
 #include "tests/mount/mount_helper.h"
+#include "tests/test_env.h"
 
 namespace pagefs::test {
 namespace {
@@ -49,19 +50,6 @@ constexpr size_t kMaxFiles = 120;  // past this the workload only replaces files
 constexpr int kDirs = 4;
 constexpr size_t kChunkBytes = 128 * kKiB;
 const char* const kMountOptions = "cache_size=64M,commit=1";
-
-uint64_t env_u64(const char* name, uint64_t fallback) {
-  const char* v = std::getenv(name);
-  return v != nullptr && *v != '\0' ? std::strtoull(v, nullptr, 0) : fallback;
-}
-
-// PAGEFS_SEED picks the seed: a number, or "random" for a new one each run.
-// Without it the seed is fixed, so a run of the suite is reproducible.
-uint64_t test_seed_from_env() {
-  const char* v = std::getenv("PAGEFS_SEED");
-  if (v && std::string(v) == "random") return std::random_device{}();
-  return env_u64("PAGEFS_SEED", 20261121);
-}
 
 struct Version {
   uint64_t size = 0;
@@ -250,8 +238,8 @@ class CrashMount : public MountTest {
 };
 
 TEST_F(CrashMount, KilledDaemonKeepsEveryFsyncedFile) {
-  const uint64_t seed = test_seed_from_env();
-  const int rounds = int(env_u64("PAGEFS_CRASH_ROUNDS", kSmokeRounds));
+  const uint64_t seed = testenv::seed_from_env();
+  const int rounds = int(testenv::env_u64("PAGEFS_CRASH_ROUNDS", kSmokeRounds));
   std::printf("PAGEFS_SEED=%" PRIu64 "\n", seed);
   std::mt19937_64 rng(seed);
   ASSERT_TRUE(fs_.start(kImageBytes, kMountOptions));
