@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "tests/mount/mount_helper.h"
@@ -218,6 +219,31 @@ TEST_F(MountErrors, BadMountOptionIsRefused) {
   EXPECT_NE(r.err.find("cache_size"), std::string::npos) << "stderr: " << r.err;
   EXPECT_FALSE(is_mounted_at(fs_.mountpoint()));
   EXPECT_EQ(fs_.fsck(), 0) << fs_.last_fsck().out << fs_.last_fsck().err;
+}
+
+TEST_F(MountErrors, BadWritebackOptionsAreRefused) {
+  ASSERT_TRUE(fs_.format(64 * kMiB));
+  for (const char* option :
+       {"queue_depth=0", "queue_depth=x", "max_write_iops=-1", "max_write_mbps=fast"}) {
+    CommandResult r = mount_expecting_failure(fs_.image(), fs_.mountpoint(), {"-o", option});
+    EXPECT_NE(r.exit_code, 0) << option;
+    std::string name(option, std::string_view(option).find('='));
+    EXPECT_NE(r.err.find(name), std::string::npos) << option << ": " << r.err;
+    EXPECT_FALSE(is_mounted_at(fs_.mountpoint())) << option;
+  }
+  EXPECT_EQ(fs_.fsck(), 0) << fs_.last_fsck().out << fs_.last_fsck().err;
+}
+
+// Limits on the background write-back slow it down but lose nothing.
+TEST_F(MountErrors, WritebackLimitsStillWriteEverything) {
+  ASSERT_TRUE(fs_.start(128 * kMiB,
+                        "cache_size=8M,queue_depth=4,max_write_iops=2000,"
+                        "max_write_mbps=200"));
+  const std::string data = pattern(21, 0, 24 * kMiB);  // three times the cache
+  ASSERT_TRUE(write_file(fs_.path("f"), data));
+  ASSERT_TRUE(fs_.remount("cache_size=8M"));
+  EXPECT_EQ(checksum(read_file(fs_.path("f"))), checksum(data));
+  unmount_and_check();
 }
 
 // The pagefs that mount.fuse3 would run for -t fuse.pagefs. util-linux mount
