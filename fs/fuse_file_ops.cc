@@ -58,11 +58,6 @@ void op_write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_
   fuse_reply_write(req, *bytes);
 }
 
-// close(2) promises nothing about durability; fsync does.
-void op_flush(fuse_req_t req, fuse_ino_t, fuse_file_info*) noexcept {
-  fuse_reply_err(req, 0);
-}
-
 void op_release(fuse_req_t req, fuse_ino_t, fuse_file_info*) noexcept {
   fuse_reply_err(req, 0);
 }
@@ -118,7 +113,6 @@ void add_file_ops(fuse_lowlevel_ops& ops) {
   ops.create = op_create;
   ops.read = op_read;
   ops.write = op_write;
-  ops.flush = op_flush;
   ops.release = op_release;
   ops.fsync = op_fsync;
   ops.fallocate = op_fallocate;
