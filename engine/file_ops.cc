@@ -154,10 +154,8 @@ Result<size_t> FileSystem::Impl::write_locked(InodeNo ino, InodeRecord& rec, uin
 
 // ---- read -------------------------------------------------------------------
 
-Result<size_t> FileSystem::Impl::read_locked(InodeNo ino, const InodeRecord& rec, uint64_t off,
-                                             size_t len, char* buf) {
-  if (off >= rec.size || len == 0) return size_t(0);
-  len = size_t(std::min<uint64_t>(len, rec.size - off));
+template <class Piece>
+Status FileSystem::Impl::for_each_piece(InodeNo ino, uint64_t off, size_t len, Piece&& piece) {
   uint64_t first = off / page_size_, last = (off + len - 1) / page_size_;
   std::vector<Extent> extents;
   PAGEFS_TRY(collect_extents(ino, first, last, &extents));
@@ -180,14 +178,58 @@ Result<size_t> FileSystem::Impl::read_locked(InodeNo ino, const InodeRecord& rec
     const Extent* e = ei < extents.size() && extents[ei].file_page <= fp ? &extents[ei] : nullptr;
     uint32_t i = e ? uint32_t(fp - e->file_page) : 0;
     if (!e || e->is_unwritten(i)) {
-      std::memset(buf + done, 0, n);
+      piece(PageRef(), in_page, n);
     } else {
       PAGEFS_ASSIGN(PageRef ref, pool_->fetch_data(PageNo{e->phys + i}, e->crc[i]));
-      std::memcpy(buf + done, ref.data() + in_page, n);
+      piece(std::move(ref), in_page, n);
     }
     done += n;
   }
+  return ok_status();
+}
+
+Result<size_t> FileSystem::Impl::read_locked(InodeNo ino, const InodeRecord& rec, uint64_t off,
+                                             size_t len, char* buf) {
+  if (off >= rec.size || len == 0) return size_t(0);
+  len = size_t(std::min<uint64_t>(len, rec.size - off));
+  size_t done = 0;
+  PAGEFS_TRY(for_each_piece(ino, off, len, [&](PageRef ref, uint32_t in_page, size_t n) {
+    if (ref.valid()) {
+      std::memcpy(buf + done, ref.data() + in_page, n);
+    } else {
+      std::memset(buf + done, 0, n);
+    }
+    done += n;
+  }));
   return done;
+}
+
+Result<size_t> FileSystem::Impl::read_pinned_locked(InodeNo ino, const InodeRecord& rec,
+                                                    uint64_t off, size_t len,
+                                                    const FileSystem::ReadReply& reply) {
+  if (off >= rec.size || len == 0) {
+    reply({});
+    return size_t(0);
+  }
+  len = size_t(std::min<uint64_t>(len, rec.size - off));
+  size_t pages = size_t((off + len - 1) / page_size_ - off / page_size_ + 1);
+  if (pages > std::max<size_t>(1, pool_->frame_count() / 64)) return Err{ENOBUFS};
+  std::vector<PageRef> pins;
+  std::vector<iovec> iov;
+  pins.reserve(pages);
+  iov.reserve(pages);
+  PAGEFS_TRY(for_each_piece(ino, off, len, [&](PageRef ref, uint32_t in_page, size_t n) {
+    std::byte* base = ref.valid() ? ref.data() + in_page : zero_page_.get();
+    if (ref.valid()) pins.push_back(std::move(ref));
+    // Frames next to each other in memory (read together) make one iovec.
+    if (!iov.empty() && static_cast<std::byte*>(iov.back().iov_base) + iov.back().iov_len == base) {
+      iov.back().iov_len += n;
+    } else {
+      iov.push_back(iovec{base, n});
+    }
+  }));
+  reply(iov);
+  return len;
 }
 
 void FileSystem::Impl::prefetch_range(InodeNo ino, uint64_t off, uint64_t len) {
@@ -328,18 +370,36 @@ Result<size_t> FileSystem::read(InodeNo ino, uint64_t off, size_t len, char* buf
     PAGEFS_ASSIGN(n, impl_->read_locked(ino, rec, off, len, buf));
     update_atime = !impl_->read_only_ && !impl_->failed_ && atime_due(rec, now_timespec().tv_sec);
   }
-  if (impl_->readahead_) impl_->readahead_->note_read(ino, off, n);
-  if (update_atime) {
-    std::unique_lock lock(impl_->mu_);
-    auto rec = impl_->get_inode(ino);
-    if (rec.ok() && impl_->begin_op(4).ok() && atime_due(*rec, now_timespec().tv_sec)) {
-      timespec now = now_timespec();
-      rec->atime_sec = now.tv_sec;
-      rec->atime_nsec = uint32_t(now.tv_nsec);
-      (void)impl_->put_inode(ino, *rec);  // best effort: the read itself succeeded
-    }
-  }
+  impl_->after_read(ino, off, n, update_atime);
   return n;
+}
+
+Result<size_t> FileSystem::read_in_place(InodeNo ino, uint64_t off, size_t len,
+                                         const ReadReply& reply) {
+  size_t n = 0;
+  bool update_atime = false;
+  {
+    std::shared_lock lock(impl_->mu_);
+    PAGEFS_ASSIGN(InodeRecord rec, impl_->get_inode(ino));
+    if (S_ISDIR(rec.mode)) return Err{EISDIR};
+    PAGEFS_ASSIGN(n, impl_->read_pinned_locked(ino, rec, off, len, reply));
+    update_atime = !impl_->read_only_ && !impl_->failed_ && atime_due(rec, now_timespec().tv_sec);
+  }
+  impl_->after_read(ino, off, n, update_atime);
+  return n;
+}
+
+void FileSystem::Impl::after_read(InodeNo ino, uint64_t off, size_t n, bool update_atime) {
+  if (readahead_) readahead_->note_read(ino, off, n);
+  if (!update_atime) return;
+  std::unique_lock lock(mu_);
+  auto rec = get_inode(ino);
+  if (rec.ok() && begin_op(4).ok() && atime_due(*rec, now_timespec().tv_sec)) {
+    timespec now = now_timespec();
+    rec->atime_sec = now.tv_sec;
+    rec->atime_nsec = uint32_t(now.tv_nsec);
+    (void)put_inode(ino, *rec);  // best effort: the read itself succeeded
+  }
 }
 
 Result<size_t> FileSystem::write(InodeNo ino, uint64_t off, const char* buf, size_t len,

@@ -77,6 +77,7 @@ Status FileSystem::Impl::open(std::string* message) {
     return Err{pool.error()};
   }
   pool_ = std::move(pool).value();
+  zero_page_ = std::make_unique<std::byte[]>(page_size_);
   auto space = SpaceMap::load(*pool_, *sb_);
   if (!space.ok()) {
     *message = "cannot read the free-space map: " + std::string(strerror(space.error()));

@@ -20,12 +20,14 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 
 #include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <shared_mutex>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -146,6 +148,14 @@ class FileSystem {
   // EOF). Updates atime the relatime way: when it is not newer than mtime or
   // ctime, or is a day old.
   Result<size_t> read(InodeNo ino, uint64_t off, size_t len, char* buf);
+  // Like read(), without copying: calls `reply` once with the bytes in place,
+  // iovecs into pinned cache pages (and a page of zeros for holes), while the
+  // filesystem lock keeps writers out; the pages are unpinned when it returns.
+  // `reply` gets an empty span at EOF and must not call into the filesystem.
+  // ENOBUFS if the range spans more pages than one read may pin (a 64th of
+  // the cache): use read() then. On any error `reply` is not called.
+  using ReadReply = std::function<void(std::span<const iovec>)>;
+  Result<size_t> read_in_place(InodeNo ino, uint64_t off, size_t len, const ReadReply& reply);
   // Writes `len` bytes; returns bytes written. Updates size, mtime and ctime.
   // With `drop_setid` (an unprivileged writer) it clears S_ISUID, and S_ISGID
   // when group-execute is set, as Linux filesystems do.

@@ -109,6 +109,15 @@ class FileSystem::Impl {
                               size_t len, bool commit_points = true);
   Result<size_t> read_locked(InodeNo ino, const InodeRecord& rec, uint64_t off, size_t len,
                              char* buf);
+  Result<size_t> read_pinned_locked(InodeNo ino, const InodeRecord& rec, uint64_t off, size_t len,
+                                    const FileSystem::ReadReply& reply);
+  // Calls `piece(ref, in_page, n)` for each page-sized piece of [off, off+len)
+  // in order; `ref` is empty for holes and unwritten pages.
+  template <class Piece>
+  Status for_each_piece(InodeNo ino, uint64_t off, size_t len, Piece&& piece);
+  // After a read of `n` bytes at `off`: tells read-ahead, and stores a new
+  // atime when `update_atime`. Called without the filesystem lock.
+  void after_read(InodeNo ino, uint64_t off, size_t n, bool update_atime);
   // Readahead's worker: brings [off, off+len) of ino into the pool.
   void prefetch_range(InodeNo ino, uint64_t off, uint64_t len);
   Status write_page(InodeNo ino, InodeRecord& rec, uint64_t file_page, uint32_t in_page,
@@ -127,6 +136,7 @@ class FileSystem::Impl {
   MountOptions options_;
   uint32_t page_size_ = 0;
   std::unique_ptr<BufferPool> pool_;
+  std::unique_ptr<std::byte[]> zero_page_;  // page_size_ zero bytes, for holes
   std::unique_ptr<SpaceMap> space_;
   std::unique_ptr<Btree> tree_;
   std::unique_ptr<Journal> journal_;

@@ -27,13 +27,29 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
       req, adapter.fs().mknod(InodeNo{parent}, name, file_mode, 0, FuseAdapter::caller(req)), fi);
 }
 
+// Replies straight from the engine's cache pages (fuse_reply_iov: the kernel
+// copies once, from the frames); a range too large to pin at once is copied
+// through a buffer instead.
 void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info*) noexcept {
-  char* buffer = thread_buffer(size);
-  if (off < 0 || buffer == nullptr) {
-    fuse_reply_err(req, off < 0 ? EINVAL : ENOMEM);
+  if (off < 0) {
+    fuse_reply_err(req, EINVAL);
     return;
   }
-  Result<size_t> bytes = fs_of(req).read(InodeNo{ino}, static_cast<uint64_t>(off), size, buffer);
+  Result<size_t> bytes = fs_of(req).read_in_place(
+      InodeNo{ino}, static_cast<uint64_t>(off), size, [req](std::span<const iovec> iov) {
+        fuse_reply_iov(req, iov.data(), static_cast<int>(iov.size()));
+      });
+  if (bytes.ok()) return;
+  if (bytes.error() != ENOBUFS) {
+    fuse_reply_err(req, bytes.error());
+    return;
+  }
+  char* buffer = thread_buffer(size);
+  if (buffer == nullptr) {
+    fuse_reply_err(req, ENOMEM);
+    return;
+  }
+  bytes = fs_of(req).read(InodeNo{ino}, static_cast<uint64_t>(off), size, buffer);
   if (!bytes.ok()) {
     fuse_reply_err(req, bytes.error());
     return;

@@ -266,6 +266,73 @@ TEST_F(FileSystemTest, CorruptDataPageIsEioNotWrongBytes) {
   char buf[8192];
   EXPECT_EQ(fs_->read(f, 0, sizeof buf, buf).error(), EIO);
   EXPECT_EQ(fs_->stats().checksum_errors, 1u);
+  bool replied = false;
+  auto in_place = fs_->read_in_place(f, 0, sizeof buf, [&](std::span<const iovec>) {
+    replied = true;
+  });
+  EXPECT_EQ(in_place.error(), EIO);
+  EXPECT_FALSE(replied) << "a failed read must not hand out any bytes";
+}
+
+// Gathers what read_in_place hands over, checking it is called exactly once.
+Result<std::string> read_gathered(FileSystem& fs, InodeNo ino, uint64_t off, size_t len) {
+  std::string out;
+  int calls = 0;
+  auto n = fs.read_in_place(ino, off, len, [&](std::span<const iovec> iov) {
+    calls++;
+    for (const iovec& v : iov) out.append(static_cast<const char*>(v.iov_base), v.iov_len);
+  });
+  if (!n.ok()) return Err{n.error()};
+  EXPECT_EQ(calls, 1);
+  EXPECT_EQ(out.size(), *n);
+  return out;
+}
+
+TEST_F(FileSystemTest, ReadInPlaceMatchesCopyingReadOverHolesAndEof) {
+  InodeNo f = create(kRootInode, "f");
+  std::string data(40000, '\0');
+  for (size_t i = 0; i < data.size(); i++) data[i] = char('a' + i % 23);
+  // Data at 0 and at 3 pages in, a hole between, an unwritten (fallocated)
+  // range after, and the size set past all of it.
+  ASSERT_TRUE(fs_->write(f, 0, data.data(), 5000).ok());
+  ASSERT_TRUE(fs_->write(f, 3 * 4096 + 100, data.data() + 100, 20000).ok());
+  ASSERT_TRUE(fs_->fallocate(f, 0, 10 * 4096, 4 * 4096).ok());
+  SetAttr grow;
+  grow.set_size = true;
+  grow.size = 15 * 4096 + 7;
+  ASSERT_TRUE(fs_->setattr(f, grow).ok());
+  const uint64_t size = grow.size;
+  for (uint64_t off : {uint64_t(0), uint64_t(1), uint64_t(4095), uint64_t(4096 * 3 + 50),
+                       uint64_t(9 * 4096 + 11), size - 10}) {
+    for (size_t len : {size_t(1), size_t(4096), size_t(10000), size_t(70000)}) {
+      std::string copied(len, 'x');
+      auto n = fs_->read(f, off, len, copied.data());
+      ASSERT_TRUE(n.ok());
+      copied.resize(*n);
+      auto gathered = read_gathered(*fs_, f, off, len);
+      ASSERT_TRUE(gathered.ok()) << strerror(gathered.error());
+      EXPECT_EQ(*gathered, copied) << "off " << off << " len " << len;
+    }
+  }
+  // At and past the end of file: one call with no bytes.
+  auto at_eof = read_gathered(*fs_, f, size, 4096);
+  ASSERT_TRUE(at_eof.ok());
+  EXPECT_EQ(*at_eof, "");
+  EXPECT_EQ(read_gathered(*fs_, create(kRootInode, "empty"), 0, 100).value(), "");
+  // A directory is refused like read() refuses it.
+  EXPECT_EQ(read_gathered(*fs_, kRootInode, 0, 100).error(), EISDIR);
+}
+
+TEST_F(FileSystemTest, ReadInPlaceRefusesToPinMoreThanItsShareOfTheCache) {
+  // 16 MiB of cache is 4096 frames; one read may pin a 64th of them.
+  InodeNo f = create(kRootInode, "f");
+  std::string data(1 << 20, 'q');
+  ASSERT_TRUE(fs_->write(f, 0, data.data(), data.size()).ok());
+  EXPECT_TRUE(read_gathered(*fs_, f, 0, 64 * 4096).ok());
+  EXPECT_EQ(read_gathered(*fs_, f, 0, 64 * 4096 + 1).error(), ENOBUFS);
+  std::string copied(data.size(), '\0');
+  EXPECT_EQ(fs_->read(f, 0, copied.size(), copied.data()).value(), data.size());
+  EXPECT_EQ(copied, data);
 }
 
 }  // namespace
