@@ -5,9 +5,9 @@
 namespace pagefs {
 
 Readahead::Readahead(Fetch fetch, uint64_t max_window_bytes)
-    : fetch_(std::move(fetch)),
-      max_window_(std::max<uint64_t>(max_window_bytes, kMinWindow)),
-      worker_([this] { loop(); }) {}
+    : fetch_(std::move(fetch)), max_window_(std::max<uint64_t>(max_window_bytes, kMinWindow)) {
+  for (std::thread& worker : workers_) worker = std::thread([this] { loop(); });
+}
 
 Readahead::~Readahead() {
   {
@@ -15,7 +15,7 @@ Readahead::~Readahead() {
     stop_ = true;
   }
   cv_.notify_all();
-  worker_.join();
+  for (std::thread& worker : workers_) worker.join();
 }
 
 void Readahead::note_read(InodeNo ino, uint64_t off, uint64_t len) {
@@ -33,11 +33,12 @@ void Readahead::note_read(InodeNo ino, uint64_t off, uint64_t len) {
   uint64_t from = std::max(s.ahead_end, end);
   // Queue only in worthwhile steps: at least half a window at a time.
   if (want_end <= from || want_end - from < s.window / 2) return;
-  if (size_ == kQueue) return;  // a hint; drop it
-  queue_[(head_ + size_) % kQueue] = Request{ino.value, from, want_end - from};
-  size_++;
   s.ahead_end = want_end;
-  cv_.notify_one();
+  for (uint64_t at = from; at < want_end && size_ < kQueue; at += kChunk) {
+    queue_[(head_ + size_) % kQueue] = Request{ino.value, at, std::min(kChunk, want_end - at)};
+    size_++;
+    cv_.notify_one();
+  }  // chunks that do not fit are dropped: a hint
 }
 
 void Readahead::loop() {

@@ -4,9 +4,11 @@
 // A small fixed table remembers, per inode (hashed), where the last read
 // ended. A read that starts there is sequential: the window doubles from
 // kMinWindow up to a maximum, and the range past the read, up to the window,
-// is queued for a worker thread that fetches it in one merged batch. The
-// queue is bounded; when it is full a request is dropped (readahead is only
-// a hint). A read elsewhere resets the inode's window.
+// is queued in chunks of kChunk bytes for kWorkers threads, each fetching its
+// chunk in one merged batch. Several chunks are in flight at once, and a
+// reader waits only for the chunk it needs, not for the whole window. The
+// queue is bounded; when it is full a chunk is dropped (readahead is only a
+// hint). A read elsewhere resets the inode's window.
 //
 // Thread-safety: note_read() may be called from any thread.
 #pragma once
@@ -28,6 +30,9 @@ class Readahead {
   using Fetch = std::function<void(InodeNo ino, uint64_t off, uint64_t len)>;
 
   static constexpr uint64_t kMinWindow = 256 << 10;
+  static constexpr uint64_t kChunk = 1 << 20;
+  // Worker threads; each may have one device read in flight.
+  static constexpr unsigned kWorkers = 4;
 
   Readahead(Fetch fetch, uint64_t max_window_bytes);
   ~Readahead();
@@ -48,7 +53,7 @@ class Readahead {
     uint64_t ino, off, len;
   };
   static constexpr size_t kSlots = 64;
-  static constexpr size_t kQueue = 16;
+  static constexpr size_t kQueue = 32;
 
   void loop();
 
@@ -60,7 +65,7 @@ class Readahead {
   std::array<Request, kQueue> queue_{};  // ring buffer; guarded by mu_
   size_t head_ = 0, size_ = 0;           // guarded by mu_
   bool stop_ = false;                    // guarded by mu_
-  std::thread worker_;
+  std::array<std::thread, kWorkers> workers_;
 };
 
 }  // namespace pagefs
