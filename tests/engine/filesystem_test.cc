@@ -267,9 +267,8 @@ TEST_F(FileSystemTest, CorruptDataPageIsEioNotWrongBytes) {
   EXPECT_EQ(fs_->read(f, 0, sizeof buf, buf).error(), EIO);
   EXPECT_EQ(fs_->stats().checksum_errors, 1u);
   bool replied = false;
-  auto in_place = fs_->read_in_place(f, 0, sizeof buf, [&](std::span<const iovec>) {
-    replied = true;
-  });
+  auto in_place =
+      fs_->read_in_place(f, 0, sizeof buf, [&](std::span<const iovec>) { replied = true; });
   EXPECT_EQ(in_place.error(), EIO);
   EXPECT_FALSE(replied) << "a failed read must not hand out any bytes";
 }
