@@ -303,6 +303,12 @@ int MountedFs::unmount() {
     return -1;
   }
   if (status != 0) last_error_ = "daemon exited with status " + std::to_string(status);
+  // The daemon's flock on the image goes with the last reference to the open
+  // file, which the kernel may drop a moment after the process is reaped
+  // (io_uring tears its rings down asynchronously, more so after a kill -9
+  // with I/O in flight). The README tells scripts to wait with
+  // `flock DEVICE true`; so do the tests, before anything opens the image.
+  run_command({"flock", "-w", "30", image_, "true"});
   return status;
 }
 
