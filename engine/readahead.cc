@@ -33,12 +33,20 @@ void Readahead::note_read(InodeNo ino, uint64_t off, uint64_t len) {
   uint64_t from = std::max(s.ahead_end, end);
   // Queue only in worthwhile steps: at least half a window at a time.
   if (want_end <= from || want_end - from < s.window / 2) return;
-  s.ahead_end = want_end;
+  // Chunks that do not fit in the queue are left for a later read to queue:
+  // ahead_end covers only what was queued.
   for (uint64_t at = from; at < want_end && size_ < kQueue; at += kChunk) {
-    queue_[(head_ + size_) % kQueue] = Request{ino.value, at, std::min(kChunk, want_end - at)};
+    uint64_t chunk = std::min(kChunk, want_end - at);
+    queue_[(head_ + size_) % kQueue] = Request{ino.value, at, chunk};
     size_++;
+    s.ahead_end = at + chunk;
     cv_.notify_one();
-  }  // chunks that do not fit are dropped: a hint
+  }
+}
+
+size_t Readahead::queued() const {
+  std::lock_guard lock(mu_);
+  return size_;
 }
 
 void Readahead::loop() {

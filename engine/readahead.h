@@ -7,8 +7,8 @@
 // is queued in chunks of kChunk bytes for kWorkers threads, each fetching its
 // chunk in one merged batch. Several chunks are in flight at once, and a
 // reader waits only for the chunk it needs, not for the whole window. The
-// queue is bounded; when it is full a chunk is dropped (readahead is only a
-// hint). A read elsewhere resets the inode's window.
+// queue is bounded; chunks that do not fit wait for a later read to queue
+// them (readahead is only a hint). A read elsewhere resets the inode's window.
 //
 // Thread-safety: note_read() may be called from any thread.
 #pragma once
@@ -33,6 +33,8 @@ class Readahead {
   static constexpr uint64_t kChunk = 1 << 20;
   // Worker threads; each may have one device read in flight.
   static constexpr unsigned kWorkers = 4;
+  // Chunks the queue holds.
+  static constexpr size_t kQueue = 32;
 
   Readahead(Fetch fetch, uint64_t max_window_bytes);
   ~Readahead();
@@ -41,6 +43,8 @@ class Readahead {
 
   // Records a read of [off, off+len) and queues readahead if it is sequential.
   void note_read(InodeNo ino, uint64_t off, uint64_t len);
+  // Chunks waiting for a worker.
+  size_t queued() const;
 
  private:
   struct Slot {
@@ -53,13 +57,12 @@ class Readahead {
     uint64_t ino, off, len;
   };
   static constexpr size_t kSlots = 64;
-  static constexpr size_t kQueue = 32;
 
   void loop();
 
   Fetch fetch_;
   const uint64_t max_window_;
-  std::mutex mu_;
+  mutable std::mutex mu_;
   std::condition_variable cv_;
   std::array<Slot, kSlots> slots_{};     // guarded by mu_
   std::array<Request, kQueue> queue_{};  // ring buffer; guarded by mu_
