@@ -214,6 +214,18 @@ Result<size_t> FileSystem::Impl::read_pinned_locked(InodeNo ino, const InodeReco
   len = size_t(std::min<uint64_t>(len, rec.size - off));
   size_t pages = size_t((off + len - 1) / page_size_ - off / page_size_ + 1);
   if (pages > std::max<size_t>(1, pool_->frame_count() / 64)) return Err{ENOBUFS};
+  // All in-place reads together pin at most a quarter of the cache, so that
+  // many concurrent ones cannot leave other callers without a frame.
+  const size_t budget = std::max<size_t>(1, pool_->frame_count() / 4);
+  if (in_place_pins_.fetch_add(pages, std::memory_order_relaxed) + pages > budget) {
+    in_place_pins_.fetch_sub(pages, std::memory_order_relaxed);
+    return Err{ENOBUFS};
+  }
+  struct Unreserve {
+    std::atomic<size_t>& pins;
+    size_t pages;
+    ~Unreserve() { pins.fetch_sub(pages, std::memory_order_relaxed); }
+  } unreserve{in_place_pins_, pages};
   std::vector<PageRef> pins;
   std::vector<iovec> iov;
   pins.reserve(pages);

@@ -153,7 +153,8 @@ class FileSystem {
   // filesystem lock keeps writers out; the pages are unpinned when it returns.
   // `reply` gets an empty span at EOF and must not call into the filesystem.
   // ENOBUFS if the range spans more pages than one read may pin (a 64th of
-  // the cache): use read() then. On any error `reply` is not called.
+  // the cache), or if in-place reads in progress already pin a quarter of it:
+  // use read() then. On any error `reply` is not called.
   using ReadReply = std::function<void(std::span<const iovec>)>;
   Result<size_t> read_in_place(InodeNo ino, uint64_t off, size_t len, const ReadReply& reply);
   // Writes `len` bytes; returns bytes written. Updates size, mtime and ctime.

@@ -137,6 +137,7 @@ class FileSystem::Impl {
   uint32_t page_size_ = 0;
   std::unique_ptr<BufferPool> pool_;
   std::unique_ptr<std::byte[]> zero_page_;  // page_size_ zero bytes, for holes
+  std::atomic<size_t> in_place_pins_{0};    // pages pinned by read_in_place calls
   std::unique_ptr<SpaceMap> space_;
   std::unique_ptr<Btree> tree_;
   std::unique_ptr<Journal> journal_;
