@@ -244,22 +244,36 @@ Result<size_t> FileSystem::Impl::read_pinned_locked(InodeNo ino, const InodeReco
   return len;
 }
 
+// The filesystem lock is held only while the extents are looked up, not
+// during the device read: four workers reading ahead would otherwise hold the
+// (reader-preferring) lock almost continuously and keep writers and commits
+// waiting. Reading without it is safe because the pool verifies each page
+// against the CRC found here and drops it on a mismatch, and never reads a
+// page it already holds: a page freed and reused meanwhile is either in the
+// pool (skipped) or has new contents at home (dropped).
 void FileSystem::Impl::prefetch_range(InodeNo ino, uint64_t off, uint64_t len) {
-  std::shared_lock lock(mu_);
+  std::vector<DataPageRequest> wanted;
+  {
+    std::shared_lock lock(mu_);
+    collect_data_pages(ino, off, len, &wanted);
+  }
+  pool_->prefetch_data(wanted);
+}
+
+void FileSystem::Impl::collect_data_pages(InodeNo ino, uint64_t off, uint64_t len,
+                                          std::vector<DataPageRequest>* wanted) {
   auto rec = get_inode(ino);
   if (!rec.ok() || off >= rec->size) return;
   len = std::min<uint64_t>(len, rec->size - off);
   uint64_t first = off / page_size_, last = (off + len - 1) / page_size_;
   std::vector<Extent> extents;
   if (!collect_extents(ino, first, last, &extents).ok()) return;
-  std::vector<DataPageRequest> wanted;
   for (const Extent& e : extents) {
     for (uint64_t fp = std::max(first, e.file_page); fp <= last && fp < e.end(); fp++) {
       uint32_t i = uint32_t(fp - e.file_page);
-      if (!e.is_unwritten(i)) wanted.push_back(DataPageRequest{PageNo{e.phys + i}, e.crc[i]});
+      if (!e.is_unwritten(i)) wanted->push_back(DataPageRequest{PageNo{e.phys + i}, e.crc[i]});
     }
   }
-  pool_->prefetch_data(wanted);
 }
 
 // ---- truncate and fallocate ---------------------------------------------------

@@ -120,6 +120,9 @@ class FileSystem::Impl {
   void after_read(InodeNo ino, uint64_t off, size_t n, bool update_atime);
   // Readahead's worker: brings [off, off+len) of ino into the pool.
   void prefetch_range(InodeNo ino, uint64_t off, uint64_t len);
+  // The written data pages of [off, off+len), with their CRCs.
+  void collect_data_pages(InodeNo ino, uint64_t off, uint64_t len,
+                          std::vector<DataPageRequest>* wanted);
   Status write_page(InodeNo ino, InodeRecord& rec, uint64_t file_page, uint32_t in_page,
                     const char* buf, uint32_t len, Extent& cur, bool& cur_valid, bool& cur_dirty);
   // Frees file pages [first_page, end_page) in chunks; between chunks the
