@@ -18,14 +18,12 @@
 #include <sys/stat.h>
 #include <sys/xattr.h>
 
-#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "engine/file_device.h"
@@ -101,20 +99,16 @@ void report_open_error(const MountConfig& config, int error, const std::string& 
   }
 }
 
-// Session threads. libfuse starts another one whenever every thread is busy,
-// up to the maximum, and lets those beyond the idle count exit when they run
-// out of work. A read that misses the cache holds its thread for one device
-// read, so the maximum bounds the reads in flight: measured with fio (4 KiB
-// random reads, queue depth 16, file 16x the cache) 16 threads gave 1.3-1.5x
-// the IOPS of 4. Keeping two idle threads per core, at least four, keeps
-// short requests from waiting for a thread: two in all created and stat'ed
-// files 30-40% slower than four (docs/benchmarks.md).
-unsigned idle_session_threads() {
-  return std::clamp(2 * std::thread::hardware_concurrency(), 4u, 16u);
-}
-unsigned max_session_threads() {
-  return std::clamp(8 * std::thread::hardware_concurrency(), 16u, 48u);
-}
+// Session threads: a fixed set, all kept waiting for requests (libfuse would
+// otherwise end threads beyond the idle count after a burst and start new
+// ones, each with its own request buffer, at the next). A read that misses
+// the cache holds its thread for one device read, so the count bounds the
+// reads in flight: measured with fio (4 KiB random reads, queue depth 16,
+// file 16x the cache), 16 threads gave 1.3-1.5x the IOPS of 4, and creating
+// and stat'ing files was unchanged within noise. Each thread may hold a
+// request buffer of up to 1 MiB (max_write), so the count is also part of
+// the daemon's fixed memory overhead.
+constexpr unsigned kSessionThreads = 16;
 
 // Opens the device with an exclusive lock. A write-protected device is
 // mounted read-only, with a warning, as mount(8) does.
@@ -125,7 +119,7 @@ std::unique_ptr<FileDevice> open_device(MountConfig& config) {
   options.queue_depth = config.queue_depth;
   // One ring for every thread that may wait on a read: session threads,
   // read-ahead workers, and the write-back and commit threads.
-  options.rings = max_session_threads() + Readahead::kWorkers + 2;
+  options.rings = kSessionThreads + Readahead::kWorkers + 2;
   std::string message;
   auto device = FileDevice::open(config.device, options, &message);
   if (!device.ok() && !options.read_only && (device.error() == EROFS || device.error() == EACCES)) {
@@ -196,9 +190,8 @@ int run_loop(fuse_session* session, bool single_thread) {
   fuse_loop_config* loop_config = fuse_loop_cfg_create();
   if (loop_config == nullptr) return -ENOMEM;
   fuse_loop_cfg_set_clone_fd(loop_config, 0);
-  fuse_loop_cfg_set_max_threads(loop_config, max_session_threads());
-  // Idle threads are kept rather than exiting and being recreated under load.
-  fuse_loop_cfg_set_idle_threads(loop_config, idle_session_threads());
+  fuse_loop_cfg_set_max_threads(loop_config, kSessionThreads);
+  fuse_loop_cfg_set_idle_threads(loop_config, kSessionThreads);
   int result = fuse_session_loop_mt(session, loop_config);
   fuse_loop_cfg_destroy(loop_config);
   return result;
