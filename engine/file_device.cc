@@ -382,6 +382,10 @@ Status FileDevice::init_rings(const FileDeviceOptions& opts, std::string* error_
   for (unsigned i = 0; i < opts.rings; i++) {
     auto ring = std::make_unique<Ring>(opts.queue_depth);
     const int ret = io_uring_queue_init(opts.queue_depth, &ring->uring, 0);
+    // Callers wait for a free ring, so fewer rings only means less I/O in
+    // parallel: on kernels that count ring memory against RLIMIT_MEMLOCK
+    // (before 5.12) an unprivileged mount may get only a few.
+    if (ret == -ENOMEM && !rings_.empty()) break;
     if (ret < 0) {
       return fail(error_message, -ret, "io_uring is not available: " + errno_text(-ret));
     }
