@@ -386,45 +386,57 @@ bool atime_due(const InodeRecord& rec, int64_t now_sec) {
 
 }  // namespace
 
+// Both reads store a due atime before reading, so the reply goes out after
+// it: whatever the caller does next (a stat, a chmod) already sees it.
 Result<size_t> FileSystem::read(InodeNo ino, uint64_t off, size_t len, char* buf) {
   size_t n = 0;
-  bool update_atime = false;
-  {
+  for (bool atime_done = false;; atime_done = true) {
     std::shared_lock lock(impl_->mu_);
     PAGEFS_ASSIGN(InodeRecord rec, impl_->get_inode(ino));
     if (S_ISDIR(rec.mode)) return Err{EISDIR};
+    if (!atime_done && impl_->atime_wanted(rec)) {
+      lock.unlock();
+      impl_->update_atime(ino);
+      continue;
+    }
     PAGEFS_ASSIGN(n, impl_->read_locked(ino, rec, off, len, buf));
-    update_atime = !impl_->read_only_ && !impl_->failed_ && atime_due(rec, now_timespec().tv_sec);
+    break;
   }
-  impl_->after_read(ino, off, n, update_atime);
+  if (impl_->readahead_) impl_->readahead_->note_read(ino, off, n);
   return n;
 }
 
 Result<size_t> FileSystem::read_in_place(InodeNo ino, uint64_t off, size_t len,
                                          const ReadReply& reply) {
   size_t n = 0;
-  bool update_atime = false;
-  {
+  for (bool atime_done = false;; atime_done = true) {
     std::shared_lock lock(impl_->mu_);
     PAGEFS_ASSIGN(InodeRecord rec, impl_->get_inode(ino));
     if (S_ISDIR(rec.mode)) return Err{EISDIR};
+    if (!atime_done && impl_->atime_wanted(rec)) {
+      lock.unlock();
+      impl_->update_atime(ino);
+      continue;
+    }
     PAGEFS_ASSIGN(n, impl_->read_pinned_locked(ino, rec, off, len, reply));
-    update_atime = !impl_->read_only_ && !impl_->failed_ && atime_due(rec, now_timespec().tv_sec);
+    break;
   }
-  impl_->after_read(ino, off, n, update_atime);
+  if (impl_->readahead_) impl_->readahead_->note_read(ino, off, n);
   return n;
 }
 
-void FileSystem::Impl::after_read(InodeNo ino, uint64_t off, size_t n, bool update_atime) {
-  if (readahead_) readahead_->note_read(ino, off, n);
-  if (!update_atime) return;
+bool FileSystem::Impl::atime_wanted(const InodeRecord& rec) const {
+  return !read_only_ && !failed_ && atime_due(rec, now_timespec().tv_sec);
+}
+
+void FileSystem::Impl::update_atime(InodeNo ino) {
   std::unique_lock lock(mu_);
   auto rec = get_inode(ino);
-  if (rec.ok() && begin_op(4).ok() && atime_due(*rec, now_timespec().tv_sec)) {
+  if (rec.ok() && atime_wanted(*rec) && begin_op(4).ok()) {
     timespec now = now_timespec();
     rec->atime_sec = now.tv_sec;
     rec->atime_nsec = uint32_t(now.tv_nsec);
-    (void)put_inode(ino, *rec);  // best effort: the read itself succeeded
+    (void)put_inode(ino, *rec);  // best effort: a read does not fail for its atime
   }
 }
 

@@ -115,9 +115,10 @@ class FileSystem::Impl {
   // in order; `ref` is empty for holes and unwritten pages.
   template <class Piece>
   Status for_each_piece(InodeNo ino, uint64_t off, size_t len, Piece&& piece);
-  // After a read of `n` bytes at `off`: tells read-ahead, and stores a new
-  // atime when `update_atime`. Called without the filesystem lock.
-  void after_read(InodeNo ino, uint64_t off, size_t n, bool update_atime);
+  // Whether a read now should store a new atime (relatime, writable).
+  bool atime_wanted(const InodeRecord& rec) const;
+  // Stores a new atime if still wanted. Takes the filesystem lock itself.
+  void update_atime(InodeNo ino);
   // Readahead's worker: brings [off, off+len) of ino into the pool.
   void prefetch_range(InodeNo ino, uint64_t off, uint64_t len);
   // The written data pages of [off, off+len), with their CRCs.
