@@ -99,9 +99,10 @@ void report_open_error(const MountConfig& config, int error, const std::string& 
   }
 }
 
-// Session threads: a fixed set, all kept waiting for requests (libfuse would
-// otherwise end threads beyond the idle count after a burst and start new
-// ones, each with its own request buffer, at the next). A read that misses
+// Session threads: libfuse starts them as load needs them, up to this many,
+// and with the idle count equal to it never ends one (it would otherwise end
+// threads beyond the idle count after a burst and start new ones, each with
+// its own request buffer, at the next). A read that misses
 // the cache holds its thread for one device read, so the count bounds the
 // reads in flight: measured with fio (4 KiB random reads, queue depth 16,
 // file 16x the cache), 16 threads gave 1.3-1.5x the IOPS of 4, and creating
