@@ -388,41 +388,36 @@ bool atime_due(const InodeRecord& rec, int64_t now_sec) {
 
 // Both reads store a due atime before reading, so the reply goes out after
 // it: whatever the caller does next (a stat, a chmod) already sees it.
-Result<size_t> FileSystem::read(InodeNo ino, uint64_t off, size_t len, char* buf) {
+template <class ReadLocked>
+Result<size_t> FileSystem::Impl::read_file(InodeNo ino, uint64_t off, ReadLocked&& read_locked) {
   size_t n = 0;
   for (bool atime_done = false;; atime_done = true) {
-    std::shared_lock lock(impl_->mu_);
-    PAGEFS_ASSIGN(InodeRecord rec, impl_->get_inode(ino));
+    std::shared_lock lock(mu_);
+    PAGEFS_ASSIGN(InodeRecord rec, get_inode(ino));
     if (S_ISDIR(rec.mode)) return Err{EISDIR};
-    if (!atime_done && impl_->atime_wanted(rec)) {
+    if (!atime_done && atime_wanted(rec)) {
       lock.unlock();
-      impl_->update_atime(ino);
+      update_atime(ino);
       continue;
     }
-    PAGEFS_ASSIGN(n, impl_->read_locked(ino, rec, off, len, buf));
+    PAGEFS_ASSIGN(n, read_locked(rec));
     break;
   }
-  if (impl_->readahead_) impl_->readahead_->note_read(ino, off, n);
+  if (readahead_) readahead_->note_read(ino, off, n);
   return n;
+}
+
+Result<size_t> FileSystem::read(InodeNo ino, uint64_t off, size_t len, char* buf) {
+  return impl_->read_file(ino, off, [&](const InodeRecord& rec) {
+    return impl_->read_locked(ino, rec, off, len, buf);
+  });
 }
 
 Result<size_t> FileSystem::read_in_place(InodeNo ino, uint64_t off, size_t len,
                                          const ReadReply& reply) {
-  size_t n = 0;
-  for (bool atime_done = false;; atime_done = true) {
-    std::shared_lock lock(impl_->mu_);
-    PAGEFS_ASSIGN(InodeRecord rec, impl_->get_inode(ino));
-    if (S_ISDIR(rec.mode)) return Err{EISDIR};
-    if (!atime_done && impl_->atime_wanted(rec)) {
-      lock.unlock();
-      impl_->update_atime(ino);
-      continue;
-    }
-    PAGEFS_ASSIGN(n, impl_->read_pinned_locked(ino, rec, off, len, reply));
-    break;
-  }
-  if (impl_->readahead_) impl_->readahead_->note_read(ino, off, n);
-  return n;
+  return impl_->read_file(ino, off, [&](const InodeRecord& rec) {
+    return impl_->read_pinned_locked(ino, rec, off, len, reply);
+  });
 }
 
 bool FileSystem::Impl::atime_wanted(const InodeRecord& rec) const {

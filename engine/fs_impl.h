@@ -115,6 +115,10 @@ class FileSystem::Impl {
   // in order; `ref` is empty for holes and unwritten pages.
   template <class Piece>
   Status for_each_piece(InodeNo ino, uint64_t off, size_t len, Piece&& piece);
+  // A read of `ino` at `off`: stores a due atime first, then calls
+  // `read_locked(rec)` under the shared lock, then tells read-ahead.
+  template <class ReadLocked>
+  Result<size_t> read_file(InodeNo ino, uint64_t off, ReadLocked&& read_locked);
   // Whether a read now should store a new atime (relatime, writable).
   bool atime_wanted(const InodeRecord& rec) const;
   // Stores a new atime if still wanted. Takes the filesystem lock itself.
