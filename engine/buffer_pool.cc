@@ -518,8 +518,11 @@ void BufferPool::writeback_loop() {
   const uint64_t low = uint64_t(frame_count_) * o.dirty_low_pct / 100;
   std::unique_lock lock(mu_);
   while (!writeback_stop_) {
-    writeback_cv_.wait_for(lock, std::chrono::seconds(1),
-                           [&] { return writeback_stop_ || dirty_count_ > high; });
+    // After a write error nothing more is written back (the filesystem has
+    // failed): the thread only waits to be stopped, without holding mu_.
+    writeback_cv_.wait_for(lock, std::chrono::seconds(1), [&] {
+      return writeback_stop_ || (dirty_count_ > high && write_error_ == 0);
+    });
     while (!writeback_stop_ && dirty_count_ > low && write_error_ == 0) {
       uint64_t before = dirty_count_;
       uint64_t written_before = pages_written_.load(std::memory_order_relaxed);
