@@ -53,6 +53,11 @@ bool FaultDevice::draw(double p) {
 Status FaultDevice::read(std::span<const IoRequest> batch) {
   {
     std::lock_guard lock(mu_);
+    if (++read_calls_ == fail_read_at_) {
+      fail_read_at_ = kNever;
+      injected_++;
+      return Err{EIO};
+    }
     for (size_t i = 0; i < batch.size(); i++) {
       if (draw(read_error_p_)) return Err{EIO};
     }
@@ -90,6 +95,11 @@ Status FaultDevice::write(std::span<const IoRequest> batch) {
 Status FaultDevice::write_one(const IoRequest& r) {
   if (draw(write_error_p_)) return Err{EIO};
   const uint64_t number = writes_ + 1;
+  if (number == fail_write_at_) {
+    fail_write_at_ = kNever;
+    injected_++;
+    return Err{EIO};
+  }
   if (crashed_ || number > drop_after_ || number > tear_at_) {
     crashed_ = true;
     dropped_++;
@@ -206,8 +216,29 @@ void FaultDevice::tear_write(uint64_t n) {
   tear_at_ = n;
 }
 
+void FaultDevice::fail_read_call(uint64_t n) {
+  std::lock_guard lock(mu_);
+  fail_read_at_ = n;
+}
+
+void FaultDevice::fail_write_request(uint64_t n) {
+  std::lock_guard lock(mu_);
+  fail_write_at_ = n;
+}
+
+uint64_t FaultDevice::injected_faults() const {
+  std::lock_guard lock(mu_);
+  return injected_;
+}
+
+uint64_t FaultDevice::read_call_count() const {
+  std::lock_guard lock(mu_);
+  return read_calls_;
+}
+
 void FaultDevice::clear_faults() {
   std::lock_guard lock(mu_);
+  fail_read_at_ = fail_write_at_ = kNever;
   read_error_p_ = write_error_p_ = read_flip_p_ = 0;
   flush_error_ = false;
   drop_after_ = tear_at_ = kNever;

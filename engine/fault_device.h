@@ -10,6 +10,8 @@
 //     is dropped, since a tear models a crash;
 //   - flip one bit on the inner device (flip_bit), or one random bit in the data a read
 //     returns, with probability p per request.
+//   - fail exactly one chosen read() call or write request with EIO (fail_read_call,
+//     fail_write_request), so a test can walk an operation's I/O one step at a time.
 // Write requests (not write() calls) are numbered from 1 in the order they are
 // acknowledged; a request failed with EIO gets no number and changes nothing.
 //
@@ -74,6 +76,11 @@ class FaultDevice final : public Device {
   void drop_writes_after(uint64_t n);
   // Write number n is torn and all later writes dropped. kNever turns it off.
   void tear_write(uint64_t n);
+  // read() call number n (see read_call_count) fails with EIO, once. kNever: off.
+  void fail_read_call(uint64_t n);
+  // Write request number n (see write_count) fails with EIO, once, and gets no
+  // number: the next request is numbered n again. kNever: off.
+  void fail_write_request(uint64_t n);
   // Turns every fault off and clears crashed(); counters and the log are kept.
   void clear_faults();
 
@@ -81,8 +88,10 @@ class FaultDevice final : public Device {
   // its block and writing it back. Not counted or logged as a write.
   Status flip_bit(uint64_t byte_offset, int bit);
 
-  uint64_t write_count() const;          // acknowledged write requests
-  uint64_t flush_count() const;          // acknowledged flushes
+  uint64_t read_call_count() const;  // read() calls, failed ones included
+  uint64_t injected_faults() const;  // reads and writes failed by fail_read_call/fail_write_request
+  uint64_t write_count() const;      // acknowledged write requests
+  uint64_t flush_count() const;      // acknowledged flushes
   uint64_t dropped_write_count() const;  // acknowledged but not applied (torn excluded)
   bool crashed() const;
   std::optional<uint32_t> torn_sectors() const;  // K of the torn write, once torn
@@ -112,6 +121,10 @@ class FaultDevice final : public Device {
   double read_flip_p_ = 0;                // guarded by mu_
   bool flush_error_ = false;              // guarded by mu_
   uint64_t drop_after_ = kNever;          // guarded by mu_
+  uint64_t fail_read_at_ = kNever;        // guarded by mu_
+  uint64_t fail_write_at_ = kNever;       // guarded by mu_
+  uint64_t read_calls_ = 0;               // guarded by mu_
+  uint64_t injected_ = 0;                 // guarded by mu_
   uint64_t tear_at_ = kNever;             // guarded by mu_
   bool crashed_ = false;                  // guarded by mu_
   std::optional<uint32_t> torn_sectors_;  // guarded by mu_
