@@ -205,8 +205,8 @@ Result<bool> Btree::erase_rec(uint64_t page, const Key& key, bool is_root, bool*
   if (node.is_leaf()) {
     uint16_t pos = node.lower_bound(key);
     if (pos == node.count() || node.key_at(pos) != key) return false;
-    node.erase_at(pos);
     ref.mark_dirty();
+    node.erase_at(pos);
     found = true;
   } else {
     if (node.count() == 0) return Err{EIO};
@@ -214,8 +214,8 @@ Result<bool> Btree::erase_rec(uint64_t page, const Key& key, bool is_root, bool*
     bool child_emptied = false;
     PAGEFS_ASSIGN(found, erase_rec(node.child_at(idx), key, false, &child_emptied));
     if (child_emptied) {
-      node.erase_at(idx);
       ref.mark_dirty();
+      node.erase_at(idx);
     }
   }
   if (node.count() == 0 && !is_root) {
@@ -234,8 +234,8 @@ Status Btree::shrink_root() {
     Node node(ref.data(), pool_.page_size());
     if (node.is_leaf()) return ok_status();
     if (node.count() == 0) {
-      node.init(root_.page, 0);
       ref.mark_dirty();
+      node.init(root_.page, 0);
       root_.height = 1;
       return ok_status();
     }

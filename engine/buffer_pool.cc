@@ -87,26 +87,36 @@ void PageRef::mark_dirty() {
 
 Result<std::unique_ptr<BufferPool>> BufferPool::open(Device& device, uint32_t page_size,
                                                      uint64_t cache_bytes, bool transactions) {
-  uint64_t frames = std::max<uint64_t>(cache_bytes / page_size, kMinFrames);
-  if (frames >= kNoFrame) return Err{EINVAL};
-  void* memory = std::aligned_alloc(std::max<uint32_t>(page_size, 4096), frames * page_size);
+  uint64_t pages = std::max<uint64_t>(cache_bytes / page_size, kMinFrames);
+  // A transactional pool carves its undo area out of the budget: a sixteenth
+  // of it, between 16 and 1024 pages (a write chunk dirties about 40).
+  uint64_t undo = transactions ? std::clamp<uint64_t>(pages / 16, 16, 1024) : 0;
+  uint64_t frames = std::max<uint64_t>(pages - undo, kMinFrames);
+  if (frames + undo >= kNoFrame) return Err{EINVAL};
+  size_t bytes = size_t(frames + undo) * page_size;
+  void* memory = std::aligned_alloc(std::max<uint32_t>(page_size, 4096), bytes);
   if (!memory) return Err{ENOMEM};
-  std::memset(memory, 0, frames * page_size);
+  std::memset(memory, 0, bytes);
   return std::unique_ptr<BufferPool>(new BufferPool(device, page_size, uint32_t(frames),
-                                                    static_cast<std::byte*>(memory), transactions));
+                                                    static_cast<std::byte*>(memory), transactions,
+                                                    uint32_t(undo)));
 }
 
 BufferPool::BufferPool(Device& device, uint32_t page_size, uint32_t frame_count, std::byte* memory,
-                       bool transactions)
+                       bool transactions, uint32_t undo_capacity)
     : device_(device),
       page_size_(page_size),
       frame_count_(frame_count),
       transactions_(transactions),
+      undo_capacity_(undo_capacity),
       memory_(memory),
       frames_(frame_count) {
   table_.reserve(frame_count * 2);
   free_frames_.reserve(frame_count);
   for (uint32_t f = frame_count; f-- > 0;) free_frames_.push_back(f);
+  // Drop entries need no copy, so there may be more entries than images.
+  undo_.reserve(4 * size_t(undo_capacity) + 64);
+  deferred_discards_.reserve(kMaxDeferredDiscards);
 }
 
 BufferPool::~BufferPool() {
@@ -260,9 +270,13 @@ Result<PageRef> BufferPool::create(PageNo page, bool meta, bool fresh) {
       continue;
     }
     assert(f.pins == 0);  // a freed-and-reused page is never still pinned
+    record_undo(it->second);
     f.pins = 1;
     f.meta = meta;
-    f.fresh_txn = fresh ? running_txn_ : 0;
+    // A page fresh in the running transaction held nothing live before it,
+    // and still does not, however it is rewritten: it stays fresh.
+    bool was_fresh = this->fresh(f);
+    f.fresh_txn = fresh || was_fresh ? running_txn_ : 0;
     f.usage = 0;
     std::memset(frame_data(it->second), 0, page_size_);
     return PageRef(this, it->second, page, frame_data(it->second));
@@ -274,6 +288,7 @@ Result<PageRef> BufferPool::create(PageNo page, bool meta, bool fresh) {
     return create(page, meta, fresh);
   }
   insert(frame, page, meta);
+  record_undo(frame);
   frames_[frame].pins = 1;
   frames_[frame].fresh_txn = fresh ? running_txn_ : 0;
   std::memset(frame_data(frame), 0, page_size_);
@@ -282,6 +297,16 @@ Result<PageRef> BufferPool::create(PageNo page, bool meta, bool fresh) {
 
 void BufferPool::discard(PageNo page) {
   std::unique_lock lock(mu_);
+  if (savepoint_open_) {
+    // An undo may still need the frame. A discard that does not fit is
+    // skipped: a freed page's frame is harmless, only wasted.
+    if (deferred_discards_.size() < kMaxDeferredDiscards) deferred_discards_.push_back(page.value);
+    return;
+  }
+  discard_locked(lock, page);
+}
+
+void BufferPool::discard_locked(std::unique_lock<std::mutex>& lock, PageNo page) {
   for (;;) {
     auto it = table_.find(page.value);
     if (it == table_.end()) return;
@@ -293,6 +318,14 @@ void BufferPool::discard(PageNo page) {
     assert(f.pins == 0);
     release_frame(it->second);
     return;
+  }
+}
+
+void BufferPool::drop_clean() {
+  std::lock_guard lock(mu_);
+  for (uint32_t f = 0; f < frame_count_; f++) {
+    const Frame& fr = frames_[f];
+    if (fr.in_use && !fr.dirty && fr.pins == 0 && !fr.busy && !fr.savepoint) release_frame(f);
   }
 }
 
@@ -327,6 +360,7 @@ void BufferPool::set_dirty(uint32_t frame) {
   std::lock_guard lock(mu_);
   Frame& f = frames_[frame];
   assert(f.pins > 0 && !f.busy);
+  record_undo(frame);
   if (!f.dirty) {
     dirty_count_++;
     if (dirty_count_ * 100 > uint64_t(frame_count_) * writeback_options_.dirty_high_pct) {
@@ -344,7 +378,7 @@ void BufferPool::set_dirty(uint32_t frame) {
 // A dirty frame may go home when no uncommitted change is in it, or when it
 // is a fresh page of the running transaction (ordered data).
 bool BufferPool::writable(const Frame& f) const {
-  if (!f.in_use || !f.dirty || f.pins > 0 || f.busy) return false;
+  if (!f.in_use || !f.dirty || f.pins > 0 || f.busy || f.savepoint) return false;
   return f.txn == 0 || (fresh(f) && f.txn == running_txn_);
 }
 
@@ -357,7 +391,7 @@ uint32_t BufferPool::find_victim() {
     uint32_t f = clock_hand_;
     clock_hand_ = (clock_hand_ + 1) % frame_count_;
     Frame& fr = frames_[f];
-    if (!fr.in_use || fr.pins > 0 || fr.busy) continue;
+    if (!fr.in_use || fr.pins > 0 || fr.busy || fr.savepoint) continue;
     if (fr.usage > 0) {
       fr.usage--;
       continue;
@@ -587,6 +621,7 @@ uint64_t BufferPool::txn_frames() const {
 
 std::vector<TxnPage> BufferPool::begin_commit(uint64_t* txn_id, bool* fresh_written) {
   std::unique_lock lock(mu_);
+  assert(undo_.empty());  // a commit point: no operation is half done
   // A fresh page may be under background write-back: let it finish, so the
   // commit's flush covers it.
   for (bool waited = true; waited;) {

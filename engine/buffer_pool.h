@@ -31,6 +31,18 @@
 // pool is dirty, down to a low-water share, so that eviction finds clean
 // frames; optional limits cap its IOPS and bandwidth on a shared device.
 //
+// Savepoints (all-or-nothing operations): while a savepoint is open, the pool
+// remembers how to undo every page change made through it. The first time a
+// frame is dirtied or created under the savepoint it gets an undo entry:
+// either a copy of its bytes and state (it was dirty, so its bytes exist
+// nowhere else) or just a note to drop it (it was clean, so the device holds
+// its bytes, or it did not exist). Frames with an undo entry are neither
+// evicted nor written back until the savepoint ends, and pages discarded
+// under a savepoint are only discarded when it is released, so an undo finds
+// every frame it needs intact. The copies live in an area fixed at open; a
+// savepoint that outgrows it can still be released but not undone.
+// The rule for callers: mark_dirty() comes BEFORE the first change to a page.
+//
 // Locking: mu_ guards the page table and every frame descriptor. It is never
 // held across device I/O; a frame under I/O is marked busy and waiters sleep on
 // io_done_. Page *contents* are protected by the caller (the filesystem lock:
@@ -72,7 +84,8 @@ class PageRef {
   bool valid() const { return pool_ != nullptr; }
   std::byte* data() const { return data_; }
   PageNo page_no() const { return page_; }
-  // Records that the caller changed the page; it will be written back.
+  // Records that the caller is about to change the page; it will be written
+  // back. Must come before the first change (a savepoint copies the page here).
   void mark_dirty();
   void reset();
 
@@ -155,8 +168,25 @@ class BufferPool {
   // `fresh` data page held nothing live before the running transaction.
   Result<PageRef> create(PageNo page, bool meta, bool fresh = false);
   // Forgets a page that was freed: its frame is dropped without write-back.
-  // The page must not be pinned.
+  // The page must not be pinned. Under a savepoint, done when it is released.
   void discard(PageNo page);
+
+  // Drops every clean, unpinned frame, so the next fetches read the device
+  // (tests use it to meet a cold cache in a known state).
+  void drop_clean();
+
+  // ---- savepoints (see the class comment) ----
+  // Opens a savepoint; none may be open.
+  void begin_savepoint();
+  // Keeps every change made under the open savepoint and closes it.
+  void release_savepoint();
+  // Undoes every page change made under the open savepoint and closes it.
+  // False, with nothing undone, if the savepoint outgrew the undo area.
+  [[nodiscard]] bool rollback_savepoint();
+  bool savepoint_open() const;
+  // Pages the undo area can copy: a savepoint that dirties no more pages
+  // than this that were already dirty can always be undone.
+  uint32_t undo_capacity() const { return undo_capacity_; }
 
   // Writes every dirty page home in sorted, merged batches, then flushes the
   // device. Pages of the running transaction must have been committed first.
@@ -197,6 +227,8 @@ class BufferPool {
  private:
   static constexpr uint32_t kMinFrames = 64;
   static constexpr uint32_t kNoFrame = UINT32_MAX;
+  static constexpr uint32_t kNoImage = UINT32_MAX;
+  static constexpr size_t kMaxDeferredDiscards = 4096;
 
   struct Frame {
     PageNo page{};
@@ -208,11 +240,20 @@ class BufferPool {
     bool meta = false;
     uint64_t fresh_txn = 0;  // transaction that allocated this data page: ordered write
     uint64_t txn = 0;        // transaction that changed it, until its commit ends; 0: none
+    bool savepoint = false;  // has an undo entry in the open savepoint: stays put
+  };
+
+  // How to undo the changes to one frame: restore `image` (an index into the
+  // undo area) and the saved state, or drop the frame (kNoImage).
+  struct UndoEntry {
+    uint32_t frame;
+    uint32_t image;
+    Frame saved;
   };
 
   friend class PageRef;
   BufferPool(Device& device, uint32_t page_size, uint32_t frame_count, std::byte* memory,
-             bool transactions);
+             bool transactions, uint32_t undo_capacity);
 
   std::byte* frame_data(uint32_t f) const { return memory_ + size_t(f) * page_size_; }
   void unpin(uint32_t frame);
@@ -233,6 +274,13 @@ class BufferPool {
   void stamp(uint32_t frame);
   void insert(uint32_t frame, PageNo page, bool meta);
   void release_frame(uint32_t frame);
+  void discard_locked(std::unique_lock<std::mutex>& lock, PageNo page);
+  // Gives `frame` an undo entry in the open savepoint, if it has none yet.
+  void record_undo(uint32_t frame);
+  void undo(const UndoEntry& entry);
+  std::byte* undo_image(uint32_t i) const {
+    return memory_ + (size_t(frame_count_) + i) * page_size_;
+  }
   void writeback_loop();
   void throttle(uint64_t requests, uint64_t bytes, std::chrono::steady_clock::time_point start);
 
@@ -240,7 +288,8 @@ class BufferPool {
   const uint32_t page_size_;
   const uint32_t frame_count_;
   const bool transactions_;
-  std::byte* const memory_;  // frame_count_ * page_size_ bytes, page aligned
+  const uint32_t undo_capacity_;  // pages of the undo area, after the frames
+  std::byte* const memory_;       // (frame_count_ + undo_capacity_) pages, page aligned
 
   mutable std::mutex mu_;  // lock order: the filesystem lock, then mu_
   std::condition_variable io_done_;
@@ -255,6 +304,11 @@ class BufferPool {
   // A fresh page of the running transaction went home outside the commit: the
   // commit must flush before its commit record. Guarded by mu_.
   bool fresh_written_ = false;
+  bool savepoint_open_ = false;              // guarded by mu_
+  bool savepoint_overflow_ = false;          // guarded by mu_
+  std::vector<UndoEntry> undo_;              // guarded by mu_; capacity fixed at open
+  uint32_t undo_images_used_ = 0;            // guarded by mu_
+  std::vector<uint64_t> deferred_discards_;  // guarded by mu_; capacity fixed at open
 
   std::condition_variable writeback_cv_;
   std::thread writeback_;

@@ -147,12 +147,7 @@ Result<Attr> FileSystem::Impl::create_node(InodeNo parent, std::string_view name
   PAGEFS_ASSIGN(InodeNo ino, new_inode(mode, rdev, caller, dir, &rec));
   if (S_ISDIR(mode)) rec.parent = parent.value;
   if (S_ISLNK(mode)) {
-    Result<size_t> w =
-        write_locked(ino, rec, 0, symlink_target.data(), symlink_target.size(), false);
-    if (!w.ok()) {
-      (void)free_inode(ino, rec);
-      return Err{w.error()};
-    }
+    PAGEFS_TRY(write_locked(ino, rec, 0, symlink_target.data(), symlink_target.size(), false));
   }
   PAGEFS_TRY(put_inode(ino, rec));
   PAGEFS_TRY(dir_add(parent, name, ino.value, dirent_type(mode)));
@@ -197,13 +192,14 @@ Result<Attr> FileSystem::mknod(InodeNo parent, std::string_view name, uint32_t m
   }
   if (type != S_IFCHR && type != S_IFBLK) rdev = 0;
   std::unique_lock lock(impl_->mu_);
-  return impl_->create_node(parent, name, mode, rdev, caller, {});
+  return impl_->run_op([&] { return impl_->create_node(parent, name, mode, rdev, caller, {}); });
 }
 
 Result<Attr> FileSystem::mkdir(InodeNo parent, std::string_view name, uint32_t mode,
                                const Caller& caller) {
   std::unique_lock lock(impl_->mu_);
-  return impl_->create_node(parent, name, S_IFDIR | (mode & 07777), 0, caller, {});
+  return impl_->run_op(
+      [&] { return impl_->create_node(parent, name, S_IFDIR | (mode & 07777), 0, caller, {}); });
 }
 
 Result<Attr> FileSystem::symlink(InodeNo parent, std::string_view name, std::string_view target,
@@ -211,7 +207,8 @@ Result<Attr> FileSystem::symlink(InodeNo parent, std::string_view name, std::str
   if (target.empty()) return Err{ENOENT};
   if (target.size() >= PATH_MAX) return Err{ENAMETOOLONG};
   std::unique_lock lock(impl_->mu_);
-  return impl_->create_node(parent, name, S_IFLNK | 0777, 0, caller, target);
+  return impl_->run_op(
+      [&] { return impl_->create_node(parent, name, S_IFLNK | 0777, 0, caller, target); });
 }
 
 Result<std::string> FileSystem::readlink(InodeNo ino) {
@@ -226,68 +223,74 @@ Result<std::string> FileSystem::readlink(InodeNo ino) {
 
 Result<Attr> FileSystem::link(InodeNo ino, InodeNo new_parent, std::string_view new_name) {
   std::unique_lock lock(impl_->mu_);
-  PAGEFS_TRY(impl_->begin_op(64));
-  PAGEFS_TRY(check_name(new_name));
-  if (is_dot_or_dotdot(new_name)) return Err{EEXIST};
-  PAGEFS_ASSIGN(InodeRecord rec, impl_->get_inode(ino));
-  if (S_ISDIR(rec.mode)) return Err{EPERM};
-  if (rec.nlink >= kLinkMax) return Err{EMLINK};
-  if (rec.nlink == 0) return Err{ENOENT};
-  PAGEFS_ASSIGN(InodeRecord dir, impl_->get_dir(new_parent));
-  if (dir.nlink == 0) return Err{ENOENT};
-  Impl::FoundEntry existing;
-  PAGEFS_ASSIGN(bool exists, impl_->dir_find(new_parent, new_name, &existing));
-  if (exists) return Err{EEXIST};
-  PAGEFS_TRY(impl_->dir_add(new_parent, new_name, ino.value, dirent_type(rec.mode)));
-  rec.nlink++;
-  Impl::touch(rec, false, true);
-  PAGEFS_TRY(impl_->put_inode(ino, rec));
-  dir.size++;
-  Impl::touch(dir, true, true);
-  PAGEFS_TRY(impl_->put_inode(new_parent, dir));
-  Attr a = Impl::to_attr(ino, rec);
-  a.blocks_512 = rec.blocks * (impl_->page_size_ / 512);
-  return a;
+  return impl_->run_op([&]() -> Result<Attr> {
+    PAGEFS_TRY(impl_->begin_op(64));
+    PAGEFS_TRY(check_name(new_name));
+    if (is_dot_or_dotdot(new_name)) return Err{EEXIST};
+    PAGEFS_ASSIGN(InodeRecord rec, impl_->get_inode(ino));
+    if (S_ISDIR(rec.mode)) return Err{EPERM};
+    if (rec.nlink >= kLinkMax) return Err{EMLINK};
+    if (rec.nlink == 0) return Err{ENOENT};
+    PAGEFS_ASSIGN(InodeRecord dir, impl_->get_dir(new_parent));
+    if (dir.nlink == 0) return Err{ENOENT};
+    Impl::FoundEntry existing;
+    PAGEFS_ASSIGN(bool exists, impl_->dir_find(new_parent, new_name, &existing));
+    if (exists) return Err{EEXIST};
+    PAGEFS_TRY(impl_->dir_add(new_parent, new_name, ino.value, dirent_type(rec.mode)));
+    rec.nlink++;
+    Impl::touch(rec, false, true);
+    PAGEFS_TRY(impl_->put_inode(ino, rec));
+    dir.size++;
+    Impl::touch(dir, true, true);
+    PAGEFS_TRY(impl_->put_inode(new_parent, dir));
+    Attr a = Impl::to_attr(ino, rec);
+    a.blocks_512 = rec.blocks * (impl_->page_size_ / 512);
+    return a;
+  });
 }
 
 Status FileSystem::unlink(InodeNo parent, std::string_view name, const Caller& caller) {
   std::unique_lock lock(impl_->mu_);
-  PAGEFS_TRY(impl_->begin_op(64));
-  if (name.size() > kNameMax) return Err{ENAMETOOLONG};
-  PAGEFS_ASSIGN(InodeRecord dir, impl_->get_dir(parent));
-  Impl::FoundEntry e;
-  PAGEFS_ASSIGN(bool found, impl_->dir_find(parent, name, &e));
-  if (!found) return Err{ENOENT};
-  PAGEFS_ASSIGN(InodeRecord rec, impl_->get_inode(InodeNo{e.ino}));
-  if (S_ISDIR(rec.mode)) return Err{EISDIR};
-  if (Impl::sticky_denies(dir, rec, caller)) return Err{EPERM};
-  PAGEFS_TRY(impl_->dir_remove(parent, e.cookie));
-  PAGEFS_TRY(impl_->drop_link(InodeNo{e.ino}, rec));
-  dir.size--;
-  Impl::touch(dir, true, true);
-  return impl_->put_inode(parent, dir);
+  return impl_->run_op([&]() -> Status {
+    PAGEFS_TRY(impl_->begin_op(64));
+    if (name.size() > kNameMax) return Err{ENAMETOOLONG};
+    PAGEFS_ASSIGN(InodeRecord dir, impl_->get_dir(parent));
+    Impl::FoundEntry e;
+    PAGEFS_ASSIGN(bool found, impl_->dir_find(parent, name, &e));
+    if (!found) return Err{ENOENT};
+    PAGEFS_ASSIGN(InodeRecord rec, impl_->get_inode(InodeNo{e.ino}));
+    if (S_ISDIR(rec.mode)) return Err{EISDIR};
+    if (Impl::sticky_denies(dir, rec, caller)) return Err{EPERM};
+    PAGEFS_TRY(impl_->dir_remove(parent, e.cookie));
+    PAGEFS_TRY(impl_->drop_link(InodeNo{e.ino}, rec));
+    dir.size--;
+    Impl::touch(dir, true, true);
+    return impl_->put_inode(parent, dir);
+  });
 }
 
 Status FileSystem::rmdir(InodeNo parent, std::string_view name, const Caller& caller) {
   std::unique_lock lock(impl_->mu_);
-  PAGEFS_TRY(impl_->begin_op(64));
-  if (name == ".") return Err{EINVAL};
-  if (name == "..") return Err{ENOTEMPTY};
-  if (name.size() > kNameMax) return Err{ENAMETOOLONG};
-  PAGEFS_ASSIGN(InodeRecord dir, impl_->get_dir(parent));
-  Impl::FoundEntry e;
-  PAGEFS_ASSIGN(bool found, impl_->dir_find(parent, name, &e));
-  if (!found) return Err{ENOENT};
-  PAGEFS_ASSIGN(InodeRecord rec, impl_->get_inode(InodeNo{e.ino}));
-  if (!S_ISDIR(rec.mode)) return Err{ENOTDIR};
-  if (rec.size != 0) return Err{ENOTEMPTY};
-  if (Impl::sticky_denies(dir, rec, caller)) return Err{EPERM};
-  PAGEFS_TRY(impl_->dir_remove(parent, e.cookie));
-  PAGEFS_TRY(impl_->drop_link(InodeNo{e.ino}, rec));
-  dir.size--;
-  dir.nlink--;
-  Impl::touch(dir, true, true);
-  return impl_->put_inode(parent, dir);
+  return impl_->run_op([&]() -> Status {
+    PAGEFS_TRY(impl_->begin_op(64));
+    if (name == ".") return Err{EINVAL};
+    if (name == "..") return Err{ENOTEMPTY};
+    if (name.size() > kNameMax) return Err{ENAMETOOLONG};
+    PAGEFS_ASSIGN(InodeRecord dir, impl_->get_dir(parent));
+    Impl::FoundEntry e;
+    PAGEFS_ASSIGN(bool found, impl_->dir_find(parent, name, &e));
+    if (!found) return Err{ENOENT};
+    PAGEFS_ASSIGN(InodeRecord rec, impl_->get_inode(InodeNo{e.ino}));
+    if (!S_ISDIR(rec.mode)) return Err{ENOTDIR};
+    if (rec.size != 0) return Err{ENOTEMPTY};
+    if (Impl::sticky_denies(dir, rec, caller)) return Err{EPERM};
+    PAGEFS_TRY(impl_->dir_remove(parent, e.cookie));
+    PAGEFS_TRY(impl_->drop_link(InodeNo{e.ino}, rec));
+    dir.size--;
+    dir.nlink--;
+    Impl::touch(dir, true, true);
+    return impl_->put_inode(parent, dir);
+  });
 }
 
 Status FileSystem::readdir(InodeNo dir, uint64_t cookie,

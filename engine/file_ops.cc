@@ -101,25 +101,27 @@ Status FileSystem::Impl::write_page(InodeNo ino, InodeRecord& rec, uint64_t fp, 
   } else {
     PAGEFS_ASSIGN(ref, pool_->fetch_data(phys, cur.crc[idx]));
   }
+  ref.mark_dirty();
   std::memcpy(ref.data() + in_page, buf, len);
   cur.crc[idx] = crc32c(ref.data(), page_size_);
   cur.unwritten &= ~(1u << idx);
-  ref.mark_dirty();
   cur_dirty = true;
   return ok_status();
 }
 
-// Writes as much as fits; a write that runs out of space part-way returns the
-// bytes written so far, one that writes nothing returns ENOSPC. Works in chunks
-// of kChunkPages: each ends with the extent and inode stored, a consistent
-// state at which begin_op may commit.
+// Writes as much as fits, in chunks of kChunkPages. With commit points, each
+// chunk is a segment (transaction.cc) ending with its extents and the inode
+// stored: a chunk that fails is undone whole, and the write returns the bytes
+// of the chunks before it, or the error if there are none. Without commit
+// points (a symlink's target, inside create) any failure is the caller's to
+// undo.
 Result<size_t> FileSystem::Impl::write_locked(InodeNo ino, InodeRecord& rec, uint64_t off,
                                               const char* buf, size_t len, bool commit_points) {
   constexpr uint64_t kChunkPages = 32;
   if (off >= kMaxFileBytes || len > kMaxFileBytes - off) return Err{EFBIG};
   size_t done = 0;
   Status st;
-  while (done < len && st.ok()) {
+  while (done < len) {
     uint64_t pos = off + done;
     uint64_t chunk_end =
         std::min<uint64_t>(off + len, (pos / page_size_ + kChunkPages) * page_size_);
@@ -128,28 +130,38 @@ Result<size_t> FileSystem::Impl::write_locked(InodeNo ino, InodeRecord& rec, uin
       st = begin_op(2 * pages + 16, pages);
       if (!st.ok()) break;
     }
-    Extent cur;
-    bool cur_valid = false, cur_dirty = false;
-    size_t chunk_done = 0;
-    while (pos + chunk_done < chunk_end) {
-      uint64_t at = pos + chunk_done;
-      uint32_t in_page = uint32_t(at % page_size_);
-      uint32_t n = uint32_t(std::min<uint64_t>(page_size_ - in_page, chunk_end - at));
-      st = write_page(ino, rec, at / page_size_, in_page, buf + done + chunk_done, n, cur,
-                      cur_valid, cur_dirty);
-      if (!st.ok()) break;
-      chunk_done += n;
+    const InodeRecord before = rec;
+    st = write_chunk(ino, rec, pos, buf + done, size_t(chunk_end - pos));
+    if (!st.ok()) {
+      if (!commit_points) return Err{st.error()};
+      rec = before;
+      undo_segment();
+      break;
     }
-    if (cur_valid && cur_dirty) PAGEFS_TRY(put_extent(ino, cur));
-    done += chunk_done;
-    if (chunk_done > 0) {
-      rec.size = std::max<uint64_t>(rec.size, off + done);
-      touch(rec, true, true);
-    }
-    PAGEFS_TRY(put_inode(ino, rec));
+    done += size_t(chunk_end - pos);
   }
   if (done == 0 && !st.ok()) return Err{st.error()};
   return done;
+}
+
+// Writes [pos, pos+len) inside one chunk, then stores its extent and the inode.
+Status FileSystem::Impl::write_chunk(InodeNo ino, InodeRecord& rec, uint64_t pos, const char* buf,
+                                     size_t len) {
+  Extent cur;
+  bool cur_valid = false, cur_dirty = false;
+  size_t done = 0;
+  while (done < len) {
+    uint64_t at = pos + done;
+    uint32_t in_page = uint32_t(at % page_size_);
+    uint32_t n = uint32_t(std::min<uint64_t>(page_size_ - in_page, len - done));
+    PAGEFS_TRY(
+        write_page(ino, rec, at / page_size_, in_page, buf + done, n, cur, cur_valid, cur_dirty));
+    done += n;
+  }
+  if (cur_valid && cur_dirty) PAGEFS_TRY(put_extent(ino, cur));
+  rec.size = std::max<uint64_t>(rec.size, pos + len);
+  touch(rec, true, true);
+  return put_inode(ino, rec);
 }
 
 // ---- read -------------------------------------------------------------------
@@ -288,9 +300,9 @@ Status FileSystem::Impl::zero_bytes(InodeNo ino, uint64_t off, uint32_t len) {
   uint32_t i = uint32_t(fp - e.file_page);
   if (!found || e.is_unwritten(i)) return ok_status();
   PAGEFS_ASSIGN(PageRef ref, pool_->fetch_data(PageNo{e.phys + i}, e.crc[i]));
+  ref.mark_dirty();
   std::memset(ref.data() + in_page, 0, len);
   e.crc[i] = crc32c(ref.data(), page_size_);
-  ref.mark_dirty();
   return put_extent(ino, e);
 }
 
@@ -389,9 +401,10 @@ bool atime_due(const InodeRecord& rec, int64_t now_sec) {
 // Both reads store a due atime before reading, so the reply goes out after
 // it: whatever the caller does next (a stat, a chmod) already sees it.
 template <class ReadLocked>
-Result<size_t> FileSystem::Impl::read_file(InodeNo ino, uint64_t off, ReadLocked&& read_locked) {
+Result<size_t> FileSystem::Impl::read_file(InodeNo ino, uint64_t off, ReadLocked&& read_locked,
+                                           bool atime) {
   size_t n = 0;
-  for (bool atime_done = false;; atime_done = true) {
+  for (bool atime_done = !atime;; atime_done = true) {
     std::shared_lock lock(mu_);
     PAGEFS_ASSIGN(InodeRecord rec, get_inode(ino));
     if (S_ISDIR(rec.mode)) return Err{EISDIR};
@@ -424,40 +437,49 @@ bool FileSystem::Impl::atime_wanted(const InodeRecord& rec) const {
   return !read_only_ && !failed_ && atime_due(rec, now_timespec().tv_sec);
 }
 
+// Best effort: a read does not fail for its atime.
 void FileSystem::Impl::update_atime(InodeNo ino) {
   std::unique_lock lock(mu_);
-  auto rec = get_inode(ino);
-  if (rec.ok() && atime_wanted(*rec) && begin_op(4).ok()) {
+  (void)run_op([&]() -> Status {
+    PAGEFS_ASSIGN(InodeRecord rec, get_inode(ino));
+    if (!atime_wanted(rec)) return ok_status();
+    PAGEFS_TRY(begin_op(4));
     timespec now = now_timespec();
-    rec->atime_sec = now.tv_sec;
-    rec->atime_nsec = uint32_t(now.tv_nsec);
-    (void)put_inode(ino, *rec);  // best effort: a read does not fail for its atime
-  }
+    rec.atime_sec = now.tv_sec;
+    rec.atime_nsec = uint32_t(now.tv_nsec);
+    return put_inode(ino, rec);
+  });
 }
 
 Result<size_t> FileSystem::write(InodeNo ino, uint64_t off, const char* buf, size_t len,
                                  bool drop_setid) {
   std::unique_lock lock(impl_->mu_);
-  PAGEFS_TRY(impl_->check_writable());
-  PAGEFS_ASSIGN(InodeRecord rec, impl_->get_inode(ino));
-  if (S_ISDIR(rec.mode)) return Err{EISDIR};
-  if (!S_ISREG(rec.mode)) return Err{EINVAL};
-  if (len == 0) return size_t(0);
-  if (drop_setid) {
-    rec.mode &= ~uint32_t(S_ISUID);
-    if (rec.mode & S_IXGRP) rec.mode &= ~uint32_t(S_ISGID);
-  }
-  return impl_->write_locked(ino, rec, off, buf, len, true);
+  return impl_->run_op([&]() -> Result<size_t> {
+    PAGEFS_TRY(impl_->check_writable());
+    PAGEFS_ASSIGN(InodeRecord rec, impl_->get_inode(ino));
+    if (S_ISDIR(rec.mode)) return Err{EISDIR};
+    if (!S_ISREG(rec.mode)) return Err{EINVAL};
+    if (len == 0) return size_t(0);
+    if (drop_setid) {
+      rec.mode &= ~uint32_t(S_ISUID);
+      if (rec.mode & S_IXGRP) rec.mode &= ~uint32_t(S_ISGID);
+    }
+    return impl_->write_locked(ino, rec, off, buf, len, true);
+  });
 }
 
 Result<Attr> FileSystem::setattr(InodeNo ino, const SetAttr& c) {
   std::unique_lock lock(impl_->mu_);
-  PAGEFS_TRY(impl_->begin_op(16));
-  PAGEFS_ASSIGN(InodeRecord rec, impl_->get_inode(ino));
+  return impl_->run_op([&] { return impl_->setattr_locked(ino, c); });
+}
+
+Result<Attr> FileSystem::Impl::setattr_locked(InodeNo ino, const SetAttr& c) {
+  PAGEFS_TRY(begin_op(16));
+  PAGEFS_ASSIGN(InodeRecord rec, get_inode(ino));
   if (c.set_size) {
     if (S_ISDIR(rec.mode)) return Err{EISDIR};
     if (!S_ISREG(rec.mode)) return Err{EINVAL};
-    PAGEFS_TRY(impl_->truncate_locked(ino, rec, c.size));
+    PAGEFS_TRY(truncate_locked(ino, rec, c.size));
   }
   if (c.set_mode) rec.mode = (rec.mode & S_IFMT) | (c.mode & 07777);
   if (c.set_uid) rec.uid = c.uid;
@@ -472,9 +494,9 @@ Result<Attr> FileSystem::setattr(InodeNo ino, const SetAttr& c) {
     rec.mtime_sec = t.tv_sec, rec.mtime_nsec = uint32_t(t.tv_nsec);
   }
   rec.ctime_sec = now.tv_sec, rec.ctime_nsec = uint32_t(now.tv_nsec);
-  PAGEFS_TRY(impl_->put_inode(ino, rec));
-  Attr a = Impl::to_attr(ino, rec);
-  a.blocks_512 = rec.blocks * (impl_->page_size_ / 512);
+  PAGEFS_TRY(put_inode(ino, rec));
+  Attr a = to_attr(ino, rec);
+  a.blocks_512 = rec.blocks * (page_size_ / 512);
   return a;
 }
 
@@ -486,7 +508,11 @@ Status FileSystem::fallocate(InodeNo ino, int mode, uint64_t off, uint64_t len) 
   if (len == 0) return Err{EINVAL};
   if (off >= kMaxFileBytes || len > kMaxFileBytes - off) return Err{EFBIG};
   std::unique_lock lock(impl_->mu_);
-  Impl& fs = *impl_;
+  return impl_->run_op([&] { return impl_->fallocate_locked(ino, mode, off, len); });
+}
+
+Status FileSystem::Impl::fallocate_locked(InodeNo ino, int mode, uint64_t off, uint64_t len) {
+  Impl& fs = *this;
   PAGEFS_TRY(fs.begin_op(64));
   PAGEFS_ASSIGN(InodeRecord rec, fs.get_inode(ino));
   if (S_ISDIR(rec.mode)) return Err{EISDIR};
@@ -555,7 +581,13 @@ Result<size_t> FileSystem::copy_file_range(InodeNo in, uint64_t off_in, InodeNo 
   size_t done = 0;
   while (done < len) {
     size_t want = std::min(kChunk, len - done);
-    Result<size_t> got = read(in, off_in + done, want, buf.data());
+    // No atime: a copy that fails must leave everything as it was.
+    Result<size_t> got = impl_->read_file(
+        in, off_in + done,
+        [&](const InodeRecord& rec) {
+          return impl_->read_locked(in, rec, off_in + done, want, buf.data());
+        },
+        /*atime=*/false);
     if (!got.ok() || *got == 0) {
       if (done == 0 && !got.ok()) return Err{got.error()};
       break;

@@ -224,10 +224,12 @@ Status FileSystem::Impl::purge_orphans() {
                            return true;
                          }));
   for (uint64_t ino : orphans) {
-    PAGEFS_TRY(begin_op(64));
-    auto rec = get_inode(InodeNo{ino});
-    if (rec.ok() && rec->nlink == 0) PAGEFS_TRY(free_inode(InodeNo{ino}, *rec));
-    PAGEFS_TRY(remove_orphan(InodeNo{ino}));
+    PAGEFS_TRY(run_op([&]() -> Status {
+      PAGEFS_TRY(begin_op(64));
+      auto rec = get_inode(InodeNo{ino});
+      if (rec.ok() && rec->nlink == 0) PAGEFS_TRY(free_inode(InodeNo{ino}, *rec));
+      return remove_orphan(InodeNo{ino});
+    }));
   }
   if (!orphans.empty()) PAGEFS_LOG_INFO("freed %zu orphaned inodes", orphans.size());
   return ok_status();
@@ -315,12 +317,14 @@ Status FileSystem::fsync(InodeNo, bool) {
 Status FileSystem::release_inode(InodeNo ino) {
   std::unique_lock lock(impl_->mu_);
   if (impl_->read_only_ || impl_->failed_) return ok_status();
-  auto rec = impl_->get_inode(ino);
-  if (!rec.ok()) return rec.error() == ENOENT ? ok_status() : Status(Err{rec.error()});
-  if (rec->nlink > 0) return ok_status();
-  PAGEFS_TRY(impl_->begin_op(64));
-  PAGEFS_TRY(impl_->free_inode(ino, *rec));
-  return impl_->remove_orphan(ino);
+  return impl_->run_op([&]() -> Status {
+    auto rec = impl_->get_inode(ino);
+    if (!rec.ok()) return rec.error() == ENOENT ? ok_status() : Status(Err{rec.error()});
+    if (rec->nlink > 0) return ok_status();
+    PAGEFS_TRY(impl_->begin_op(64));
+    PAGEFS_TRY(impl_->free_inode(ino, *rec));
+    return impl_->remove_orphan(ino);
+  });
 }
 
 FsStats FileSystem::stats() const {

@@ -191,6 +191,9 @@ class FileSystem {
   bool read_only() const;
 
   class Impl;  // engine-internal: fs_impl.h
+  // The engine's own tests reach the internals through this (fault injection
+  // into the space map, the tree's items); nothing else may.
+  Impl& internals_for_testing() { return *impl_; }
 
  private:
   FileSystem();

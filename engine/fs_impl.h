@@ -6,14 +6,9 @@
 // shared; every operation that changes a page takes it exclusively. Lock order:
 // mu_, then the buffer pool's internal mutex.
 //
-// Transactions: every change made under mu_ joins the running transaction.
-// A commit happens only between operations, or at a commit point inside a
-// long operation where the state on the device would be consistent, so every
-// commit is a consistent filesystem. begin_op() is called by each changing
-// operation (and at each commit point) with a bound on the pages it will
-// change; it commits first when the running transaction would outgrow the
-// journal's staging buffer, the pool's room for pinned-by-the-WAL pages, or
-// the pending-free list.
+// Transactions: every change made under mu_ joins the running transaction,
+// and every changing operation is all or nothing; the rule is written out at
+// the top of transaction.cc.
 #pragma once
 
 #include <condition_variable>
@@ -58,12 +53,28 @@ class FileSystem::Impl {
   Status recover(std::string* message);
 
   // ---- transactions (transaction.cc); mu_ held exclusively ----
-  // `data_pages`: new data pages the operation may allocate.
+  // Runs one changing operation: `fn` returns a Result or Status; on an
+  // error, the changes of its last segment are undone (all of them if it
+  // has no commit points) before the error is returned.
+  template <class Fn>
+  auto run_op(Fn&& fn) -> decltype(fn());
+  // A commit point: the changes so far form a consistent state and are kept;
+  // a new segment starts. `data_pages`: new data pages the next segment may
+  // allocate; `pages`: a bound on the pages it changes.
   Status begin_op(uint64_t pages, uint64_t data_pages = 0);
+  // Undoes the open segment's changes and opens a new one (a write whose
+  // chunk failed keeps the chunks before it).
+  void undo_segment();
   Status commit_locked();
   Status checkpoint_locked();
   Status write_superblocks();
   void fail(const char* what, int error);
+  void open_segment();
+  void keep_segment();
+  bool rollback_segment();
+  // Ends the open segment (keeping it) for a commit, and opens the next one
+  // when it goes out of scope.
+  class SegmentBoundary;
   void start_committer();
   void stop_committer();
 
@@ -96,6 +107,8 @@ class FileSystem::Impl {
   static bool sticky_denies(const InodeRecord& dir, const InodeRecord& target,
                             const Caller& caller);
   Result<bool> is_ancestor(InodeNo ancestor, InodeNo dir);
+  Status rename_locked(InodeNo parent, std::string_view name, InodeNo new_parent,
+                       std::string_view new_name, uint32_t flags, const Caller& caller);
 
   // ---- file data (file_ops.cc) ----
   Status find_extent(InodeNo ino, uint64_t file_page, Extent* out, bool* found);
@@ -107,6 +120,7 @@ class FileSystem::Impl {
   // With commit_points, commits may happen between chunks of the write.
   Result<size_t> write_locked(InodeNo ino, InodeRecord& rec, uint64_t off, const char* buf,
                               size_t len, bool commit_points = true);
+  Status write_chunk(InodeNo ino, InodeRecord& rec, uint64_t pos, const char* buf, size_t len);
   Result<size_t> read_locked(InodeNo ino, const InodeRecord& rec, uint64_t off, size_t len,
                              char* buf);
   Result<size_t> read_pinned_locked(InodeNo ino, const InodeRecord& rec, uint64_t off, size_t len,
@@ -115,10 +129,11 @@ class FileSystem::Impl {
   // in order; `ref` is empty for holes and unwritten pages.
   template <class Piece>
   Status for_each_piece(InodeNo ino, uint64_t off, size_t len, Piece&& piece);
-  // A read of `ino` at `off`: stores a due atime first, then calls
+  // A read of `ino` at `off`: stores a due atime first (unless `atime` is
+  // false), then calls
   // `read_locked(rec)` under the shared lock, then tells read-ahead.
   template <class ReadLocked>
-  Result<size_t> read_file(InodeNo ino, uint64_t off, ReadLocked&& read_locked);
+  Result<size_t> read_file(InodeNo ino, uint64_t off, ReadLocked&& read_locked, bool atime = true);
   // Whether a read now should store a new atime (relatime, writable).
   bool atime_wanted(const InodeRecord& rec) const;
   // Stores a new atime if still wanted. Takes the filesystem lock itself.
@@ -138,6 +153,8 @@ class FileSystem::Impl {
   Status zero_bytes(InodeNo ino, uint64_t off, uint32_t len);
   Status truncate_locked(InodeNo ino, InodeRecord& rec, uint64_t size);
   Status allocate_unwritten(InodeNo ino, InodeRecord& rec, uint64_t first_page, uint64_t end_page);
+  Result<Attr> setattr_locked(InodeNo ino, const SetAttr& changes);
+  Status fallocate_locked(InodeNo ino, int mode, uint64_t off, uint64_t len);
 
   // ---- state ----
   std::unique_ptr<Device> device_;
@@ -156,6 +173,11 @@ class FileSystem::Impl {
   std::string sb_storage_;
   bool read_only_ = false;
   bool dirty_ = false;  // anything changed since the last commit; guarded by mu_
+  // The open segment of the operation in progress (guarded by mu_): what the
+  // in-memory superblock and tree root were when it began.
+  bool segment_open_ = false;
+  Superblock segment_sb_{};
+  TreeRoot segment_root_;
 
   mutable std::shared_mutex mu_;
 
@@ -164,5 +186,20 @@ class FileSystem::Impl {
   bool committer_stop_ = false;
   std::thread committer_;
 };
+
+template <class Fn>
+auto FileSystem::Impl::run_op(Fn&& fn) -> decltype(fn()) {
+  assert(!segment_open_);
+  open_segment();
+  auto result = fn();
+  if (segment_open_) {  // closed only when an undo failed and stopped changes
+    if (result.ok()) {
+      keep_segment();
+    } else {
+      (void)rollback_segment();
+    }
+  }
+  return result;
+}
 
 }  // namespace pagefs

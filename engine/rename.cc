@@ -30,7 +30,14 @@ Status FileSystem::rename(InodeNo parent, std::string_view name, InodeNo new_par
   if (name == "." || name == ".." || new_name == "." || new_name == "..") return Err{EBUSY};
   if (new_name.empty() || new_name.find('/') != std::string_view::npos) return Err{EINVAL};
   std::unique_lock lock(impl_->mu_);
-  Impl& fs = *impl_;
+  return impl_->run_op(
+      [&] { return impl_->rename_locked(parent, name, new_parent, new_name, flags, caller); });
+}
+
+Status FileSystem::Impl::rename_locked(InodeNo parent, std::string_view name, InodeNo new_parent,
+                                       std::string_view new_name, uint32_t flags,
+                                       const Caller& caller) {
+  Impl& fs = *this;
   PAGEFS_TRY(fs.begin_op(64));
 
   Side src{parent}, dst{new_parent};
@@ -48,8 +55,8 @@ Status FileSystem::rename(InodeNo parent, std::string_view name, InodeNo new_par
   InodeNo src_ino{src.entry.ino};
   bool src_dir = S_ISDIR(src.rec.mode);
   bool dst_dir = dst.exists && S_ISDIR(dst.rec.mode);
-  if (Impl::sticky_denies(src.dir_rec, src.rec, caller)) return Err{EPERM};
-  if (dst.exists && Impl::sticky_denies(dst.dir_rec, dst.rec, caller)) return Err{EPERM};
+  if (sticky_denies(src.dir_rec, src.rec, caller)) return Err{EPERM};
+  if (dst.exists && sticky_denies(dst.dir_rec, dst.rec, caller)) return Err{EPERM};
 
   if (flags & RENAME_EXCHANGE) {
     if (!dst.exists) return Err{ENOENT};

@@ -86,12 +86,57 @@ bool SpaceMap::is_pending(uint64_t page) const {
 }
 
 void SpaceMap::checkpoint_done() {
+  assert(!savepoint_open_);
   pending_.clear();
   pending_pages_ = 0;
 }
 
+void SpaceMap::begin_savepoint() {
+  assert(!savepoint_open_);
+  savepoint_open_ = true;
+  saved_.free_pages = free_pages_;
+  saved_.pending_pages = pending_pages_;
+  saved_.next_fit = next_fit_;
+  saved_.free_in_page.clear();
+  saved_.pending.clear();
+}
+
+void SpaceMap::release_savepoint() {
+  assert(savepoint_open_);
+  savepoint_open_ = false;
+}
+
+void SpaceMap::rollback_savepoint() {
+  assert(savepoint_open_);
+  savepoint_open_ = false;
+  for (auto it = saved_.pending.rbegin(); it != saved_.pending.rend(); ++it) {
+    if (it->merged) {
+      pending_[it->grown_run] -= it->count;
+    } else {
+      pending_.erase(it->start);
+    }
+  }
+  for (const auto& [k, count] : saved_.free_in_page) free_in_page_[k] = count;
+  free_pages_ = saved_.free_pages;
+  pending_pages_ = saved_.pending_pages;
+  next_fit_ = saved_.next_fit;
+}
+
+// The bitmap pages an operation touches are few: a linear search will do.
+void SpaceMap::save_free_in_page(uint64_t k) {
+  if (!savepoint_open_) return;
+  for (const auto& saved : saved_.free_in_page) {
+    if (saved.first == k) return;
+  }
+  saved_.free_in_page.emplace_back(k, free_in_page_[k]);
+}
+
 Result<PageRun> SpaceMap::allocate(PageNo hint, uint32_t max_pages, bool metadata) {
   assert(max_pages > 0);
+  if (++allocations_ == fail_allocation_at_) {
+    fail_allocation_at_ = 0;
+    return Err{ENOSPC};
+  }
   if (!allowed(1, metadata)) return Err{ENOSPC};
   // Without a hint, continue where the last allocation ended (next fit):
   // searching from the start each time would rescan every used page.
@@ -150,8 +195,10 @@ Status SpaceMap::free(PageNo start, uint32_t count) {
   auto it = pending_.upper_bound(start.value);
   if (it != pending_.begin() && std::prev(it)->first + std::prev(it)->second == start.value) {
     std::prev(it)->second += count;
+    if (savepoint_open_) saved_.pending.push_back({start.value, count, true, std::prev(it)->first});
   } else {
     pending_.emplace(start.value, count);
+    if (savepoint_open_) saved_.pending.push_back({start.value, count, false, 0});
   }
   pending_pages_ += count;
   return ok_status();
@@ -165,13 +212,14 @@ Status SpaceMap::set_bits(uint64_t start, uint32_t count, bool used) {
   while (page < start + count) {
     uint64_t k = page / bits_per_page_;
     PAGEFS_ASSIGN(PageRef ref, bitmap_page(k));
+    ref.mark_dirty();
+    save_free_in_page(k);
     std::byte* bits = ref.data() + sizeof(PageHeader);
     for (; page < start + count && page / bits_per_page_ == k; page++) {
       uint64_t i = page % bits_per_page_;
       if (test_bit(bits, i) == used) {
         PAGEFS_LOG_ERROR("space map: page %llu is already %s", (unsigned long long)page,
                          used ? "in use" : "free");
-        ref.mark_dirty();
         return Err{EIO};
       }
       put_bit(bits, i, used);
@@ -183,7 +231,6 @@ Status SpaceMap::set_bits(uint64_t start, uint32_t count, bool used) {
         free_pages_++;
       }
     }
-    ref.mark_dirty();
   }
   return ok_status();
 }

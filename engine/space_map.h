@@ -18,6 +18,11 @@
 // transaction) and remembers the run as pending; checkpoint_done() releases
 // the pending runs to the allocator.
 //
+// Savepoints: the space map's half of an all-or-nothing operation. Under an
+// open savepoint it logs what it changes in memory (counters, pending frees),
+// so that rollback_savepoint() can put them back; the bitmap pages themselves
+// are restored by the buffer pool's savepoint.
+//
 // Thread-safety: none; the filesystem lock (held exclusively to modify)
 // serializes every call.
 #pragma once
@@ -71,6 +76,15 @@ class SpaceMap {
   // A checkpoint emptied the journal: pending frees become reusable.
   void checkpoint_done();
 
+  void begin_savepoint();
+  void release_savepoint();
+  void rollback_savepoint();
+
+  // Fault injection for tests: allocate() call number n from now fails with
+  // ENOSPC, once (0: off). Returns how many allocate() calls were made so far.
+  void fail_allocation(uint64_t n) { fail_allocation_at_ = n ? allocations_ + n : 0; }
+  uint64_t allocation_count() const { return allocations_; }
+
  private:
   SpaceMap(BufferPool& pool, const Superblock& sb);
   Result<PageRef> bitmap_page(uint64_t index);
@@ -89,6 +103,27 @@ class SpaceMap {
   std::map<uint64_t, uint32_t> pending_;  // start -> count, freed since the last checkpoint
   uint64_t pending_pages_ = 0;
   uint64_t next_fit_ = 0;  // where an allocation without a hint starts looking
+
+  // A free() under the savepoint: the pending run it started, or the one it
+  // grew (`grown_run`, the start of the run it was merged into).
+  struct PendingChange {
+    uint64_t start;
+    uint32_t count;
+    bool merged;
+    uint64_t grown_run;
+  };
+  struct Saved {
+    uint64_t free_pages = 0;
+    uint64_t pending_pages = 0;
+    uint64_t next_fit = 0;
+    std::vector<std::pair<uint64_t, uint32_t>> free_in_page;  // first value per bitmap page
+    std::vector<PendingChange> pending;
+  };
+  void save_free_in_page(uint64_t k);
+  bool savepoint_open_ = false;
+  Saved saved_;
+  uint64_t allocations_ = 0;
+  uint64_t fail_allocation_at_ = 0;
 };
 
 }  // namespace pagefs

@@ -1,5 +1,36 @@
-// Transactions of the filesystem: begin_op, commit, checkpoint and the sticky
-// failure state. The journal protocol itself is in journal.cc.
+// Transactions of the filesystem: operations, commit points, commit,
+// checkpoint and the sticky failure state. The journal protocol itself is in
+// journal.cc.
+//
+// THE RULE: every changing operation happens whole or not at all.
+//
+//   1. An operation runs under the filesystem lock held exclusively, inside
+//      run_op(), which opens a *segment*: the buffer pool and the space map
+//      open savepoints, and the in-memory superblock and tree root are saved.
+//   2. It checks what it can before changing anything (names, types, link
+//      counts, emptiness, free space) and returns ordinary errors from there
+//      with nothing changed.
+//   3. It calls begin_op() with a bound on the pages it will change; begin_op
+//      commits or checkpoints first if the running transaction could not
+//      otherwise take them (journal staging, pool room, free space).
+//   4. It changes pages through the pool, calling mark_dirty() before the
+//      first change to each page, so the pool can keep its before-image.
+//   5. If anything fails from there on (ENOSPC from an allocation, EIO from a
+//      tree page, a bucket found full), run_op() rolls the segment back:
+//      every page, bitmap counter, pending free, the superblock copy and the
+//      tree root are as they were, and the error is returned.
+//   6. Long operations (write, truncate, fallocate, freeing a large file)
+//      call begin_op() again at *commit points*, between chunks whose end is
+//      a consistent state. A commit point keeps the segment before it and
+//      opens the next one; a failure undoes only the current chunk. write()
+//      then returns the bytes of the chunks it kept, never an error after
+//      data landed.
+//   7. If a segment cannot be undone (it outgrew the pool's undo area), or
+//      a journal write or flush fails, the filesystem turns read-only and
+//      says why once (fail()): nothing after the last durable commit is
+//      ever committed.
+//   8. A commit happens only at a commit point or between operations, so
+//      every committed transaction is a consistent filesystem.
 #include <cstring>
 
 #include "engine/fs_impl.h"
@@ -12,7 +43,65 @@ constexpr size_t kMaxPendingRuns = 16384;
 
 }  // namespace
 
+// ---- segments -----------------------------------------------------------------
+
+void FileSystem::Impl::open_segment() {
+  assert(!segment_open_);
+  pool_->begin_savepoint();
+  space_->begin_savepoint();
+  segment_sb_ = *sb_;
+  segment_root_ = root_;
+  segment_open_ = true;
+}
+
+void FileSystem::Impl::keep_segment() {
+  assert(segment_open_);
+  pool_->release_savepoint();
+  space_->release_savepoint();
+  segment_open_ = false;
+}
+
+// Puts every page, counter and root the segment changed back. If the pool
+// could not (a segment larger than its undo area), the half-done changes stay
+// in memory, so the filesystem stops taking changes and never commits them.
+bool FileSystem::Impl::rollback_segment() {
+  assert(segment_open_);
+  segment_open_ = false;
+  if (!pool_->rollback_savepoint()) {
+    space_->release_savepoint();
+    fail("undoing a failed operation", ENOSPC);
+    return false;
+  }
+  space_->rollback_savepoint();
+  *sb_ = segment_sb_;
+  root_ = segment_root_;
+  return true;
+}
+
+void FileSystem::Impl::undo_segment() {
+  if (rollback_segment()) open_segment();
+}
+
+class FileSystem::Impl::SegmentBoundary {
+ public:
+  explicit SegmentBoundary(Impl& fs) : fs_(fs), reopen_(fs.segment_open_) {
+    if (reopen_) fs_.keep_segment();
+  }
+  ~SegmentBoundary() {
+    if (reopen_) fs_.open_segment();
+  }
+  SegmentBoundary(const SegmentBoundary&) = delete;
+  SegmentBoundary& operator=(const SegmentBoundary&) = delete;
+
+ private:
+  Impl& fs_;
+  bool reopen_;
+};
+
+// ---- transactions ---------------------------------------------------------------
+
 Status FileSystem::Impl::begin_op(uint64_t pages, uint64_t data_pages) {
+  SegmentBoundary boundary(*this);
   if (failed_) return Err{EIO};
   if (read_only_) return Err{EROFS};
   if (int error = pool_->write_error()) {
@@ -36,6 +125,7 @@ Status FileSystem::Impl::begin_op(uint64_t pages, uint64_t data_pages) {
 // copied into page 0, the running transaction's pages are gathered and their
 // images staged. journal_->commit() does steps 3-5.
 Status FileSystem::Impl::commit_locked() {
+  SegmentBoundary boundary(*this);
   if (failed_) return Err{EIO};
   if (read_only_ || (!dirty_ && pool_->txn_frames() == 0)) return ok_status();
   sb_->tree_root = root_.page;
@@ -83,6 +173,7 @@ Status FileSystem::Impl::commit_locked() {
 // Writes every page home, flushes, and moves the journal tail to the head:
 // after this, recovery has nothing to replay.
 Status FileSystem::Impl::checkpoint_locked() {
+  SegmentBoundary boundary(*this);
   PAGEFS_TRY(commit_locked());
   Status st = pool_->flush_all();
   if (!st.ok()) {

@@ -78,27 +78,29 @@ Status FileSystem::setxattr(InodeNo ino, std::string_view name, std::string_view
   if (value.size() > XATTR_SIZE_MAX) return Err{E2BIG};
   if (value.size() > max_xattr_value(impl_->page_size_, name.size())) return Err{ENOSPC};
   std::unique_lock lock(impl_->mu_);
-  Impl& fs = *impl_;
-  PAGEFS_TRY(fs.begin_op(64));
-  PAGEFS_ASSIGN(InodeRecord rec, fs.get_inode(ino));
-  XattrItem item;
-  bool found = false;
-  uint64_t free_cookie = 0;
-  PAGEFS_TRY(find_xattr(*fs.tree_, ino, name, &item, &found, &free_cookie));
-  if (found && (flags & XATTR_CREATE)) return Err{EEXIST};
-  if (!found && (flags & XATTR_REPLACE)) return Err{ENODATA};
-  uint64_t cookie = found ? item.cookie : free_cookie;
-  uint64_t last = (name_hash(name.data(), name.size()) << kCookieCollisionBits) | 0xff;
-  if (!found && cookie > last) return Err{ENOSPC};  // 256 names share this hash
-  std::string v(sizeof(XattrValue) + name.size() + value.size(), '\0');
-  XattrValue x{static_cast<uint8_t>(name.size()), 0, static_cast<uint16_t>(value.size())};
-  std::memcpy(v.data(), &x, sizeof x);
-  std::memcpy(v.data() + sizeof x, name.data(), name.size());
-  std::memcpy(v.data() + sizeof x + name.size(), value.data(), value.size());
-  PAGEFS_TRY(fs.tree_->put(Key::of(ino.value, KeyKind::kXattr, cookie),
-                           std::span(reinterpret_cast<const std::byte*>(v.data()), v.size())));
-  Impl::touch(rec, false, true);
-  return fs.put_inode(ino, rec);
+  return impl_->run_op([&]() -> Status {
+    Impl& fs = *impl_;
+    PAGEFS_TRY(fs.begin_op(64));
+    PAGEFS_ASSIGN(InodeRecord rec, fs.get_inode(ino));
+    XattrItem item;
+    bool found = false;
+    uint64_t free_cookie = 0;
+    PAGEFS_TRY(find_xattr(*fs.tree_, ino, name, &item, &found, &free_cookie));
+    if (found && (flags & XATTR_CREATE)) return Err{EEXIST};
+    if (!found && (flags & XATTR_REPLACE)) return Err{ENODATA};
+    uint64_t cookie = found ? item.cookie : free_cookie;
+    uint64_t last = (name_hash(name.data(), name.size()) << kCookieCollisionBits) | 0xff;
+    if (!found && cookie > last) return Err{ENOSPC};  // 256 names share this hash
+    std::string v(sizeof(XattrValue) + name.size() + value.size(), '\0');
+    XattrValue x{static_cast<uint8_t>(name.size()), 0, static_cast<uint16_t>(value.size())};
+    std::memcpy(v.data(), &x, sizeof x);
+    std::memcpy(v.data() + sizeof x, name.data(), name.size());
+    std::memcpy(v.data() + sizeof x + name.size(), value.data(), value.size());
+    PAGEFS_TRY(fs.tree_->put(Key::of(ino.value, KeyKind::kXattr, cookie),
+                             std::span(reinterpret_cast<const std::byte*>(v.data()), v.size())));
+    Impl::touch(rec, false, true);
+    return fs.put_inode(ino, rec);
+  });
 }
 
 Result<std::string> FileSystem::getxattr(InodeNo ino, std::string_view name) {
@@ -131,18 +133,20 @@ Result<std::string> FileSystem::listxattr(InodeNo ino) {
 Status FileSystem::removexattr(InodeNo ino, std::string_view name) {
   PAGEFS_TRY(check_xattr_name(name));
   std::unique_lock lock(impl_->mu_);
-  Impl& fs = *impl_;
-  PAGEFS_TRY(fs.begin_op(64));
-  PAGEFS_ASSIGN(InodeRecord rec, fs.get_inode(ino));
-  XattrItem item;
-  bool found = false;
-  uint64_t free_cookie = 0;
-  PAGEFS_TRY(find_xattr(*fs.tree_, ino, name, &item, &found, &free_cookie));
-  if (!found) return Err{ENODATA};
-  PAGEFS_ASSIGN(bool erased, fs.tree_->erase(Key::of(ino.value, KeyKind::kXattr, item.cookie)));
-  if (!erased) return Err{EIO};
-  Impl::touch(rec, false, true);
-  return fs.put_inode(ino, rec);
+  return impl_->run_op([&]() -> Status {
+    Impl& fs = *impl_;
+    PAGEFS_TRY(fs.begin_op(64));
+    PAGEFS_ASSIGN(InodeRecord rec, fs.get_inode(ino));
+    XattrItem item;
+    bool found = false;
+    uint64_t free_cookie = 0;
+    PAGEFS_TRY(find_xattr(*fs.tree_, ino, name, &item, &found, &free_cookie));
+    if (!found) return Err{ENODATA};
+    PAGEFS_ASSIGN(bool erased, fs.tree_->erase(Key::of(ino.value, KeyKind::kXattr, item.cookie)));
+    if (!erased) return Err{EIO};
+    Impl::touch(rec, false, true);
+    return fs.put_inode(ino, rec);
+  });
 }
 
 }  // namespace pagefs

@@ -238,6 +238,17 @@ TEST_F(FileSystemTest, FullFilesystemGivesEnospcAndRecoversAfterDelete) {
     full.push_back(f);
   }
   ASSERT_GE(full.size(), 2u);
+  // The write that ran out kept whole chunks only; fill what it left.
+  InodeNo rest = create(kRootInode, "rest");
+  std::string page(4096, 'p');
+  for (uint64_t off = 0;; off += page.size()) {
+    ASSERT_LT(off, 1u << 20);
+    auto w = fs_->write(rest, off, page.data(), page.size());
+    if (!w.ok()) {
+      EXPECT_EQ(w.error(), ENOSPC);
+      break;
+    }
+  }
   EXPECT_EQ(fs_->write(full[1], chunk.size(), "more", 4).error(), ENOSPC);
   ASSERT_TRUE(fs_->unlink(kRootInode, "f0", caller_).ok());
   ASSERT_TRUE(fs_->release_inode(full[0]).ok());
@@ -327,19 +338,25 @@ TEST_F(FileSystemTest, ReadInPlaceMatchesCopyingReadOverHolesAndEof) {
 }
 
 TEST_F(FileSystemTest, ReadInPlaceRefusesToPinMoreThanItsShareOfTheCache) {
-  // 16 MiB of cache is 4096 frames; one read may pin a 64th of them.
+  // One read may pin a 64th of the frames (16 MiB of cache: about 4000).
+  const uint64_t share = fs_->stats().cache_frames / 64;
+  ASSERT_GE(share, 32u);
   InodeNo f = create(kRootInode, "f");
   std::string data(1 << 20, 'q');
   ASSERT_TRUE(fs_->write(f, 0, data.data(), data.size()).ok());
-  EXPECT_TRUE(read_gathered(*fs_, f, 0, 64 * 4096).ok());
-  EXPECT_EQ(read_gathered(*fs_, f, 0, 64 * 4096 + 1).error(), ENOBUFS);
+  EXPECT_TRUE(read_gathered(*fs_, f, 0, share * 4096).ok());
+  EXPECT_EQ(read_gathered(*fs_, f, 0, share * 4096 + 1).error(), ENOBUFS);
   std::string copied(data.size(), '\0');
   EXPECT_EQ(fs_->read(f, 0, copied.size(), copied.data()).value(), data.size());
   EXPECT_EQ(copied, data);
 }
 
 TEST_F(FileSystemTest, ReadsInPlaceTogetherPinAtMostAQuarterOfTheCache) {
-  // 16 MiB of cache: 4096 frames; 16 reads of 64 pages reach the quarter.
+  // 16 reads of a 64th of the frames each, and one more read, pass the quarter.
+  const uint64_t frames = fs_->stats().cache_frames;
+  const uint64_t share = frames / 64;
+  const uint64_t over = frames / 4 - 16 * share + 1;
+  ASSERT_LE(over, share);
   InodeNo f = create(kRootInode, "f");
   std::string data(4 << 20, 'r');
   ASSERT_TRUE(fs_->write(f, 0, data.data(), data.size()).ok());
@@ -354,11 +371,11 @@ TEST_F(FileSystemTest, ReadsInPlaceTogetherPinAtMostAQuarterOfTheCache) {
   std::atomic<int> ok{0};
   for (int i = 0; i < kReaders; i++) {
     readers.emplace_back([&, i] {
-      auto n =
-          fs_->read_in_place(f, uint64_t(i) * 64 * 4096, 64 * 4096, [&](std::span<const iovec>) {
-            inside.count_down();
-            leave.wait();  // keep the pages pinned
-          });
+      auto n = fs_->read_in_place(f, uint64_t(i) * share * 4096, share * 4096,
+                                  [&](std::span<const iovec>) {
+                                    inside.count_down();
+                                    leave.wait();  // keep the pages pinned
+                                  });
       if (n.ok()) {
         ok++;
       } else {
@@ -368,7 +385,7 @@ TEST_F(FileSystemTest, ReadsInPlaceTogetherPinAtMostAQuarterOfTheCache) {
   }
   inside.wait();
   // (No copying read() here: its atime update would wait for the readers.)
-  EXPECT_EQ(read_gathered(*fs_, f, 0, 4096).error(), ENOBUFS);
+  EXPECT_EQ(read_gathered(*fs_, f, 0, over * 4096).error(), ENOBUFS);
   leave.count_down();
   for (std::thread& t : readers) t.join();
   EXPECT_EQ(ok.load(), kReaders);
