@@ -181,25 +181,42 @@ Result<InodeNo> FileSystem::Impl::new_inode(uint32_t mode, uint64_t rdev, const 
 }
 
 // Removes everything the tree holds for `ino` (record, xattrs, extents) and
-// frees its data pages.
+// frees its data pages. Items go in batches with commit points between them
+// and the inode record last, so every commit point leaves an orphan inode
+// with fewer items: a consistent state.
 Status FileSystem::Impl::free_inode(InodeNo ino, const InodeRecord& rec) {
+  constexpr size_t kBatch = 64;
   InodeRecord copy = rec;
   if (S_ISREG(rec.mode) || S_ISLNK(rec.mode)) {
     PAGEFS_TRY(remove_pages(ino, copy, 0, UINT64_MAX / page_size_));
   }
+  const Key first = Key::of(ino.value, KeyKind::kInode, 0);
   std::vector<Key> keys;
-  PAGEFS_TRY(tree_->scan(Key::of(ino.value, KeyKind::kInode, 0),
-                         Key::of(ino.value, KeyKind::kOrphan, UINT64_MAX),
-                         [&](const Key& k, std::span<const std::byte>) {
-                           keys.push_back(k);
-                           return true;
-                         }));
-  for (const Key& k : keys) {
-    auto erased = tree_->erase(k);
-    if (!erased.ok()) return Err{erased.error()};
+  keys.reserve(kBatch);
+  for (;;) {
+    keys.clear();
+    // The items after the record, up to a batch; then the record alone.
+    PAGEFS_TRY(tree_->scan(Key::of(ino.value, KeyKind::kInode, 1),
+                           Key::of(ino.value, KeyKind::kOrphan, UINT64_MAX),
+                           [&](const Key& k, std::span<const std::byte>) {
+                             keys.push_back(k);
+                             return keys.size() < kBatch;
+                           }));
+    if (keys.empty()) break;
+    for (const Key& k : keys) PAGEFS_TRY(erase_item(k));
+    // A batch of one inode's items lies in a few neighbouring leaves: at
+    // most four items a leaf, their parents and the bitmap of freed nodes.
+    PAGEFS_TRY(begin_op(kBatch / 4 + 16));
   }
+  PAGEFS_TRY(erase_item(first));
   sb_->inode_count--;
   dirty_ = true;
+  return ok_status();
+}
+
+Status FileSystem::Impl::erase_item(const Key& key) {
+  PAGEFS_ASSIGN(bool erased, tree_->erase(key));
+  if (!erased) return Err{EIO};
   return ok_status();
 }
 

@@ -84,6 +84,8 @@ class FileSystem::Impl {
   Result<InodeNo> new_inode(uint32_t mode, uint64_t rdev, const Caller& caller,
                             const InodeRecord& parent, InodeRecord* out);
   Status free_inode(InodeNo ino, const InodeRecord& rec);
+  // Erases an item that must be there (EIO if it is not).
+  Status erase_item(const Key& key);
   Status add_orphan(InodeNo ino);
   Status remove_orphan(InodeNo ino);
   Status purge_orphans();
