@@ -83,6 +83,11 @@ void PageRef::mark_dirty() {
   pool_->set_dirty(frame_);
 }
 
+void PageRef::set_data_crc(uint32_t crc) {
+  assert(pool_);
+  pool_->set_data_crc(frame_, crc);
+}
+
 // ---- BufferPool: set-up -----------------------------------------------------
 
 Result<std::unique_ptr<BufferPool>> BufferPool::open(Device& device, uint32_t page_size,
@@ -146,6 +151,7 @@ Result<PageRef> BufferPool::fetch(PageNo page, bool meta, PageType type, uint32_
       io_done_.wait(lock);
       continue;
     }
+    if (!cached_page_matches(it->second, meta, type, crc)) return Err{EIO};
     f.pins++;
     f.usage = std::min<uint8_t>(f.usage + 1, kMaxUsage);
     hits_.fetch_add(1, std::memory_order_relaxed);
@@ -184,7 +190,38 @@ Result<PageRef> BufferPool::fetch(PageNo page, bool meta, PageType type, uint32_
     release_frame(frame);
     return Err{EIO};
   }
+  if (!meta) f.data_crc = crc, f.crc_known = true;
   return PageRef(this, frame, page, frame_data(frame));
+}
+
+// A cached page is held to the same check as one just read: a data page must
+// match the CRC its extent records (known from the read or the last write, so
+// this is a compare, not a checksum), and a metadata page must be of the type
+// asked for. An extent or tree pointer aimed at the wrong page finds out here.
+// Called with mu_ held on a frame that is not busy.
+bool BufferPool::cached_page_matches(uint32_t frame, bool meta, PageType type, uint32_t crc) {
+  Frame& f = frames_[frame];
+  const char* why = nullptr;
+  if (meta != f.meta) {
+    why = meta ? "holds file data, not metadata" : "holds metadata, not file data";
+  } else if (meta) {
+    PageHeader h;
+    std::memcpy(&h, frame_data(frame), sizeof h);
+    if (h.magic != kPageMagic || h.type != static_cast<uint16_t>(type) ||
+        h.page_no != f.page.value) {
+      why = "is not the metadata page asked for";
+    }
+  } else {
+    if (!f.crc_known) {
+      f.data_crc = crc32c(frame_data(frame), page_size_);
+      f.crc_known = true;
+    }
+    if (f.data_crc != crc) why = "does not match the checksum its extent records";
+  }
+  if (why == nullptr) return true;
+  checksum_errors_.fetch_add(1, std::memory_order_relaxed);
+  PAGEFS_LOG_ERROR("cached page %llu %s", static_cast<unsigned long long>(f.page.value), why);
+  return false;
 }
 
 bool BufferPool::verify(uint32_t frame, PageNo page, bool meta, PageType type, uint32_t crc,
@@ -254,7 +291,12 @@ void BufferPool::prefetch_data(std::span<const DataPageRequest> pages) {
     Frame& f = frames_[frames[i]];
     f.busy = false;
     f.pins = 0;
-    if (!good[i]) release_frame(frames[i]);
+    if (!good[i]) {
+      release_frame(frames[i]);
+    } else {
+      f.data_crc = wanted[i].crc;
+      f.crc_known = true;
+    }
   }
   io_done_.notify_all();
 }
@@ -278,6 +320,7 @@ Result<PageRef> BufferPool::create(PageNo page, bool meta, bool fresh) {
     bool was_fresh = this->fresh(f);
     f.fresh_txn = fresh || was_fresh ? running_txn_ : 0;
     f.usage = 0;
+    f.crc_known = false;
     std::memset(frame_data(it->second), 0, page_size_);
     return PageRef(this, it->second, page, frame_data(it->second));
   }
@@ -361,6 +404,7 @@ void BufferPool::set_dirty(uint32_t frame) {
   Frame& f = frames_[frame];
   assert(f.pins > 0 && !f.busy);
   record_undo(frame);
+  f.crc_known = false;  // the caller is about to change the bytes
   if (!f.dirty) {
     dirty_count_++;
     if (dirty_count_ * 100 > uint64_t(frame_count_) * writeback_options_.dirty_high_pct) {
@@ -373,6 +417,14 @@ void BufferPool::set_dirty(uint32_t frame) {
     txn_frames_.push_back(frame);
     if (!fresh(f)) txn_images_++;
   }
+}
+
+void BufferPool::set_data_crc(uint32_t frame, uint32_t crc) {
+  std::lock_guard lock(mu_);
+  Frame& f = frames_[frame];
+  assert(f.pins > 0 && !f.meta);
+  f.data_crc = crc;
+  f.crc_known = true;
 }
 
 // A dirty frame may go home when no uncommitted change is in it, or when it

@@ -87,6 +87,9 @@ class PageRef {
   // Records that the caller is about to change the page; it will be written
   // back. Must come before the first change (a savepoint copies the page here).
   void mark_dirty();
+  // A data page's writer tells the pool the CRC32C of the bytes it left, so
+  // later cache hits are checked against the extent's CRC by a compare.
+  void set_data_crc(uint32_t crc);
   void reset();
 
   template <class T>
@@ -156,9 +159,10 @@ class BufferPool {
   using Validator = bool (*)(const std::byte* page, uint32_t page_size, const char** why);
 
   // A metadata page: read if needed and verified (magic, type, page number,
-  // CRC, and `validate` if given). Cached pages are trusted.
+  // CRC, and `validate` if given). A cached page must be metadata of `type`.
   Result<PageRef> fetch_meta(PageNo page, PageType type, Validator validate = nullptr);
-  // A data page: read if needed and verified against `crc`.
+  // A data page: read if needed and verified against `crc`; a cached one is
+  // held to the same CRC (EIO, counted as a checksum error, on a mismatch).
   Result<PageRef> fetch_data(PageNo page, uint32_t crc);
   // Reads the listed data pages that are not cached, in one merged batch.
   // Best effort: pages that fail are simply left out (fetch_data reports them).
@@ -241,6 +245,8 @@ class BufferPool {
     uint64_t fresh_txn = 0;  // transaction that allocated this data page: ordered write
     uint64_t txn = 0;        // transaction that changed it, until its commit ends; 0: none
     bool savepoint = false;  // has an undo entry in the open savepoint: stays put
+    bool crc_known = false;  // data frames: data_crc is the CRC32C of the bytes
+    uint32_t data_crc = 0;
   };
 
   // How to undo the changes to one frame: restore `image` (an index into the
@@ -258,6 +264,8 @@ class BufferPool {
   std::byte* frame_data(uint32_t f) const { return memory_ + size_t(f) * page_size_; }
   void unpin(uint32_t frame);
   void set_dirty(uint32_t frame);
+  void set_data_crc(uint32_t frame, uint32_t crc);
+  bool cached_page_matches(uint32_t frame, bool meta, PageType type, uint32_t crc);
   Result<PageRef> fetch(PageNo page, bool meta, PageType type, uint32_t crc,
                         Validator validate = nullptr);
   // Finds a free frame, evicting (and writing back) as needed. Called with mu_

@@ -82,6 +82,8 @@ void BufferPool::undo(const UndoEntry& e) {
   f.fresh_txn = e.saved.fresh_txn;
   f.txn = e.saved.txn;
   f.usage = e.saved.usage;
+  f.crc_known = e.saved.crc_known;
+  f.data_crc = e.saved.data_crc;
 }
 
 bool BufferPool::rollback_savepoint() {

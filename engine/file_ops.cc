@@ -104,6 +104,7 @@ Status FileSystem::Impl::write_page(InodeNo ino, InodeRecord& rec, uint64_t fp, 
   ref.mark_dirty();
   std::memcpy(ref.data() + in_page, buf, len);
   cur.crc[idx] = crc32c(ref.data(), page_size_);
+  ref.set_data_crc(cur.crc[idx]);
   cur.unwritten &= ~(1u << idx);
   cur_dirty = true;
   return ok_status();
@@ -303,6 +304,7 @@ Status FileSystem::Impl::zero_bytes(InodeNo ino, uint64_t off, uint32_t len) {
   ref.mark_dirty();
   std::memset(ref.data() + in_page, 0, len);
   e.crc[i] = crc32c(ref.data(), page_size_);
+  ref.set_data_crc(e.crc[i]);
   return put_extent(ino, e);
 }
 

@@ -19,6 +19,7 @@
 
 #include "engine/fault_device.h"
 #include "engine/formatter.h"
+#include "engine/fs_impl.h"
 #include "engine/mem_device.h"
 
 namespace pagefs {
@@ -390,6 +391,54 @@ TEST_F(FileSystemTest, ReadsInPlaceTogetherPinAtMostAQuarterOfTheCache) {
   for (std::thread& t : readers) t.join();
   EXPECT_EQ(ok.load(), kReaders);
   EXPECT_EQ(read_gathered(*fs_, f, 0, 4096).value(), std::string(4096, 'r'));
+}
+
+// Points the first extent of `ino` at device page `phys`, keeping its CRCs,
+// as a misdirected write or a crafted image would.
+void redirect_first_extent(FileSystem& fs, InodeNo ino, uint64_t phys) {
+  FileSystem::Impl& impl = fs.internals_for_testing();
+  std::unique_lock lock(impl.mu_);
+  Extent e;
+  bool found = false;
+  ASSERT_TRUE(impl.find_extent(ino, 0, &e, &found).ok());
+  ASSERT_TRUE(found);
+  e.phys = phys;
+  ASSERT_TRUE(impl.put_extent(ino, e).ok());
+}
+
+uint64_t first_extent_phys(FileSystem& fs, InodeNo ino) {
+  FileSystem::Impl& impl = fs.internals_for_testing();
+  std::shared_lock lock(impl.mu_);
+  Extent e;
+  bool found = false;
+  EXPECT_TRUE(impl.find_extent(ino, 0, &e, &found).ok());
+  return found ? e.phys : 0;
+}
+
+TEST_F(FileSystemTest, ExtentPointingAtACachedMetadataPageIsEio) {
+  InodeNo f = create(kRootInode, "f");
+  std::string data(4096, 'k');
+  ASSERT_TRUE(fs_->write(f, 0, data.data(), data.size()).ok());
+  // The root node is cached: every lookup went through it.
+  const uint64_t root = fs_->internals_for_testing().root_.page;
+  redirect_first_extent(*fs_, f, root);
+  char buf[4096];
+  EXPECT_EQ(fs_->read(f, 0, sizeof buf, buf).error(), EIO);
+  EXPECT_EQ(read_gathered(*fs_, f, 0, sizeof buf).error(), EIO);
+  EXPECT_GE(fs_->stats().checksum_errors, 1u);
+}
+
+TEST_F(FileSystemTest, ExtentPointingAtAnotherFilesCachedPageIsEio) {
+  InodeNo f1 = create(kRootInode, "f1");
+  InodeNo f2 = create(kRootInode, "f2");
+  std::string one(4096, '1'), two(4096, '2');
+  ASSERT_TRUE(fs_->write(f1, 0, one.data(), one.size()).ok());
+  ASSERT_TRUE(fs_->write(f2, 0, two.data(), two.size()).ok());
+  ASSERT_EQ(read_all(f1), one);  // f1's page is cached, its CRC known
+  redirect_first_extent(*fs_, f2, first_extent_phys(*fs_, f1));
+  char buf[4096];
+  EXPECT_EQ(fs_->read(f2, 0, sizeof buf, buf).error(), EIO);
+  EXPECT_EQ(read_all(f1), one);
 }
 
 }  // namespace
