@@ -131,7 +131,7 @@ Status FileSystem::Impl::drop_link(InodeNo ino, InodeRecord& rec) {
 
 Result<Attr> FileSystem::Impl::create_node(InodeNo parent, std::string_view name, uint32_t mode,
                                            uint64_t rdev, const Caller& caller,
-                                           std::string_view symlink_target) {
+                                           std::string_view symlink_target, Hold hold) {
   PAGEFS_TRY(begin_op(64));
   PAGEFS_TRY(check_name(name));
   if (is_dot_or_dotdot(name)) return Err{EEXIST};
@@ -157,33 +157,34 @@ Result<Attr> FileSystem::Impl::create_node(InodeNo parent, std::string_view name
   PAGEFS_TRY(put_inode(parent, dir));
   Attr a = to_attr(ino, rec);
   a.blocks_512 = rec.blocks * (page_size_ / 512);
+  if (hold == Hold::kYes) refs_.add(ino.value);  // the last step: nothing can fail after it
   return a;
 }
 
 // ---- FileSystem: directory operations -----------------------------------------
 
-Result<Attr> FileSystem::lookup(InodeNo parent, std::string_view name) {
+// The name is found and its inode read (and held) under one shared lock, so
+// the inode cannot be freed in between.
+Result<Attr> FileSystem::lookup(InodeNo parent, std::string_view name, Hold hold) {
   if (name.size() > kNameMax) return Err{ENAMETOOLONG};
+  std::shared_lock lock(impl_->mu_);
+  PAGEFS_ASSIGN(InodeRecord dir, impl_->get_dir(parent));
   InodeNo child;
-  {
-    std::shared_lock lock(impl_->mu_);
-    PAGEFS_ASSIGN(InodeRecord dir, impl_->get_dir(parent));
-    if (name == ".") {
-      child = parent;
-    } else if (name == "..") {
-      child = parent == kRootInode ? parent : InodeNo{dir.parent};
-    } else {
-      Impl::FoundEntry e;
-      PAGEFS_ASSIGN(bool found, impl_->dir_find(parent, name, &e));
-      if (!found) return Err{ENOENT};
-      child = InodeNo{e.ino};
-    }
+  if (name == ".") {
+    child = parent;
+  } else if (name == "..") {
+    child = parent == kRootInode ? parent : InodeNo{dir.parent};
+  } else {
+    Impl::FoundEntry e;
+    PAGEFS_ASSIGN(bool found, impl_->dir_find(parent, name, &e));
+    if (!found) return Err{ENOENT};
+    child = InodeNo{e.ino};
   }
-  return getattr(child);
+  return impl_->attr_of(child, hold);
 }
 
 Result<Attr> FileSystem::mknod(InodeNo parent, std::string_view name, uint32_t mode, uint64_t rdev,
-                               const Caller& caller) {
+                               const Caller& caller, Hold hold) {
   uint32_t type = mode & S_IFMT;
   if (type == 0) mode |= S_IFREG, type = S_IFREG;
   if (type != S_IFREG && type != S_IFIFO && type != S_IFSOCK && type != S_IFCHR &&
@@ -192,23 +193,25 @@ Result<Attr> FileSystem::mknod(InodeNo parent, std::string_view name, uint32_t m
   }
   if (type != S_IFCHR && type != S_IFBLK) rdev = 0;
   std::unique_lock lock(impl_->mu_);
-  return impl_->run_op([&] { return impl_->create_node(parent, name, mode, rdev, caller, {}); });
+  return impl_->run_op(
+      [&] { return impl_->create_node(parent, name, mode, rdev, caller, {}, hold); });
 }
 
 Result<Attr> FileSystem::mkdir(InodeNo parent, std::string_view name, uint32_t mode,
-                               const Caller& caller) {
+                               const Caller& caller, Hold hold) {
   std::unique_lock lock(impl_->mu_);
-  return impl_->run_op(
-      [&] { return impl_->create_node(parent, name, S_IFDIR | (mode & 07777), 0, caller, {}); });
+  return impl_->run_op([&] {
+    return impl_->create_node(parent, name, S_IFDIR | (mode & 07777), 0, caller, {}, hold);
+  });
 }
 
 Result<Attr> FileSystem::symlink(InodeNo parent, std::string_view name, std::string_view target,
-                                 const Caller& caller) {
+                                 const Caller& caller, Hold hold) {
   if (target.empty()) return Err{ENOENT};
   if (target.size() >= PATH_MAX) return Err{ENAMETOOLONG};
   std::unique_lock lock(impl_->mu_);
   return impl_->run_op(
-      [&] { return impl_->create_node(parent, name, S_IFLNK | 0777, 0, caller, target); });
+      [&] { return impl_->create_node(parent, name, S_IFLNK | 0777, 0, caller, target, hold); });
 }
 
 Result<std::string> FileSystem::readlink(InodeNo ino) {
@@ -221,7 +224,8 @@ Result<std::string> FileSystem::readlink(InodeNo ino) {
   return target;
 }
 
-Result<Attr> FileSystem::link(InodeNo ino, InodeNo new_parent, std::string_view new_name) {
+Result<Attr> FileSystem::link(InodeNo ino, InodeNo new_parent, std::string_view new_name,
+                              Hold hold) {
   std::unique_lock lock(impl_->mu_);
   return impl_->run_op([&]() -> Result<Attr> {
     PAGEFS_TRY(impl_->begin_op(64));
@@ -245,6 +249,7 @@ Result<Attr> FileSystem::link(InodeNo ino, InodeNo new_parent, std::string_view 
     PAGEFS_TRY(impl_->put_inode(new_parent, dir));
     Attr a = Impl::to_attr(ino, rec);
     a.blocks_512 = rec.blocks * (impl_->page_size_ / 512);
+    if (hold == Hold::kYes) impl_->refs_.add(ino.value);
     return a;
   });
 }

@@ -313,12 +313,17 @@ Status FileSystem::unmount() {
   return impl_->write_superblocks();
 }
 
-Result<Attr> FileSystem::getattr(InodeNo ino) {
-  std::shared_lock lock(impl_->mu_);
-  PAGEFS_ASSIGN(InodeRecord rec, impl_->get_inode(ino));
-  Attr a = Impl::to_attr(ino, rec);
-  a.blocks_512 = rec.blocks * (impl_->page_size_ / 512);
+Result<Attr> FileSystem::Impl::attr_of(InodeNo ino, Hold hold) {
+  PAGEFS_ASSIGN(InodeRecord rec, get_inode(ino));
+  Attr a = to_attr(ino, rec);
+  a.blocks_512 = rec.blocks * (page_size_ / 512);
+  if (hold == Hold::kYes) refs_.add(ino.value);
   return a;
+}
+
+Result<Attr> FileSystem::getattr(InodeNo ino, Hold hold) {
+  std::shared_lock lock(impl_->mu_);
+  return impl_->attr_of(ino, hold);
 }
 
 // Commits the running transaction, which holds every change made so far: a
@@ -331,9 +336,29 @@ Status FileSystem::fsync(InodeNo, bool) {
   return impl_->commit_locked();
 }
 
+Status FileSystem::forget(InodeNo ino, uint64_t n) {
+  if (!impl_->refs_.forget(ino.value, n)) return ok_status();
+  return release_inode(ino);
+}
+
+void FileSystem::forget_all() {
+  for (uint64_t ino : impl_->refs_.drain()) {
+    Status released = release_inode(InodeNo{ino});
+    if (!released.ok()) {
+      PAGEFS_LOG_WARN("releasing inode %llu: %s", static_cast<unsigned long long>(ino),
+                      strerror(released.error()));
+    }
+  }
+}
+
+// The count is read again under the lock held exclusively: a LOOKUP that
+// found the inode before its last name went away may have taken a new
+// reference since the FORGET that brought us here (references are only
+// taken under the lock, so none can come in between this check and the free).
 Status FileSystem::release_inode(InodeNo ino) {
   std::unique_lock lock(impl_->mu_);
   if (impl_->read_only_ || impl_->failed_) return ok_status();
+  if (impl_->refs_.count(ino.value) > 0) return ok_status();
   return impl_->run_op([&]() -> Status {
     auto rec = impl_->get_inode(ino);
     if (!rec.ok()) return rec.error() == ENOENT ? ok_status() : Status(Err{rec.error()});

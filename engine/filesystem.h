@@ -10,9 +10,12 @@
 // sticky directories on rename/unlink, link counts, space.
 //
 // Lifetime of inodes: an inode whose link count reaches zero goes onto the
-// orphan list and keeps its data until release_inode() says nobody refers to
-// it any more (the FUSE adapter calls it when the kernel's lookup count drops
-// to zero). Orphans left by a crash or an unmount are purged at the next mount.
+// orphan list and keeps its data while the kernel holds references to it.
+// The calls that hand an inode to the kernel take a reference when asked
+// (`Hold::kYes`), under the filesystem lock; forget() gives references back
+// and frees an unlinked inode whose count reached zero, checking the count
+// again under the lock. Orphans left by a crash or an unmount are purged at
+// the next mount.
 //
 // Thread-safety: every method may be called concurrently from any thread.
 #pragma once
@@ -68,6 +71,9 @@ struct Attr {
   struct stat to_stat(uint32_t blksize) const;
 };
 
+// Whether a call that returns an inode also takes a kernel reference on it.
+enum class Hold { kNo, kYes };
+
 // Who is asking: new inodes take these ids (and a setgid directory's gid).
 struct Caller {
   uint32_t uid = 0;
@@ -122,18 +128,20 @@ class FileSystem {
   // object must not be used afterwards except to destroy it.
   Status unmount();
 
-  Result<Attr> lookup(InodeNo parent, std::string_view name);
-  Result<Attr> getattr(InodeNo ino);
+  Result<Attr> lookup(InodeNo parent, std::string_view name, Hold hold = Hold::kNo);
+  Result<Attr> getattr(InodeNo ino, Hold hold = Hold::kNo);
   Result<Attr> setattr(InodeNo ino, const SetAttr& changes);
 
   // `mode` carries the file type (S_IFREG, S_IFIFO, S_IFSOCK, S_IFCHR, S_IFBLK).
   Result<Attr> mknod(InodeNo parent, std::string_view name, uint32_t mode, uint64_t rdev,
-                     const Caller& caller);
-  Result<Attr> mkdir(InodeNo parent, std::string_view name, uint32_t mode, const Caller& caller);
+                     const Caller& caller, Hold hold = Hold::kNo);
+  Result<Attr> mkdir(InodeNo parent, std::string_view name, uint32_t mode, const Caller& caller,
+                     Hold hold = Hold::kNo);
   Result<Attr> symlink(InodeNo parent, std::string_view name, std::string_view target,
-                       const Caller& caller);
+                       const Caller& caller, Hold hold = Hold::kNo);
   Result<std::string> readlink(InodeNo ino);
-  Result<Attr> link(InodeNo ino, InodeNo new_parent, std::string_view new_name);
+  Result<Attr> link(InodeNo ino, InodeNo new_parent, std::string_view new_name,
+                    Hold hold = Hold::kNo);
   // The caller's uid is needed for sticky directories.
   Status unlink(InodeNo parent, std::string_view name, const Caller& caller);
   Status rmdir(InodeNo parent, std::string_view name, const Caller& caller);
@@ -141,8 +149,14 @@ class FileSystem {
   Status rename(InodeNo parent, std::string_view name, InodeNo new_parent,
                 std::string_view new_name, uint32_t flags, const Caller& caller);
 
-  // Called when no kernel reference to `ino` remains; frees it if unlinked.
+  // Gives back `n` kernel references to `ino`; at zero, frees it if unlinked.
+  Status forget(InodeNo ino, uint64_t n);
+  // Frees `ino` if it is unlinked and the kernel holds no reference to it.
   Status release_inode(InodeNo ino);
+  // Gives back every kernel reference (at unmount the kernel sends no more
+  // FORGETs) and frees what was unlinked; a failure leaves an orphan, which
+  // the next mount purges.
+  void forget_all();
 
   // Reads up to `len` bytes at `off` into `buf`; returns bytes read (short at
   // EOF). Updates atime the relatime way: when it is not newer than mtime or

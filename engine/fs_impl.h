@@ -21,6 +21,7 @@
 #include "engine/buffer_pool.h"
 #include "engine/filesystem.h"
 #include "engine/format.h"
+#include "engine/inode_refs.h"
 #include "engine/journal.h"
 #include "engine/readahead.h"
 #include "engine/space_map.h"
@@ -90,6 +91,8 @@ class FileSystem::Impl {
   Status remove_orphan(InodeNo ino);
   Status purge_orphans();
   static Attr to_attr(InodeNo ino, const InodeRecord& rec);
+  // The attributes of `ino`, with a kernel reference taken if asked; mu_ held.
+  Result<Attr> attr_of(InodeNo ino, Hold hold);
   static void touch(InodeRecord& rec, bool mtime, bool ctime);
   Status check_writable() const;
 
@@ -104,7 +107,7 @@ class FileSystem::Impl {
   Status dir_remove(InodeNo dir, uint64_t cookie);
   Result<InodeRecord> get_dir(InodeNo dir);
   Result<Attr> create_node(InodeNo parent, std::string_view name, uint32_t mode, uint64_t rdev,
-                           const Caller& caller, std::string_view symlink_target);
+                           const Caller& caller, std::string_view symlink_target, Hold hold);
   Status drop_link(InodeNo ino, InodeRecord& rec);
   static bool sticky_denies(const InodeRecord& dir, const InodeRecord& target,
                             const Caller& caller);
@@ -169,6 +172,7 @@ class FileSystem::Impl {
   std::unique_ptr<Btree> tree_;
   std::unique_ptr<Journal> journal_;
   std::unique_ptr<Readahead> readahead_;
+  InodeRefs refs_;       // the kernel's references; added to under mu_
   bool failed_ = false;  // sticky: a journal or device write failed; guarded by mu_
   TreeRoot root_;
   Superblock* sb_ = nullptr;  // in-memory copy, guarded by mu_

@@ -81,7 +81,6 @@ void FuseAdapter::reply_entry(fuse_req_t req, const Result<Attr>& attr, bool neg
     return;
   }
   fuse_entry_param e = entry_param(*attr);
-  lookups_.add(e.ino);
   // A reply the kernel did not take hands it no reference.
   if (fuse_reply_entry(req, &e) != 0) forget(e.ino, 1);
 }
@@ -93,7 +92,6 @@ void FuseAdapter::reply_create(fuse_req_t req, const Result<Attr>& attr, fuse_fi
   }
   fuse_entry_param e = entry_param(*attr);
   set_open_flags(fi);
-  lookups_.add(e.ino);
   if (fuse_reply_create(req, &e, fi) != 0) forget(e.ino, 1);
 }
 
@@ -120,11 +118,7 @@ void FuseAdapter::set_open_flags(fuse_file_info* fi) const {
 }
 
 void FuseAdapter::forget(uint64_t ino, uint64_t n) {
-  if (lookups_.forget(ino, n)) release(ino);
-}
-
-void FuseAdapter::release(uint64_t ino) {
-  Status released = fs_->release_inode(InodeNo{ino});
+  Status released = fs_->forget(InodeNo{ino}, n);
   if (!released.ok()) {
     PAGEFS_LOG_WARN("releasing inode %llu: %s", static_cast<unsigned long long>(ino),
                     std::strerror(released.error()));
@@ -136,8 +130,7 @@ Status FuseAdapter::shutdown() {
   if (!shut_down_) {
     shut_down_ = true;
     // The kernel sends no FORGET at unmount: whatever it still held is free now.
-    // A failure only leaves an orphan, which the next mount purges.
-    for (uint64_t ino : lookups_.drain()) release(ino);
+    fs_->forget_all();
     Status unmounted = fs_->unmount();
     if (!unmounted.ok()) shutdown_error_ = unmounted.error();
     if (shutdown_error_ != 0) {

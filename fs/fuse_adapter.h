@@ -3,9 +3,10 @@
 // The handlers in fs/fuse_*_ops.cc follow one contract (libfuse's
 // passthrough_hp): decode the request, make one engine call, send exactly one
 // reply, with a positive errno to fuse_reply_err. The adapter holds what they
-// need beyond the request itself: the engine, the cache mode, the timeouts and
-// the kernel's lookup counts, plus the helpers that turn engine results into
-// replies so that every handler counts references the same way.
+// need beyond the request itself: the engine, the cache mode and the timeouts,
+// plus the helpers that turn engine results into replies. The kernel's lookup
+// counts live in the engine: the calls that hand out an inode take its
+// reference with Hold::kYes, and a reply the kernel did not take gives it back.
 //
 // Caching: this daemon is the only writer of the filesystem, and every change
 // goes through it and therefore through the kernel, which updates or drops its
@@ -15,7 +16,7 @@
 //
 // Lifetime: created by main before the session, outlives it. shutdown() (from
 // the destroy handler, or from main if the kernel never initialised the
-// session) releases the inodes the kernel still referenced and unmounts the
+// session) gives back the references the kernel still held and unmounts the
 // engine; it runs once.
 //
 // Thread-safety: every method may be called concurrently from the session's
@@ -30,7 +31,6 @@
 #include <mutex>
 
 #include "engine/filesystem.h"
-#include "fs/lookup_counts.h"
 
 namespace pagefs {
 
@@ -69,8 +69,8 @@ class FuseAdapter {
   // Negotiates capabilities and sizes with the kernel (the init handler).
   void init(fuse_conn_info* conn) const;
 
-  // Replies with an entry for `attr` (counting one reference) or the error.
-  // A lookup's ENOENT becomes a cacheable negative entry when `negative`.
+  // Replies with an entry for `attr`, whose reference the engine took, or the
+  // error. A lookup's ENOENT becomes a cacheable negative entry when `negative`.
   void reply_entry(fuse_req_t req, const Result<Attr>& attr, bool negative = false);
   // Replies to create(): like reply_entry, plus the open file.
   void reply_create(fuse_req_t req, const Result<Attr>& attr, fuse_file_info* fi);
@@ -84,9 +84,7 @@ class FuseAdapter {
   // Sets the open flags the cache mode asks for.
   void set_open_flags(fuse_file_info* fi) const;
 
-  // Reference counting around replies that hand inodes to the kernel.
-  void count_reference(uint64_t ino) { lookups_.add(ino); }
-  // Gives back `n` references; releases the inode in the engine at zero.
+  // Gives back `n` references; the engine frees an unlinked inode at zero.
   void forget(uint64_t ino, uint64_t n);
 
   // Releases every inode still referenced and unmounts the engine. Returns the
@@ -94,11 +92,8 @@ class FuseAdapter {
   Status shutdown();
 
  private:
-  void release(uint64_t ino);
-
   FileSystem* const fs_;
   const AdapterOptions options_;
-  LookupCounts lookups_;
   // Lock order: taken alone, before any engine call shutdown() makes.
   std::mutex shutdown_mu_;
   bool shut_down_ = false;  // guarded by shutdown_mu_

@@ -152,10 +152,11 @@ Status collect_entries(fuse_req_t req, fuse_ino_t dir, uint64_t cookie, size_t r
   return listed;
 }
 
-// The entry for a listed name: its attributes, or, if the inode went away
-// since the listing, only its number and type with ino 0 (no reference).
+// The entry for a listed name: its attributes with a reference taken, or, if
+// the inode went away since the listing, only its number and type with ino 0
+// (no reference).
 Result<fuse_entry_param> plus_entry(FuseAdapter& adapter, const PendingEntry& entry) {
-  Result<Attr> attr = adapter.fs().getattr(InodeNo{entry.ino});
+  Result<Attr> attr = adapter.fs().getattr(InodeNo{entry.ino}, Hold::kYes);
   if (attr.ok()) return adapter.entry_param(*attr);
   if (attr.error() != ENOENT) return Err{attr.error()};
   fuse_entry_param e;
@@ -165,17 +166,19 @@ Result<fuse_entry_param> plus_entry(FuseAdapter& adapter, const PendingEntry& en
   return e;
 }
 
-// Adds the collected entries with their attributes, counting one reference
-// for each one added (and marking it). Fails only if the first entry fails.
+// Adds the collected entries with their attributes, keeping one reference
+// for each one added (and marking it); an entry that does not fit gives its
+// reference back. Fails only if the first entry fails.
 Status add_plus_entries(DirBuffer& out, std::vector<PendingEntry>& pending) {
   FuseAdapter& adapter = FuseAdapter::from(out.req);
   for (size_t i = 0; i < pending.size(); ++i) {
     Result<fuse_entry_param> e = plus_entry(adapter, pending[i]);
     if (!e.ok()) return i == 0 ? Status(Err{e.error()}) : ok_status();
-    if (!out.add_plus(pending[i].name.c_str(), *e, static_cast<off_t>(pending[i].cookie))) break;
-    if (e->ino == 0) continue;
-    adapter.count_reference(e->ino);
-    pending[i].counted = true;
+    if (!out.add_plus(pending[i].name.c_str(), *e, static_cast<off_t>(pending[i].cookie))) {
+      if (e->ino != 0) adapter.forget(e->ino, 1);
+      break;
+    }
+    pending[i].counted = e->ino != 0;
   }
   return ok_status();
 }

@@ -24,7 +24,9 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
   FuseAdapter& adapter = FuseAdapter::from(req);
   uint32_t file_mode = (mode & ~S_IFMT) | S_IFREG;
   adapter.reply_create(
-      req, adapter.fs().mknod(InodeNo{parent}, name, file_mode, 0, FuseAdapter::caller(req)), fi);
+      req,
+      adapter.fs().mknod(InodeNo{parent}, name, file_mode, 0, FuseAdapter::caller(req), Hold::kYes),
+      fi);
 }
 
 // Replies straight from the engine's cache pages (fuse_reply_iov: the kernel

@@ -21,7 +21,8 @@ void op_destroy(void* userdata) noexcept {
 
 void op_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) noexcept {
   FuseAdapter& adapter = FuseAdapter::from(req);
-  adapter.reply_entry(req, adapter.fs().lookup(InodeNo{parent}, name), /*negative=*/true);
+  adapter.reply_entry(req, adapter.fs().lookup(InodeNo{parent}, name, Hold::kYes),
+                      /*negative=*/true);
 }
 
 void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) noexcept {
@@ -83,25 +84,26 @@ void op_readlink(fuse_req_t req, fuse_ino_t ino) noexcept {
 void op_mknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
               dev_t rdev) noexcept {
   FuseAdapter& adapter = FuseAdapter::from(req);
-  adapter.reply_entry(
-      req, adapter.fs().mknod(InodeNo{parent}, name, mode, rdev, FuseAdapter::caller(req)));
+  adapter.reply_entry(req, adapter.fs().mknod(InodeNo{parent}, name, mode, rdev,
+                                              FuseAdapter::caller(req), Hold::kYes));
 }
 
 void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) noexcept {
   FuseAdapter& adapter = FuseAdapter::from(req);
-  adapter.reply_entry(req,
-                      adapter.fs().mkdir(InodeNo{parent}, name, mode, FuseAdapter::caller(req)));
+  adapter.reply_entry(
+      req, adapter.fs().mkdir(InodeNo{parent}, name, mode, FuseAdapter::caller(req), Hold::kYes));
 }
 
 void op_symlink(fuse_req_t req, const char* target, fuse_ino_t parent, const char* name) noexcept {
   FuseAdapter& adapter = FuseAdapter::from(req);
-  adapter.reply_entry(
-      req, adapter.fs().symlink(InodeNo{parent}, name, target, FuseAdapter::caller(req)));
+  adapter.reply_entry(req, adapter.fs().symlink(InodeNo{parent}, name, target,
+                                                FuseAdapter::caller(req), Hold::kYes));
 }
 
 void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t new_parent, const char* new_name) noexcept {
   FuseAdapter& adapter = FuseAdapter::from(req);
-  adapter.reply_entry(req, adapter.fs().link(InodeNo{ino}, InodeNo{new_parent}, new_name));
+  adapter.reply_entry(req,
+                      adapter.fs().link(InodeNo{ino}, InodeNo{new_parent}, new_name, Hold::kYes));
 }
 
 void op_unlink(fuse_req_t req, fuse_ino_t parent, const char* name) noexcept {

@@ -441,5 +441,60 @@ TEST_F(FileSystemTest, ExtentPointingAtAnotherFilesCachedPageIsEio) {
   EXPECT_EQ(read_all(f1), one);
 }
 
+// A FORGET that brings an inode's count to zero frees it only if the count
+// is still zero when it holds the lock: here a LOOKUP took a new reference
+// and the last name went away before the free ran, as when a FORGET races
+// with a LOOKUP and an unlink.
+TEST_F(FileSystemTest, ReleaseAfterARacingLookupKeepsTheInode) {
+  auto made = fs_->mknod(kRootInode, "x", S_IFREG | 0644, 0, caller_, Hold::kYes);
+  ASSERT_TRUE(made.ok());
+  InodeNo x{made->ino};
+  ASSERT_TRUE(fs_->write(x, 0, "data", 4).ok());
+  ASSERT_TRUE(fs_->forget(x, 1).ok());  // count 0, still linked: nothing to free
+  ASSERT_TRUE(fs_->lookup(kRootInode, "x", Hold::kYes).ok());
+  ASSERT_TRUE(fs_->unlink(kRootInode, "x", caller_).ok());
+  // The release the first FORGET would have run now finds a reference.
+  ASSERT_TRUE(fs_->release_inode(x).ok());
+  ASSERT_TRUE(fs_->getattr(x).ok());
+  EXPECT_EQ(read_all(x), "data");
+  ASSERT_TRUE(fs_->forget(x, 1).ok());
+  EXPECT_EQ(fs_->getattr(x).error(), ENOENT);
+}
+
+// Threads look a name up (taking a reference) while others unlink and
+// re-create it and give references back: an inode the test holds a
+// reference to is never freed under it.
+TEST_F(FileSystemTest, LookupRacingForgetAndUnlinkNeverLosesAHeldInode) {
+  std::atomic<bool> stop{false};
+  std::atomic<int> lost{0}, held{0};
+  std::thread churn([&] {
+    for (int i = 0; i < 2000; i++) {
+      auto a = fs_->mknod(kRootInode, "x", S_IFREG | 0644, 0, caller_, Hold::kYes);
+      if (a.ok()) {
+        std::this_thread::sleep_for(std::chrono::microseconds(50));  // let lookups find it
+        (void)fs_->unlink(kRootInode, "x", caller_);
+        (void)fs_->forget(InodeNo{a->ino}, 1);
+      }
+    }
+    stop = true;
+  });
+  std::vector<std::thread> lookers;
+  for (int t = 0; t < 2; t++) {
+    lookers.emplace_back([&] {
+      while (!stop) {
+        auto a = fs_->lookup(kRootInode, "x", Hold::kYes);
+        if (!a.ok()) continue;
+        held++;
+        if (!fs_->getattr(InodeNo{a->ino}).ok()) lost++;
+        (void)fs_->forget(InodeNo{a->ino}, 1);
+      }
+    });
+  }
+  churn.join();
+  for (std::thread& t : lookers) t.join();
+  EXPECT_EQ(lost.load(), 0) << "of " << held.load() << " held inodes";
+  EXPECT_GT(held.load(), 0);
+}
+
 }  // namespace
 }  // namespace pagefs

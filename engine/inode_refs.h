@@ -1,10 +1,13 @@
-// LookupCounts: how many references the kernel holds on each inode.
+// InodeRefs: how many references the kernel holds on each inode.
 //
 // The FUSE protocol counts references: every reply that hands the kernel an
 // inode (lookup, create, mknod, mkdir, symlink, link, each readdirplus entry)
 // adds one, and FORGET gives back a number of them. When an inode's count
 // drops to zero the kernel has no reference left and the engine may free it
-// if it is unlinked (FileSystem::release_inode).
+// if it is unlinked. The filesystem adds references while it holds its lock
+// (the inode cannot go away in between) and frees an inode only if its count
+// is still zero under its lock held exclusively, so a FORGET racing with a
+// new LOOKUP of the same inode never frees what the kernel holds.
 //
 // Invariants: every stored count is > 0; a forget larger than the count is a
 // bug in our bookkeeping or the kernel's and aborts the daemon rather than
@@ -21,18 +24,17 @@
 
 namespace pagefs {
 
-class LookupCounts {
+class InodeRefs {
  public:
-  LookupCounts() = default;
-  LookupCounts(const LookupCounts&) = delete;
-  LookupCounts& operator=(const LookupCounts&) = delete;
+  InodeRefs() = default;
+  InodeRefs(const InodeRefs&) = delete;
+  InodeRefs& operator=(const InodeRefs&) = delete;
 
-  // Adds one reference to `ino`. Call before the reply leaves, so that a
-  // FORGET racing with it always finds the count.
+  // Adds one reference to `ino`.
   void add(uint64_t ino);
 
-  // Takes `n` references away. Returns true if that was the last one, i.e. the
-  // caller must now release the inode. Aborts if the count would go negative.
+  // Takes `n` references away. Returns true if that was the last one: the
+  // inode may now be freed. Aborts if the count would go negative.
   [[nodiscard]] bool forget(uint64_t ino, uint64_t n);
 
   // Empties the table and returns the inodes that still had references (used
@@ -43,7 +45,7 @@ class LookupCounts {
   uint64_t count(uint64_t ino) const;
 
  private:
-  // Lock order: leaf; no engine call is made while it is held.
+  // Lock order: after the filesystem lock; nothing is taken while it is held.
   mutable std::mutex mu_;
   std::unordered_map<uint64_t, uint64_t> counts_;  // guarded by mu_
 };

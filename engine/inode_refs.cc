@@ -1,4 +1,4 @@
-#include "fs/lookup_counts.h"
+#include "engine/inode_refs.h"
 
 #include <cstdlib>
 
@@ -7,13 +7,13 @@
 
 namespace pagefs {
 
-void LookupCounts::add(uint64_t ino) {
+void InodeRefs::add(uint64_t ino) {
   if (ino == kRootInode.value) return;
   std::lock_guard lock(mu_);
   ++counts_[ino];
 }
 
-bool LookupCounts::forget(uint64_t ino, uint64_t n) {
+bool InodeRefs::forget(uint64_t ino, uint64_t n) {
   if (ino == kRootInode.value || n == 0) return false;
   std::lock_guard lock(mu_);
   auto it = counts_.find(ino);
@@ -30,7 +30,7 @@ bool LookupCounts::forget(uint64_t ino, uint64_t n) {
   return true;
 }
 
-std::vector<uint64_t> LookupCounts::drain() {
+std::vector<uint64_t> InodeRefs::drain() {
   std::lock_guard lock(mu_);
   std::vector<uint64_t> inodes;
   inodes.reserve(counts_.size());
@@ -39,7 +39,7 @@ std::vector<uint64_t> LookupCounts::drain() {
   return inodes;
 }
 
-uint64_t LookupCounts::count(uint64_t ino) const {
+uint64_t InodeRefs::count(uint64_t ino) const {
   std::lock_guard lock(mu_);
   auto it = counts_.find(ino);
   return it == counts_.end() ? 0 : it->second;
