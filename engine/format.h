@@ -180,6 +180,9 @@ struct NodeHeader {
 };
 static_assert(sizeof(NodeHeader) == 16);
 inline constexpr size_t kNodeHeaderOffset = sizeof(PageHeader);
+// Levels in a tree: a node's level is below this, and so is tree_height - 1.
+// Ample: a tree of 4 KiB nodes reaches 8 levels only past 10^15 items.
+inline constexpr uint32_t kMaxTreeHeight = 32;
 inline constexpr size_t kSlotsOffset = sizeof(PageHeader) + sizeof(NodeHeader);
 
 enum class KeyKind : uint8_t {
