@@ -335,6 +335,7 @@ FsStats FileSystem::stats() const {
   s.free_pages = free > SpaceMap::kMetadataReserve ? free - SpaceMap::kMetadataReserve : 0;
   s.inodes = impl_->sb_->inode_count;
   s.checksum_errors = ps.checksum_errors;
+  s.metadata_errors = ps.metadata_errors;
   s.cache_hits = ps.hits;
   s.cache_misses = ps.misses;
   s.cache_frames = ps.frames;
