@@ -71,6 +71,12 @@ class SpaceMap {
   // A checkpoint emptied the journal: pending frees become reusable.
   void checkpoint_done();
 
+  // Whether pages [page, page + count) lie in the data region
+  // [data_start, page_count): the only pages tree nodes and extents may name.
+  bool in_data_region(uint64_t page, uint64_t count = 1) const {
+    return page >= data_start_ && page < page_count_ && count <= page_count_ - page;
+  }
+
  private:
   SpaceMap(BufferPool& pool, const Superblock& sb);
   Result<PageRef> bitmap_page(uint64_t index);
