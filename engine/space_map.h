@@ -80,6 +80,7 @@ class SpaceMap {
  private:
   SpaceMap(BufferPool& pool, const Superblock& sb);
   Result<PageRef> bitmap_page(uint64_t index);
+  Status check_reserved(uint64_t index, const std::byte* bits);
   Status set_bits(uint64_t start, uint32_t count, bool used);
   bool allowed(uint64_t count, bool metadata) const;
   bool is_pending(uint64_t page) const;
