@@ -52,6 +52,14 @@ Result<uint64_t> Btree::child_page(const PageRef& ref, const Node& node, uint16_
   return child;
 }
 
+Status Btree::check_item(const PageRef& ref, const Node& node, uint16_t i) {
+  const char* why = nullptr;
+  if (!item_check_ || item_check_(node.key_at(i), node.value_at(i), &why)) return ok_status();
+  Key k = node.key_at(i);
+  return pool_.metadata_error(ref.page_no(), "item (%llu, %u, %llu): %s", (unsigned long long)k.ino,
+                              k.kind, (unsigned long long)k.off, why);
+}
+
 Result<uint16_t> Btree::child_for(const PageRef& ref, const Node& node, const Key& key) {
   if (node.count() == 0)
     return pool_.metadata_error(ref.page_no(), "internal node without children");
@@ -83,6 +91,7 @@ Result<bool> Btree::get(const Key& key, std::string* out) {
     if (node.is_leaf()) {
       uint16_t i = node.lower_bound(key);
       if (i == node.count() || node.key_at(i) != key) return false;
+      PAGEFS_TRY(check_item(ref, node, i));
       auto v = node.value_at(i);
       if (out) out->assign(reinterpret_cast<const char*>(v.data()), v.size());
       return true;
@@ -107,6 +116,7 @@ Result<bool> Btree::scan_rec(uint64_t page, uint32_t level, const Key& lo, const
     for (uint16_t i = node.lower_bound(lo); i < node.count(); i++) {
       Key k = node.key_at(i);
       if (hi < k) return false;
+      PAGEFS_TRY(check_item(ref, node, i));
       if (!visit(k, node.value_at(i))) return false;
     }
     return true;

@@ -45,6 +45,8 @@ class Btree {
  public:
   // Visitor for scan(): return false to stop.
   using Visitor = std::function<bool(const Key&, std::span<const std::byte>)>;
+  // Checks a leaf item: true if well formed, else false with the reason in `why`.
+  using ItemCheck = std::function<bool(const Key&, std::span<const std::byte>, const char** why)>;
 
   Btree(BufferPool& pool, SpaceMap& space, TreeRoot& root);
 
@@ -64,6 +66,11 @@ class Btree {
 
   size_t max_value() const { return max_value_size(pool_.page_size()); }
 
+  // From now on every item get() and scan() hand out passes `check` first; one
+  // that fails is metadata damage (EIO). Without a check, items are handed out
+  // as stored (the tree itself does not know what they mean).
+  void set_item_check(ItemCheck check) { item_check_ = std::move(check); }
+
  private:
   struct Split {
     Key separator;
@@ -78,6 +85,8 @@ class Btree {
   Result<uint64_t> child_page(const PageRef& ref, const Node& node, uint16_t i);
   // The index of the child of `node` that may hold `key`.
   Result<uint16_t> child_for(const PageRef& ref, const Node& node, const Key& key);
+  // Item i of the leaf `node` held by `ref`, checked by item_check_.
+  Status check_item(const PageRef& ref, const Node& node, uint16_t i);
   Result<std::optional<Split>> put_rec(uint64_t page, uint32_t level, const Key& key,
                                        std::span<const std::byte> value, PutMode mode);
   Result<std::optional<Split>> split_and_insert(PageRef& ref, uint16_t pos, const Key& key,
@@ -95,6 +104,7 @@ class Btree {
   BufferPool& pool_;
   SpaceMap& space_;
   TreeRoot& root_;
+  ItemCheck item_check_;
 };
 
 }  // namespace pagefs

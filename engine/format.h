@@ -36,6 +36,8 @@ inline constexpr uint32_t kDefaultPageSize = 4096;
 inline constexpr uint32_t kPageMagic = 0x53464750;  // "PGFS" in little-endian bytes
 inline constexpr char kSuperMagic[8] = {'p', 'a', 'g', 'e', 'f', 's', '\0', '\x1a'};
 inline constexpr uint32_t kNameMax = 255;
+inline constexpr uint64_t kMaxFileBytes = 1ull << 52;  // 4 PiB: the largest file size
+inline constexpr uint32_t kLinkMax = 65000;            // the most links an inode may have
 inline constexpr uint32_t kMaxExtentPages = 32;  // one bit each in ExtentValue::unwritten_mask
 
 enum class PageType : uint16_t {

@@ -26,6 +26,7 @@
 #include "engine/buffer_pool.h"
 #include "engine/filesystem.h"
 #include "engine/format.h"
+#include "engine/items.h"
 #include "engine/journal.h"
 #include "engine/readahead.h"
 #include "engine/space_map.h"
@@ -44,7 +45,10 @@ struct Extent {
   uint64_t end() const { return file_page + pages; }
   bool is_unwritten(uint32_t i) const { return (unwritten >> i) & 1; }
   std::string encode() const;
-  static bool decode(uint64_t file_page, std::span<const std::byte> v, Extent* out);
+  // Decodes the value of (ino, kExtent, file_page), checking every field
+  // against the format and `limits`; false with the reason in `why`.
+  static bool decode(uint64_t file_page, std::span<const std::byte> v, const ItemLimits& limits,
+                     Extent* out, const char** why);
 };
 
 timespec now_timespec();
@@ -76,6 +80,7 @@ class FileSystem::Impl {
   Status add_orphan(InodeNo ino);
   Status remove_orphan(InodeNo ino);
   Status purge_orphans();
+  Status purge_orphan(InodeNo ino);
   static Attr to_attr(InodeNo ino, const InodeRecord& rec);
   static void touch(InodeRecord& rec, bool mtime, bool ctime);
   Status check_writable() const;
@@ -152,6 +157,7 @@ class FileSystem::Impl {
   std::unique_ptr<Readahead> readahead_;
   bool failed_ = false;  // sticky: a journal or device write failed; guarded by mu_
   TreeRoot root_;
+  ItemLimits limits_;         // what extents may point at, from the superblock
   Superblock* sb_ = nullptr;  // in-memory copy, guarded by mu_
   std::string sb_storage_;
   bool read_only_ = false;
