@@ -38,7 +38,10 @@ inline constexpr char kSuperMagic[8] = {'p', 'a', 'g', 'e', 'f', 's', '\0', '\x1
 inline constexpr uint32_t kNameMax = 255;
 inline constexpr uint64_t kMaxFileBytes = 1ull << 52;  // 4 PiB: the largest file size
 inline constexpr uint32_t kLinkMax = 65000;            // the most links an inode may have
-inline constexpr uint32_t kMaxExtentPages = 32;  // one bit each in ExtentValue::unwritten_mask
+inline constexpr uint32_t kMaxExtentPages = 32;
+inline constexpr uint64_t kMinJournalPages = 256;  // mkfs never makes a smaller journal
+// LSNs and sequence numbers stay below this, so sums of them never wrap.
+inline constexpr uint64_t kMaxLsn = 1ull << 62;  // one bit each in ExtentValue::unwritten_mask
 
 enum class PageType : uint16_t {
   kSuperblock = 1,

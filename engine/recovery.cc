@@ -1,5 +1,6 @@
 #include "engine/recovery.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 
@@ -8,67 +9,160 @@
 
 namespace pagefs {
 
-Status load_superblock(Device& device, Superblock* out, std::string* message) {
+namespace {
+
+bool fail(const char** why, const char* reason) {
+  *why = reason;
+  return false;
+}
+
+bool valid_page_size(uint32_t ps) {
+  return ps >= kMinPageSize && ps <= kMaxPageSize && (ps & (ps - 1)) == 0;
+}
+
+bool has_super_magics(const Superblock& sb) {
+  return sb.header.magic == kPageMagic &&
+         std::memcmp(sb.magic, kSuperMagic, sizeof kSuperMagic) == 0;
+}
+
+// The page size copy 0 states, if its magics are right and the size is one a
+// page may have; otherwise the first page-size offset at which copy 1 states
+// that same size.
+Result<uint32_t> find_page_size(Device& device, std::byte* buf, std::string* message) {
   const uint32_t probe = std::max<uint32_t>(kMinPageSize, device.block_size());
   if (device.size_bytes() < 2ull * probe) {
     *message = "device is too small to hold a pagefs filesystem";
     return Err{EINVAL};
   }
-  void* buf = std::aligned_alloc(4096, kMaxPageSize);
-  std::unique_ptr<void, decltype(&std::free)> guard(buf, &std::free);
-  auto* bytes = static_cast<std::byte*>(buf);
-  PAGEFS_TRY(device.read_at(0, bytes, probe));
   Superblock sb;
-  std::memcpy(&sb, bytes, sizeof sb);
-  if (std::memcmp(sb.magic, kSuperMagic, sizeof kSuperMagic) != 0 ||
-      sb.header.magic != kPageMagic) {
-    // The primary may be damaged: try the secondary at each possible page size.
-    bool found = false;
-    for (uint32_t ps = kMinPageSize; ps <= kMaxPageSize && !found; ps *= 2) {
-      if (device.size_bytes() < 2ull * ps) break;
-      if (!device.read_at(ps, bytes, ps).ok()) continue;
-      std::memcpy(&sb, bytes, sizeof sb);
-      found = std::memcmp(sb.magic, kSuperMagic, sizeof kSuperMagic) == 0 && sb.page_size == ps;
-    }
-    if (!found) {
-      *message = "not a pagefs filesystem (no superblock found); format it with mkfs.pagefs";
-      return Err{EINVAL};
-    }
+  if (device.read_at(0, buf, probe).ok()) {
+    std::memcpy(&sb, buf, sizeof sb);
+    if (has_super_magics(sb) && valid_page_size(sb.page_size)) return sb.page_size;
   }
-  uint32_t ps = sb.page_size;
-  if (ps < kMinPageSize || ps > kMaxPageSize || (ps & (ps - 1)) != 0) {
-    *message = "superblock has an invalid page size; run fsck.pagefs";
-    return Err{EINVAL};
+  for (uint32_t ps = kMinPageSize; ps <= kMaxPageSize; ps *= 2) {
+    if (device.size_bytes() < 2ull * ps) break;
+    if (!device.read_at(ps, buf, ps).ok()) continue;
+    std::memcpy(&sb, buf, sizeof sb);
+    if (has_super_magics(sb) && sb.page_size == ps) return ps;
   }
-  Superblock best{};
-  bool have = false;
-  for (uint64_t copy = 0; copy < 2; copy++) {
-    if (!device.read_at(copy * ps, bytes, ps).ok()) continue;
-    const char* why = nullptr;
-    if (!verify_meta_page(bytes, ps, PageNo{copy}, PageType::kSuperblock, &why)) {
-      PAGEFS_LOG_WARN("superblock copy %llu is invalid: %s", (unsigned long long)copy, why);
-      continue;
-    }
-    Superblock candidate;
-    std::memcpy(&candidate, bytes, sizeof candidate);
-    if (!have || candidate.generation > best.generation) best = candidate, have = true;
+  *message = "not a pagefs filesystem (no superblock found); format it with mkfs.pagefs";
+  return Err{EINVAL};
+}
+
+// One superblock copy as found on the device.
+struct Copy {
+  enum State { kMissing, kDamaged, kTooLarge, kOtherVersion, kValid } state = kMissing;
+  Superblock sb{};
+};
+
+Copy::State classify(const Superblock& sb, uint32_t ps, uint64_t device_bytes, const char** why) {
+  if (!has_super_magics(sb)) {
+    *why = "no superblock magic";
+    return Copy::kDamaged;
   }
-  if (!have) {
-    *message = "both superblock copies are damaged; run fsck.pagefs";
-    return Err{EIO};
+  if (sb.version != kFormatVersion) return Copy::kOtherVersion;
+  if (sb.page_size != ps) {
+    *why = "page size differs from the other copy's";
+    return Copy::kDamaged;
   }
-  if (best.version != kFormatVersion) {
-    *message = "unsupported pagefs format version " + std::to_string(best.version) +
+  if (!superblock_valid(sb, why)) return Copy::kDamaged;
+  return superblock_fits(sb, device_bytes) ? Copy::kValid : Copy::kTooLarge;
+}
+
+Copy read_copy(Device& device, uint32_t ps, uint64_t index, std::byte* buf) {
+  Copy copy;
+  const char* why = "unreadable";
+  bool read = device.read_at(index * ps, buf, ps).ok();
+  copy.state = Copy::kDamaged;
+  if (read && verify_meta_page(buf, ps, PageNo{index}, PageType::kSuperblock, &why)) {
+    std::memcpy(&copy.sb, buf, sizeof copy.sb);
+    copy.state = classify(copy.sb, ps, device.size_bytes(), &why);
+  }
+  if (copy.state == Copy::kDamaged) {
+    PAGEFS_LOG_WARN("superblock copy %llu is damaged and ignored: %s", (unsigned long long)index,
+                    why);
+  }
+  return copy;
+}
+
+// The newest copy of this version that is valid; refuses outright when the
+// newest readable copy is of another version (a newer pagefs wrote it).
+Status choose_copy(const Copy (&copies)[2], Superblock* out, std::string* message) {
+  const Copy* newest = nullptr;
+  const Copy* best = nullptr;
+  bool too_large = false;
+  for (const Copy& c : copies) {
+    if (c.state == Copy::kMissing || c.state == Copy::kDamaged) continue;
+    if (!newest || c.sb.generation > newest->sb.generation) newest = &c;
+    too_large |= c.state == Copy::kTooLarge;
+    if (c.state == Copy::kValid && (!best || c.sb.generation > best->sb.generation)) best = &c;
+  }
+  if (newest && newest->state == Copy::kOtherVersion) {
+    *message = "unsupported pagefs format version " + std::to_string(newest->sb.version) +
                " (this pagefs reads version " + std::to_string(kFormatVersion) + ")";
     return Err{EPROTONOSUPPORT};
   }
+  if (!best && too_large) {
+    *message = "device is smaller than the filesystem on it (truncated image?)";
+    return Err{EINVAL};
+  }
+  if (!best) {
+    *message = "both superblock copies are damaged; run fsck.pagefs";
+    return Err{EIO};
+  }
+  *out = best->sb;
+  return ok_status();
+}
+
+}  // namespace
+
+bool superblock_valid(const Superblock& s, const char** why) {
+  const uint64_t n = s.page_count;
+  if (!valid_page_size(s.page_size)) return fail(why, "invalid page size");
+  if (s.journal_start < 2 || s.journal_start > n || s.journal_pages > n - s.journal_start) {
+    return fail(why, "journal region out of place");
+  }
+  if (s.journal_pages < kMinJournalPages) return fail(why, "journal region too small");
+  if (s.bitmap_start < s.journal_start + s.journal_pages || s.bitmap_start > n ||
+      s.bitmap_pages > n - s.bitmap_start) {
+    return fail(why, "bitmap region out of place");
+  }
+  const uint64_t bits = bitmap_bits_per_page(s.page_size);
+  if (s.bitmap_pages != n / bits + (n % bits != 0)) {
+    return fail(why, "bitmap size does not match page_count");
+  }
+  if (s.data_start < s.bitmap_start + s.bitmap_pages || s.data_start >= n) {
+    return fail(why, "data region out of place");
+  }
+  if (s.tree_root < s.data_start || s.tree_root >= n) {
+    return fail(why, "tree root outside the data region");
+  }
+  if (s.tree_height < 1 || s.tree_height > kMaxTreeHeight)
+    return fail(why, "tree height out of range");
+  if (s.next_inode < 2) return fail(why, "next_inode below 2");
+  if (s.journal_tail % s.page_size != 0 || s.journal_tail > kMaxLsn ||
+      s.journal_sequence > kMaxLsn) {
+    return fail(why, "journal tail out of range");
+  }
+  return true;
+}
+
+bool superblock_fits(const Superblock& sb, uint64_t device_bytes) {
+  return sb.page_count <= device_bytes / sb.page_size;
+}
+
+Status load_superblock(Device& device, Superblock* out, std::string* message) {
+  void* buf = std::aligned_alloc(4096, kMaxPageSize);
+  if (!buf) return Err{ENOMEM};
+  std::unique_ptr<void, decltype(&std::free)> guard(buf, &std::free);
+  auto* bytes = static_cast<std::byte*>(buf);
+  PAGEFS_ASSIGN(uint32_t ps, find_page_size(device, bytes, message));
+  Copy copies[2] = {read_copy(device, ps, 0, bytes), read_copy(device, ps, 1, bytes)};
+  Superblock best;
+  PAGEFS_TRY(choose_copy(copies, &best, message));
   if (best.features_incompat & ~kKnownIncompat) {
     *message = "filesystem uses features this pagefs does not support; upgrade pagefs";
     return Err{EPROTONOSUPPORT};
-  }
-  if (best.page_count * ps > device.size_bytes()) {
-    *message = "device is smaller than the filesystem on it (truncated image?)";
-    return Err{EINVAL};
   }
   *out = best;
   return ok_status();

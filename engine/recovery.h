@@ -14,10 +14,23 @@
 
 namespace pagefs {
 
-// Reads both superblock copies and returns the newest valid one. Refuses a
-// device that is not pagefs (EINVAL), of another version or with unknown
-// incompatible features (EPROTONOSUPPORT). `message` gets one line for users.
+// Reads both superblock copies and returns the newest valid one: a copy
+// counts only if its checksum matches and superblock_valid() accepts it; one
+// that does not is ignored with a warning. Refuses a device that is not pagefs
+// (EINVAL), a filesystem larger than the device (EINVAL), a newest copy of
+// another version or with unknown incompatible features (EPROTONOSUPPORT),
+// and a pair of which neither copy is valid (EIO). `message` gets one line
+// for users.
 Status load_superblock(Device& device, Superblock* out, std::string* message);
+
+// Whether the geometry and counters of a superblock of this format version
+// make sense on their own: page size, regions in order and not overlapping,
+// the bitmap sized for page_count, the tree root in the data region, tree
+// height, next_inode, an aligned journal tail. False, with the reason in
+// `why`, if not. Shared by mount and fsck.
+bool superblock_valid(const Superblock& sb, const char** why);
+// Whether the filesystem fits on a device of `device_bytes` bytes.
+bool superblock_fits(const Superblock& sb, uint64_t device_bytes);
 
 // Loads the superblock and replays the journal. When transactions were
 // replayed, both superblock copies are rewritten with the journal emptied

@@ -1,0 +1,146 @@
+// Recovery tests: choosing a superblock copy, and what the journal leaves
+// behind after recovery stopped early.
+#include "engine/recovery.h"
+
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <functional>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "engine/fault_device.h"
+#include "engine/filesystem.h"
+#include "engine/formatter.h"
+#include "engine/log.h"
+#include "engine/mem_device.h"
+#include "tests/engine/corrupt.h"
+
+namespace pagefs {
+namespace {
+
+std::mutex g_log_mu;
+std::vector<std::string> g_log;
+
+void keep_line(LogLevel, const char* line) {
+  std::lock_guard lock(g_log_mu);
+  g_log.push_back(line);
+}
+
+class RecoveryTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string msg;
+    ASSERT_TRUE(format_device(dev_, FormatOptions{}, &msg).ok()) << msg;
+    set_log_sink(keep_line);
+  }
+  void TearDown() override {
+    fs_.reset();
+    set_log_sink(nullptr);
+    g_log.clear();
+  }
+
+  // Mounts the device; the error and the user's message on failure.
+  Status mount(std::string* message) {
+    auto r =
+        FileSystem::mount(std::make_unique<FaultDevice>(dev_, 1), MountOptions{8 << 20}, message);
+    if (!r.ok()) return Err{r.error()};
+    fs_ = std::move(r).value();
+    return ok_status();
+  }
+  void mount() {
+    std::string msg;
+    ASSERT_TRUE(mount(&msg).ok()) << msg;
+  }
+  void unmount() {
+    ASSERT_TRUE(fs_->unmount().ok());
+    fs_.reset();
+  }
+  bool logged(const std::string& text) {
+    std::lock_guard lock(g_log_mu);
+    for (const std::string& l : g_log) {
+      if (l.find(text) != std::string::npos) return true;
+    }
+    return false;
+  }
+
+  MemDevice dev_{64 << 20};
+  std::unique_ptr<FileSystem> fs_;
+};
+
+// ---- the superblock ---------------------------------------------------------------
+
+struct Damage {
+  const char* what;
+  std::function<void(Superblock&)> apply;
+};
+
+// Each of these makes a superblock copy unusable, whatever its checksum says.
+std::vector<Damage> geometry_damage() {
+  return {
+      {"page_count past the device", [](Superblock& s) { s.page_count = 1ull << 40; }},
+      {"page_count that overflows bytes", [](Superblock& s) { s.page_count = ~0ull / 2; }},
+      {"journal over the superblocks", [](Superblock& s) { s.journal_start = 1; }},
+      {"journal too small", [](Superblock& s) { s.journal_pages = 16; }},
+      {"bitmap inside the journal", [](Superblock& s) { s.bitmap_start -= 1; }},
+      {"absurd bitmap size", [](Superblock& s) { s.bitmap_pages = 1ull << 40; }},
+      {"bitmap one page short", [](Superblock& s) { s.bitmap_pages = 0; }},
+      {"bitmap one page too many", [](Superblock& s) { s.bitmap_pages += 1; }},
+      {"data region inside the bitmap", [](Superblock& s) { s.data_start -= 1; }},
+      {"data region past the end", [](Superblock& s) { s.data_start = s.page_count + 1000; }},
+      {"tree root outside the data region", [](Superblock& s) { s.tree_root = 3; }},
+      {"tree root past the end", [](Superblock& s) { s.tree_root = s.page_count; }},
+      {"tree height 0", [](Superblock& s) { s.tree_height = 0; }},
+      {"tree height past the maximum", [](Superblock& s) { s.tree_height = kMaxTreeHeight + 1; }},
+      {"next_inode 1", [](Superblock& s) { s.next_inode = 1; }},
+      {"journal tail inside a page", [](Superblock& s) { s.journal_tail += 100; }},
+      {"journal tail near 2^64", [](Superblock& s) { s.journal_tail = ~0ull - 4095; }},
+  };
+}
+
+TEST_F(RecoveryTest, MountRefusesSuperblocksWithImpossibleGeometry) {
+  const Superblock good = test::superblock(dev_);
+  for (const Damage& d : geometry_damage()) {
+    Superblock bad = good;
+    d.apply(bad);
+    test::put_superblocks(dev_, bad);
+    std::string message;
+    EXPECT_EQ(mount(&message).error(), EIO) << d.what;
+    EXPECT_EQ(message, "both superblock copies are damaged; run fsck.pagefs") << d.what;
+    fs_.reset();
+  }
+  test::put_superblocks(dev_, good);
+  mount();
+}
+
+// The newer copy is damaged: the older one is used, with a warning.
+TEST_F(RecoveryTest, NewestValidCopyWins) {
+  Superblock good = test::superblock(dev_);
+  for (const Damage& d : geometry_damage()) {
+    g_log.clear();
+    Superblock bad = good;
+    bad.generation = good.generation + 1;
+    d.apply(bad);
+    test::put_superblock(dev_, bad, 0);
+    test::put_superblock(dev_, good, 1);
+    std::string message;
+    ASSERT_TRUE(mount(&message).ok()) << d.what << ": " << message;
+    EXPECT_TRUE(logged("superblock copy 0")) << d.what;
+    unmount();
+    good = test::superblock(dev_);
+  }
+}
+
+TEST_F(RecoveryTest, TruncatedDeviceIsNamedAsSuch) {
+  MemDevice half(dev_.size_bytes() / 2);
+  std::memcpy(half.raw(), dev_.raw(), half.size_bytes());
+  std::string message;
+  auto r =
+      FileSystem::mount(std::make_unique<FaultDevice>(half, 1), MountOptions{8 << 20}, &message);
+  EXPECT_EQ(r.error(), EINVAL);
+  EXPECT_EQ(message, "device is smaller than the filesystem on it (truncated image?)");
+}
+
+}  // namespace
+}  // namespace pagefs
