@@ -194,36 +194,38 @@ Status write_superblock_copies(Device& device, Superblock sb) {
 
 }  // namespace
 
-Status recover_device(Device& device, Superblock* sb, RecoveryResult* result,
+namespace {
+
+// A read-only device cannot be recovered: refuse it if the journal needs replay.
+Status scan_read_only(Device& device, const Superblock& sb, RecoveryResult* result,
                       std::string* message) {
-  PAGEFS_TRY(load_superblock(device, sb, message));
-  if (device.read_only()) {
-    auto scanned = Journal::scan(device, *sb, [](PageNo, const std::byte*) { return Status(); });
-    if (!scanned.ok()) {
-      *message = std::string("cannot read the journal: ") + strerror(scanned.error());
-      return Err{scanned.error()};
-    }
-    if (scanned->transactions > 0) {
-      *message =
-          "the journal needs recovery but the device is read-only; make it writable "
-          "or run fsck.pagefs -y on it";
-      return Err{EROFS};
-    }
-    *result = *scanned;
-    return ok_status();
+  auto scanned = Journal::scan(device, sb, [](PageNo, const std::byte*) { return Status(); });
+  if (!scanned.ok()) {
+    *message = std::string("cannot read the journal: ") + strerror(scanned.error());
+    return Err{scanned.error()};
   }
-  auto replayed = Journal::replay(device, *sb);
-  if (!replayed.ok()) {
-    *message = std::string("journal recovery failed: ") + strerror(replayed.error());
-    return Err{replayed.error()};
+  if (scanned->transactions > 0) {
+    *message =
+        "the journal needs recovery but the device is read-only; make it writable "
+        "or run fsck.pagefs -y on it";
+    return Err{EROFS};
   }
-  *result = *replayed;
-  if (result->transactions == 0) return ok_status();
-  PAGEFS_LOG_INFO("recovered %llu transactions (%llu pages) from the journal",
-                  (unsigned long long)result->transactions, (unsigned long long)result->pages);
-  // Page 0 may have been replayed: take the newest superblock, then record
-  // that the journal is empty up to the head.
-  PAGEFS_TRY(load_superblock(device, sb, message));
+  *result = *scanned;
+  return ok_status();
+}
+
+// Recovery stopped at the first record that is not whole, but records written
+// after that one before the crash may still lie in the region, whole, carrying
+// the sequence numbers that come next. New transactions written from the stop
+// must never line up with them, or the next recovery (or fsck -y) would replay
+// them over live pages. So the sequence jumps past every number the region
+// can hold: the journal never holds more than a region's worth of bytes after
+// the tail, each record takes at least two pages (record and commit), so no
+// record in the region is numbered journal_pages or more past next_sequence.
+// The new base reaches both superblocks before any new transaction is written.
+Status start_new_sequence(Device& device, Superblock* sb, RecoveryResult* result,
+                          std::string* message) {
+  result->next_sequence += sb->journal_pages + 1;
   sb->journal_tail = result->head_lsn;
   sb->journal_sequence = result->next_sequence;
   Status st = write_superblock_copies(device, *sb);
@@ -233,6 +235,31 @@ Status recover_device(Device& device, Superblock* sb, RecoveryResult* result,
   }
   sb->generation++;
   return ok_status();
+}
+
+}  // namespace
+
+Status recover_device(Device& device, Superblock* sb, RecoveryResult* result,
+                      std::string* message) {
+  PAGEFS_TRY(load_superblock(device, sb, message));
+  if (device.read_only()) return scan_read_only(device, *sb, result, message);
+  auto replayed = Journal::replay(device, *sb);
+  if (!replayed.ok()) {
+    *message = std::string("journal recovery failed: ") + strerror(replayed.error());
+    return Err{replayed.error()};
+  }
+  *result = *replayed;
+  // After a clean unmount the tail is the head: no record after it was ever
+  // written with the sequence numbers to come, and nothing needs doing.
+  bool clean = sb->state == static_cast<uint32_t>(FsState::kClean);
+  if (result->transactions == 0 && clean) return ok_status();
+  if (result->transactions > 0) {
+    PAGEFS_LOG_INFO("recovered %llu transactions (%llu pages) from the journal",
+                    (unsigned long long)result->transactions, (unsigned long long)result->pages);
+    // Page 0 may have been replayed: take the newest superblock.
+    PAGEFS_TRY(load_superblock(device, sb, message));
+  }
+  return start_new_sequence(device, sb, result, message);
 }
 
 // ---- OverlayDevice ------------------------------------------------------------
