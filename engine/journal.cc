@@ -7,8 +7,10 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "engine/buffer_pool.h"
 #include "engine/crc32c.h"
 #include "engine/log.h"
+#include "engine/superblock.h"
 
 namespace pagefs {
 namespace {
@@ -206,13 +208,15 @@ namespace {
 
 // Where the journal lies, and what its images may target.
 struct Region {
+  const Superblock& sb;  // the superblock recovery started from
   uint32_t page_size;
   uint64_t offset;    // byte offset of the region on the device
   uint64_t capacity;  // bytes in the region
   uint64_t first_page, end_page, page_count;
 
   explicit Region(const Superblock& sb)
-      : page_size(sb.page_size),
+      : sb(sb),
+        page_size(sb.page_size),
         offset(sb.journal_start * sb.page_size),
         capacity(sb.journal_pages * sb.page_size),
         first_page(sb.journal_start),
@@ -267,8 +271,20 @@ JournalImage image_at(const std::byte* record, uint32_t i) {
   return img;
 }
 
-// Every image targets a page recovery may write and decodes to one page, and
-// the images fill the payload after the table exactly. `page` is scratch.
+// An image of page 0 replaces the primary superblock: it is replayed only if
+// it is a valid superblock of this very filesystem, so that what recovery
+// leaves on page 0 is always the newest state, never a page mount ignores.
+bool superblock_image_valid(const std::byte* page, const Region& g) {
+  const char* why = nullptr;
+  if (!verify_meta_page(page, g.page_size, PageNo{0}, PageType::kSuperblock, &why)) return false;
+  Superblock sb;
+  std::memcpy(&sb, page, sizeof sb);
+  return sb.version == kFormatVersion && superblock_valid(sb, &why) && same_geometry(sb, g.sb);
+}
+
+// Every image targets a page recovery may write and decodes to one page (a
+// superblock, for page 0), and the images fill the payload after the table
+// exactly. `page` is scratch.
 bool images_whole(const std::byte* record, const JournalHeader& h, const Region& g,
                   std::byte* page) {
   uint64_t table_bytes = uint64_t{h.image_count} * sizeof(JournalImage);
@@ -278,6 +294,7 @@ bool images_whole(const std::byte* record, const JournalHeader& h, const Region&
     JournalImage img = image_at(record, i);
     if (!g.may_target(img.page_no) || img.stored_bytes > left) return false;
     if (!decode_image(img, data, g.page_size, page)) return false;
+    if (img.page_no == 0 && !superblock_image_valid(page, g)) return false;
     data += img.stored_bytes;
     left -= img.stored_bytes;
   }
@@ -360,12 +377,20 @@ class RecordReader {
 // and never applies part of one. Only a device error is an error.
 Result<RecoveryResult> Journal::scan(Device& device, const Superblock& sb,
                                      const ImageVisitor& visit) {
-  RecordReader reader(device, Region(sb));
+  Region region(sb);
+  RecordReader reader(device, region);
   RecoveryResult r{sb.journal_tail, sb.journal_sequence, 0, 0};
+  auto visit_and_note = [&](PageNo page, const std::byte* image) -> Status {
+    if (page.value == 0) {
+      r.superblock.emplace();
+      std::memcpy(&*r.superblock, image, sizeof(Superblock));
+    }
+    return visit(page, image);
+  };
   for (;;) {
     PAGEFS_ASSIGN(bool whole, reader.read(r.head_lsn, r.next_sequence));
     if (!whole) break;
-    PAGEFS_TRY(reader.visit(visit, &r.pages));
+    PAGEFS_TRY(reader.visit(visit_and_note, &r.pages));
     r.head_lsn = reader.next_lsn();
     r.next_sequence++;
     r.transactions++;

@@ -11,15 +11,6 @@ namespace pagefs {
 
 namespace {
 
-bool fail(const char** why, const char* reason) {
-  *why = reason;
-  return false;
-}
-
-bool valid_page_size(uint32_t ps) {
-  return ps >= kMinPageSize && ps <= kMaxPageSize && (ps & (ps - 1)) == 0;
-}
-
 bool has_super_magics(const Superblock& sb) {
   return sb.header.magic == kPageMagic &&
          std::memcmp(sb.magic, kSuperMagic, sizeof kSuperMagic) == 0;
@@ -111,45 +102,14 @@ Status choose_copy(const Copy (&copies)[2], Superblock* out, std::string* messag
     return Err{EIO};
   }
   *out = best->sb;
+  // Inode numbers are never reused: whichever valid copy went further counts.
+  for (const Copy& c : copies) {
+    if (c.state == Copy::kValid) out->next_inode = std::max(out->next_inode, c.sb.next_inode);
+  }
   return ok_status();
 }
 
 }  // namespace
-
-bool superblock_valid(const Superblock& s, const char** why) {
-  const uint64_t n = s.page_count;
-  if (!valid_page_size(s.page_size)) return fail(why, "invalid page size");
-  if (s.journal_start < 2 || s.journal_start > n || s.journal_pages > n - s.journal_start) {
-    return fail(why, "journal region out of place");
-  }
-  if (s.journal_pages < kMinJournalPages) return fail(why, "journal region too small");
-  if (s.bitmap_start < s.journal_start + s.journal_pages || s.bitmap_start > n ||
-      s.bitmap_pages > n - s.bitmap_start) {
-    return fail(why, "bitmap region out of place");
-  }
-  const uint64_t bits = bitmap_bits_per_page(s.page_size);
-  if (s.bitmap_pages != n / bits + (n % bits != 0)) {
-    return fail(why, "bitmap size does not match page_count");
-  }
-  if (s.data_start < s.bitmap_start + s.bitmap_pages || s.data_start >= n) {
-    return fail(why, "data region out of place");
-  }
-  if (s.tree_root < s.data_start || s.tree_root >= n) {
-    return fail(why, "tree root outside the data region");
-  }
-  if (s.tree_height < 1 || s.tree_height > kMaxTreeHeight)
-    return fail(why, "tree height out of range");
-  if (s.next_inode < 2) return fail(why, "next_inode below 2");
-  if (s.journal_tail % s.page_size != 0 || s.journal_tail > kMaxLsn ||
-      s.journal_sequence > kMaxLsn) {
-    return fail(why, "journal tail out of range");
-  }
-  return true;
-}
-
-bool superblock_fits(const Superblock& sb, uint64_t device_bytes) {
-  return sb.page_count <= device_bytes / sb.page_size;
-}
 
 Status load_superblock(Device& device, Superblock* out, std::string* message) {
   void* buf = std::aligned_alloc(4096, kMaxPageSize);
@@ -195,6 +155,19 @@ Status write_superblock_copies(Device& device, Superblock sb) {
 }  // namespace
 
 namespace {
+
+// The superblock to carry on with after a replay: page 0 as the last replayed
+// transaction left it (scan replays only valid images of page 0), never an
+// older copy, whatever its generation says. Its next_inode and generation do
+// not go below those of the copy recovery started from, so the copies written
+// next are newer than any copy on the device.
+void adopt_replayed(const RecoveryResult& result, Superblock* sb) {
+  if (!result.superblock) return;
+  Superblock replayed = *result.superblock;
+  replayed.next_inode = std::max(replayed.next_inode, sb->next_inode);
+  replayed.generation = std::max(replayed.generation, sb->generation);
+  *sb = replayed;
+}
 
 // A read-only device cannot be recovered: refuse it if the journal needs replay.
 Status scan_read_only(Device& device, const Superblock& sb, RecoveryResult* result,
@@ -256,8 +229,7 @@ Status recover_device(Device& device, Superblock* sb, RecoveryResult* result,
   if (result->transactions > 0) {
     PAGEFS_LOG_INFO("recovered %llu transactions (%llu pages) from the journal",
                     (unsigned long long)result->transactions, (unsigned long long)result->pages);
-    // Page 0 may have been replayed: take the newest superblock.
-    PAGEFS_TRY(load_superblock(device, sb, message));
+    adopt_replayed(*result, sb);
   }
   return start_new_sequence(device, sb, result, message);
 }

@@ -11,6 +11,7 @@
 #include "engine/format.h"
 #include "engine/journal.h"
 #include "engine/result.h"
+#include "engine/superblock.h"
 
 namespace pagefs {
 
@@ -22,15 +23,6 @@ namespace pagefs {
 // and a pair of which neither copy is valid (EIO). `message` gets one line
 // for users.
 Status load_superblock(Device& device, Superblock* out, std::string* message);
-
-// Whether the geometry and counters of a superblock of this format version
-// make sense on their own: page size, regions in order and not overlapping,
-// the bitmap sized for page_count, the tree root in the data region, tree
-// height, next_inode, an aligned journal tail. False, with the reason in
-// `why`, if not. Shared by mount and fsck.
-bool superblock_valid(const Superblock& sb, const char** why);
-// Whether the filesystem fits on a device of `device_bytes` bytes.
-bool superblock_fits(const Superblock& sb, uint64_t device_bytes);
 
 // Loads the superblock and replays the journal. When transactions were
 // replayed, both superblock copies are rewritten with the journal emptied

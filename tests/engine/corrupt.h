@@ -176,4 +176,44 @@ inline void reseal(MemDevice& dev, const RecordRef& r) {
   std::memcpy(dev.raw() + r.commit_offset, &c, sizeof c);
 }
 
+// Writes, at the place of record `r`, a transaction record with the same
+// sequence number and LSN holding one raw image of `image_page`, and its
+// commit: a forged record that is whole in every respect the journal's own
+// checksums cover. It takes three pages, so it also overwrites what followed.
+inline void forge_raw_record(MemDevice& dev, const RecordRef& r, uint64_t image_page,
+                             const std::byte* image) {
+  constexpr uint64_t kPayload = sizeof(JournalImage) + kPageBytes;
+  constexpr uint64_t kRecord = 2 * kPageBytes;
+  std::vector<std::byte> rec(kRecord + kPageBytes);
+  JournalImage img{image_page, kPageBytes, 0};
+  std::memcpy(rec.data() + sizeof(JournalHeader), &img, sizeof img);
+  std::memcpy(rec.data() + sizeof(JournalHeader) + sizeof img, image, kPageBytes);
+  JournalHeader h{kJournalMagic,
+                  uint16_t(JournalKind::kTxn),
+                  0,
+                  0,
+                  0,
+                  r.header.sequence,
+                  r.lsn,
+                  kPayload,
+                  1,
+                  0};
+  h.payload_crc = crc32c(rec.data() + sizeof h, kPayload);
+  h.header_crc = journal_header_crc(h);
+  std::memcpy(rec.data(), &h, sizeof h);
+  JournalHeader c{kJournalMagic,
+                  uint16_t(JournalKind::kCommit),
+                  0,
+                  0,
+                  crc32c(rec.data(), kRecord),
+                  r.header.sequence,
+                  r.lsn + kRecord,
+                  kRecord,
+                  0,
+                  0};
+  c.header_crc = journal_header_crc(c);
+  std::memcpy(rec.data() + kRecord, &c, sizeof c);
+  std::memcpy(dev.raw() + r.offset, rec.data(), rec.size());
+}
+
 }  // namespace pagefs::test

@@ -157,5 +157,36 @@ TEST_F(JournalTest, NonzeroReservedHeaderFieldEndsRecoveryThere) {
   expect_recovery_stops_at(1);
 }
 
+// An image of page 0 replaces the superblock: recovery replays it only if it
+// is a valid superblock of this filesystem, so what recovery leaves on page 0
+// is always the newest state, never a page a mount would have to ignore.
+TEST_F(JournalTest, SuperblockImageOfAnotherGeometryEndsRecoveryThere) {
+  alignas(4096) std::byte page[4096];
+  Superblock sb = test::superblock(dev_);
+  sb.page_count -= 1;  // valid on its own, but not this filesystem
+  std::memset(page, 0, sizeof page);
+  std::memcpy(page, &sb, sizeof sb);
+  stamp_meta_page(page, sizeof page);
+  test::forge_raw_record(dev_, records_[3], 0, page);
+  expect_recovery_stops_at(3);
+}
+
+TEST_F(JournalTest, SuperblockImageThatIsNoSuperblockEndsRecoveryThere) {
+  alignas(4096) std::byte page[4096];
+  std::memset(page, 0x5a, sizeof page);
+  test::forge_raw_record(dev_, records_[3], 0, page);
+  expect_recovery_stops_at(3);
+}
+
+// The same forged record with a valid image of page 0 is replayed: the test
+// above fails for the image, not for the forging.
+TEST_F(JournalTest, ForgedRecordWithAValidSuperblockImageIsReplayed) {
+  alignas(4096) std::byte page[4096];
+  std::memcpy(page, test::page_at(dev_, 0), sizeof page);
+  test::forge_raw_record(dev_, records_[3], 0, page);
+  RecoveryResult result = scan();
+  EXPECT_EQ(result.transactions, 4u);
+}
+
 }  // namespace
 }  // namespace pagefs
