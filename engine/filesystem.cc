@@ -152,6 +152,18 @@ Status FileSystem::Impl::put_inode(InodeNo ino, const InodeRecord& rec) {
                     std::span(reinterpret_cast<const std::byte*>(&rec), sizeof rec));
 }
 
+// Inode numbers are never reused, so next_inode names no live inode. If it
+// does (the superblock is damaged), overwriting that inode would corrupt a
+// live file: the number is refused as metadata damage instead.
+Status FileSystem::Impl::insert_inode(InodeNo ino, const InodeRecord& rec) {
+  dirty_ = true;
+  Status st = tree_->insert(Key::of(ino.value, KeyKind::kInode, 0),
+                            std::span(reinterpret_cast<const std::byte*>(&rec), sizeof rec));
+  if (st.error() != EEXIST) return st;
+  return pool_->metadata_error(PageNo{0}, "next_inode %llu is already in use",
+                               (unsigned long long)ino.value);
+}
+
 void FileSystem::Impl::touch(InodeRecord& rec, bool mtime, bool ctime) {
   timespec now = now_timespec();
   if (mtime) rec.mtime_sec = now.tv_sec, rec.mtime_nsec = uint32_t(now.tv_nsec);
@@ -175,7 +187,7 @@ Result<InodeNo> FileSystem::Impl::new_inode(uint32_t mode, uint64_t rdev, const 
   rec.atime_sec = rec.mtime_sec = rec.ctime_sec = rec.crtime_sec = now.tv_sec;
   rec.atime_nsec = rec.mtime_nsec = rec.ctime_nsec = rec.crtime_nsec = uint32_t(now.tv_nsec);
   InodeNo ino{sb_->next_inode};
-  PAGEFS_TRY(put_inode(ino, rec));
+  PAGEFS_TRY(insert_inode(ino, rec));
   sb_->next_inode++;
   sb_->inode_count++;
   *out = rec;

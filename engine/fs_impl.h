@@ -74,6 +74,7 @@ class FileSystem::Impl {
   // ---- inodes (filesystem.cc) ----
   Result<InodeRecord> get_inode(InodeNo ino);
   Status put_inode(InodeNo ino, const InodeRecord& rec);
+  Status insert_inode(InodeNo ino, const InodeRecord& rec);
   Result<InodeNo> new_inode(uint32_t mode, uint64_t rdev, const Caller& caller,
                             const InodeRecord& parent, InodeRecord* out);
   Status free_inode(InodeNo ino, const InodeRecord& rec);
