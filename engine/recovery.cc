@@ -240,6 +240,12 @@ Result<std::unique_ptr<OverlayDevice>> OverlayDevice::open(Device& inner, Recove
                                                            std::string* message) {
   Superblock sb;
   PAGEFS_TRY(load_superblock(inner, &sb, message));
+  return open(inner, sb, result, message);
+}
+
+Result<std::unique_ptr<OverlayDevice>> OverlayDevice::open(Device& inner, const Superblock& sb,
+                                                           RecoveryResult* result,
+                                                           std::string* message) {
   std::unique_ptr<OverlayDevice> dev(new OverlayDevice(inner, sb.page_size));
   auto scanned = Journal::scan(inner, sb, [&](PageNo page, const std::byte* image) -> Status {
     dev->images_[page.value].assign(image, image + sb.page_size);

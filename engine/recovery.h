@@ -39,6 +39,9 @@ class OverlayDevice : public Device {
  public:
   static Result<std::unique_ptr<OverlayDevice>> open(Device& inner, RecoveryResult* result,
                                                      std::string* message);
+  // The same, with the superblock load_superblock() returned for `inner`.
+  static Result<std::unique_ptr<OverlayDevice>> open(Device& inner, const Superblock& sb,
+                                                     RecoveryResult* result, std::string* message);
 
   Status read(std::span<const IoRequest> batch) override;
   Status write(std::span<const IoRequest>) override { return Err{EROFS}; }

@@ -19,6 +19,7 @@ namespace pagefs::fsck {
 struct RunOptions {
   bool replay = false;   // -y or -p: replay the journal onto the device
   bool verbose = false;  // -v
+  FILE* out = stdout;    // where the report and what recovery did go
   FILE* err = stderr;    // where operational failures are reported
 };
 
