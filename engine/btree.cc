@@ -61,8 +61,9 @@ Status Btree::check_item(const PageRef& ref, const Node& node, uint16_t i) {
 }
 
 Result<uint16_t> Btree::child_for(const PageRef& ref, const Node& node, const Key& key) {
-  if (node.count() == 0)
+  if (node.count() == 0) {
     return pool_.metadata_error(ref.page_no(), "internal node without children");
+  }
   return node.child_index(key);
 }
 
