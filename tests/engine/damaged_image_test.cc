@@ -247,7 +247,10 @@ TEST_F(DamagedImageTest, XattrWithInconsistentSizesIsEioNotAbsent) {
   Key key = Key::of(f.value, KeyKind::kXattr, cookie_of("user.x"));
   auto v = value_of(dev_, key);
   ASSERT_FALSE(v.empty());
-  reinterpret_cast<XattrValue*>(v.data())->value_len += 3;
+  XattrValue x;
+  std::memcpy(&x, v.data(), sizeof x);
+  x.value_len += 3;
+  std::memcpy(v.data(), &x, sizeof x);
   restamp(dev_, leaf_of(dev_, key));
   mount();
   EXPECT_EQ(fs_->getxattr(f, "user.x").error(), EIO);
