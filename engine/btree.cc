@@ -30,8 +30,41 @@ bool valid_node(const std::byte* page, uint32_t page_size, const char** why) {
 
 }  // namespace
 
-Result<PageRef> Btree::node_page(uint64_t page) {
-  return pool_.fetch_meta(PageNo{page}, PageType::kTreeNode, valid_node);
+Result<PageRef> Btree::node_page(uint64_t page, uint32_t level) {
+  PAGEFS_ASSIGN(PageRef ref, pool_.fetch_meta(PageNo{page}, PageType::kTreeNode, valid_node));
+  uint16_t found = Node(ref.data(), pool_.page_size()).level();
+  if (found != level) {
+    return pool_.metadata_error(PageNo{page}, "tree node at level %u where level %u belongs", found,
+                                level);
+  }
+  return ref;
+}
+
+// Checked before the child is read: a pointer at a superblock, the journal or
+// past the end is damage in this node, not a bad page elsewhere.
+Result<uint64_t> Btree::child_page(const PageRef& ref, const Node& node, uint16_t i) {
+  uint64_t child = node.child_at(i);
+  if (!space_.in_data_region(child)) {
+    return pool_.metadata_error(ref.page_no(),
+                                "child %u points at page %llu, outside the data region", i,
+                                (unsigned long long)child);
+  }
+  return child;
+}
+
+Status Btree::check_item(const PageRef& ref, const Node& node, uint16_t i) {
+  const char* why = nullptr;
+  if (!item_check_ || item_check_(node.key_at(i), node.value_at(i), &why)) return ok_status();
+  Key k = node.key_at(i);
+  return pool_.metadata_error(ref.page_no(), "item (%llu, %u, %llu): %s", (unsigned long long)k.ino,
+                              k.kind, (unsigned long long)k.off, why);
+}
+
+Result<uint16_t> Btree::child_for(const PageRef& ref, const Node& node, const Key& key) {
+  if (node.count() == 0) {
+    return pool_.metadata_error(ref.page_no(), "internal node without children");
+  }
+  return node.child_index(key);
 }
 
 Result<PageRef> Btree::new_node(uint16_t level, uint64_t near) {
@@ -49,45 +82,51 @@ Status Btree::free_node(uint64_t page) {
 
 // ---- lookup -----------------------------------------------------------------
 
+// Each step goes one level down (node_page checks it), so the loop ends at a
+// leaf after at most height steps.
 Result<bool> Btree::get(const Key& key, std::string* out) {
   uint64_t page = root_.page;
-  for (;;) {
-    PAGEFS_ASSIGN(PageRef ref, node_page(page));
+  for (uint32_t level = root_.height - 1;; level--) {
+    PAGEFS_ASSIGN(PageRef ref, node_page(page, level));
     Node node(ref.data(), pool_.page_size());
     if (node.is_leaf()) {
       uint16_t i = node.lower_bound(key);
       if (i == node.count() || node.key_at(i) != key) return false;
+      PAGEFS_TRY(check_item(ref, node, i));
       auto v = node.value_at(i);
       if (out) out->assign(reinterpret_cast<const char*>(v.data()), v.size());
       return true;
     }
-    if (node.count() == 0) return Err{EIO};
-    page = node.child_at(node.child_index(key));
+    PAGEFS_ASSIGN(uint16_t idx, child_for(ref, node, key));
+    PAGEFS_ASSIGN(page, child_page(ref, node, idx));
   }
 }
 
 Status Btree::scan(const Key& lo, const Key& hi, const Visitor& visit) {
   if (hi < lo) return ok_status();
-  PAGEFS_TRY(scan_rec(root_.page, lo, hi, visit));
+  PAGEFS_TRY(scan_rec(root_.page, root_.height - 1, lo, hi, visit));
   return ok_status();
 }
 
 // Returns false once the visitor asked to stop or the keys passed `hi`.
-Result<bool> Btree::scan_rec(uint64_t page, const Key& lo, const Key& hi, const Visitor& visit) {
-  PAGEFS_ASSIGN(PageRef ref, node_page(page));
+Result<bool> Btree::scan_rec(uint64_t page, uint32_t level, const Key& lo, const Key& hi,
+                             const Visitor& visit) {
+  PAGEFS_ASSIGN(PageRef ref, node_page(page, level));
   Node node(ref.data(), pool_.page_size());
   if (node.is_leaf()) {
     for (uint16_t i = node.lower_bound(lo); i < node.count(); i++) {
       Key k = node.key_at(i);
       if (hi < k) return false;
+      PAGEFS_TRY(check_item(ref, node, i));
       if (!visit(k, node.value_at(i))) return false;
     }
     return true;
   }
-  if (node.count() == 0) return Err{EIO};
-  for (uint16_t i = node.child_index(lo); i < node.count(); i++) {
+  PAGEFS_ASSIGN(uint16_t first, child_for(ref, node, lo));
+  for (uint16_t i = first; i < node.count(); i++) {
     if (i > 0 && hi < node.key_at(i)) return false;
-    PAGEFS_ASSIGN(bool more, scan_rec(node.child_at(i), lo, hi, visit));
+    PAGEFS_ASSIGN(uint64_t child, child_page(ref, node, i));
+    PAGEFS_ASSIGN(bool more, scan_rec(child, level - 1, lo, hi, visit));
     if (!more) return false;
   }
   return true;
@@ -97,21 +136,22 @@ Result<bool> Btree::scan_rec(uint64_t page, const Key& lo, const Key& hi, const 
 
 Status Btree::put(const Key& key, std::span<const std::byte> value) {
   if (value.size() > max_value()) return Err{E2BIG};
-  PAGEFS_ASSIGN(auto split, put_rec(root_.page, key, value, PutMode::kUpsert));
+  PAGEFS_ASSIGN(auto split, put_rec(root_.page, root_.height - 1, key, value, PutMode::kUpsert));
   if (split) PAGEFS_TRY(grow_root(*split));
   return ok_status();
 }
 
 Status Btree::insert(const Key& key, std::span<const std::byte> value) {
   if (value.size() > max_value()) return Err{E2BIG};
-  PAGEFS_ASSIGN(auto split, put_rec(root_.page, key, value, PutMode::kInsertOnly));
+  PAGEFS_ASSIGN(auto split,
+                put_rec(root_.page, root_.height - 1, key, value, PutMode::kInsertOnly));
   if (split) PAGEFS_TRY(grow_root(*split));
   return ok_status();
 }
 
-Result<std::optional<Btree::Split>> Btree::put_rec(uint64_t page, const Key& key,
+Result<std::optional<Btree::Split>> Btree::put_rec(uint64_t page, uint32_t level, const Key& key,
                                                    std::span<const std::byte> value, PutMode mode) {
-  PAGEFS_ASSIGN(PageRef ref, node_page(page));
+  PAGEFS_ASSIGN(PageRef ref, node_page(page, level));
   Node node(ref.data(), pool_.page_size());
   if (node.is_leaf()) {
     uint16_t pos = node.lower_bound(key);
@@ -132,9 +172,9 @@ Result<std::optional<Btree::Split>> Btree::put_rec(uint64_t page, const Key& key
     }
     return split_and_insert(ref, pos, key, value);
   }
-  if (node.count() == 0) return Err{EIO};
-  uint16_t idx = node.child_index(key);
-  PAGEFS_ASSIGN(auto child_split, put_rec(node.child_at(idx), key, value, mode));
+  PAGEFS_ASSIGN(uint16_t idx, child_for(ref, node, key));
+  PAGEFS_ASSIGN(uint64_t child_no, child_page(ref, node, idx));
+  PAGEFS_ASSIGN(auto child_split, put_rec(child_no, level - 1, key, value, mode));
   if (!child_split) return std::optional<Split>();
   uint64_t child = child_split->page;
   std::span<const std::byte> child_bytes(reinterpret_cast<const std::byte*>(&child), 8);
@@ -193,13 +233,14 @@ Status Btree::grow_root(const Split& split) {
 
 Result<bool> Btree::erase(const Key& key) {
   bool emptied = false;
-  PAGEFS_ASSIGN(bool found, erase_rec(root_.page, key, true, &emptied));
+  PAGEFS_ASSIGN(bool found, erase_rec(root_.page, root_.height - 1, key, true, &emptied));
   if (found) PAGEFS_TRY(shrink_root());
   return found;
 }
 
-Result<bool> Btree::erase_rec(uint64_t page, const Key& key, bool is_root, bool* emptied) {
-  PAGEFS_ASSIGN(PageRef ref, node_page(page));
+Result<bool> Btree::erase_rec(uint64_t page, uint32_t level, const Key& key, bool is_root,
+                              bool* emptied) {
+  PAGEFS_ASSIGN(PageRef ref, node_page(page, level));
   Node node(ref.data(), pool_.page_size());
   bool found = false;
   if (node.is_leaf()) {
@@ -209,10 +250,10 @@ Result<bool> Btree::erase_rec(uint64_t page, const Key& key, bool is_root, bool*
     node.erase_at(pos);
     found = true;
   } else {
-    if (node.count() == 0) return Err{EIO};
-    uint16_t idx = node.child_index(key);
+    PAGEFS_ASSIGN(uint16_t idx, child_for(ref, node, key));
+    PAGEFS_ASSIGN(uint64_t child, child_page(ref, node, idx));
     bool child_emptied = false;
-    PAGEFS_ASSIGN(found, erase_rec(node.child_at(idx), key, false, &child_emptied));
+    PAGEFS_ASSIGN(found, erase_rec(child, level - 1, key, false, &child_emptied));
     if (child_emptied) {
       ref.mark_dirty();
       node.erase_at(idx);
@@ -227,10 +268,12 @@ Result<bool> Btree::erase_rec(uint64_t page, const Key& key, bool is_root, bool*
 }
 
 // An internal root with one child hands the root role to that child; an
-// internal root with none (everything deleted) becomes an empty leaf.
+// internal root with none (everything deleted) becomes an empty leaf. The
+// child is read (and its level checked) before the old root is freed, so a
+// damaged child never becomes the root.
 Status Btree::shrink_root() {
   for (;;) {
-    PAGEFS_ASSIGN(PageRef ref, node_page(root_.page));
+    PAGEFS_ASSIGN(PageRef ref, root_page());
     Node node(ref.data(), pool_.page_size());
     if (node.is_leaf()) return ok_status();
     if (node.count() == 0) {
@@ -240,7 +283,8 @@ Status Btree::shrink_root() {
       return ok_status();
     }
     if (node.count() > 1) return ok_status();
-    uint64_t child = node.child_at(0);
+    PAGEFS_ASSIGN(uint64_t child, child_page(ref, node, 0));
+    PAGEFS_TRY(node_page(child, root_.height - 2));
     uint64_t old = root_.page;
     ref.reset();
     PAGEFS_TRY(free_node(old));

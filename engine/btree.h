@@ -9,6 +9,12 @@
 // Invariants: all leaves are at level 0 and the root at height-1; keys are
 // strictly increasing in a node; child i of an internal node holds keys in
 // [key(i), key(i+1)) (key(0) is minus infinity); no node but the root is empty.
+//
+// Nothing read from the device is trusted: every node passes Node::check when
+// it is read, and every descent checks that a child pointer lies in the data
+// region and that the child's level is its parent's minus one (the root's is
+// height-1). So a descent is at most height nodes deep and a pointer cycle
+// cannot make it loop; a violation is metadata damage, EIO to the caller.
 // Deletion frees a node when it becomes empty instead of merging underfull
 // siblings ("free at empty"): lookups stay O(log n) and the code stays small.
 //
@@ -24,6 +30,7 @@
 
 #include "engine/buffer_pool.h"
 #include "engine/key.h"
+#include "engine/node.h"
 #include "engine/result.h"
 #include "engine/space_map.h"
 
@@ -38,6 +45,8 @@ class Btree {
  public:
   // Visitor for scan(): return false to stop.
   using Visitor = std::function<bool(const Key&, std::span<const std::byte>)>;
+  // Checks a leaf item: true if well formed, else false with the reason in `why`.
+  using ItemCheck = std::function<bool(const Key&, std::span<const std::byte>, const char** why)>;
 
   Btree(BufferPool& pool, SpaceMap& space, TreeRoot& root);
 
@@ -57,6 +66,11 @@ class Btree {
 
   size_t max_value() const { return max_value_size(pool_.page_size()); }
 
+  // From now on every item get() and scan() hand out passes `check` first; one
+  // that fails is metadata damage (EIO). Without a check, items are handed out
+  // as stored (the tree itself does not know what they mean).
+  void set_item_check(ItemCheck check) { item_check_ = std::move(check); }
+
  private:
   struct Split {
     Key separator;
@@ -64,14 +78,24 @@ class Btree {
   };
   enum class PutMode { kUpsert, kInsertOnly };
 
-  Result<PageRef> node_page(uint64_t page);
-  Result<std::optional<Split>> put_rec(uint64_t page, const Key& key,
+  // The node at `page`, which its parent says is at `level`.
+  Result<PageRef> node_page(uint64_t page, uint32_t level);
+  Result<PageRef> root_page() { return node_page(root_.page, root_.height - 1); }
+  // Child pointer i of the internal node `node` held by `ref`.
+  Result<uint64_t> child_page(const PageRef& ref, const Node& node, uint16_t i);
+  // The index of the child of `node` that may hold `key`.
+  Result<uint16_t> child_for(const PageRef& ref, const Node& node, const Key& key);
+  // Item i of the leaf `node` held by `ref`, checked by item_check_.
+  Status check_item(const PageRef& ref, const Node& node, uint16_t i);
+  Result<std::optional<Split>> put_rec(uint64_t page, uint32_t level, const Key& key,
                                        std::span<const std::byte> value, PutMode mode);
   Result<std::optional<Split>> split_and_insert(PageRef& ref, uint16_t pos, const Key& key,
                                                 std::span<const std::byte> value);
   // Returns true through `emptied` when the node became empty (and was freed).
-  Result<bool> erase_rec(uint64_t page, const Key& key, bool is_root, bool* emptied);
-  Result<bool> scan_rec(uint64_t page, const Key& lo, const Key& hi, const Visitor& visit);
+  Result<bool> erase_rec(uint64_t page, uint32_t level, const Key& key, bool is_root,
+                         bool* emptied);
+  Result<bool> scan_rec(uint64_t page, uint32_t level, const Key& lo, const Key& hi,
+                        const Visitor& visit);
   Status grow_root(const Split& split);
   Status shrink_root();
   Result<PageRef> new_node(uint16_t level, uint64_t near);
@@ -80,6 +104,7 @@ class Btree {
   BufferPool& pool_;
   SpaceMap& space_;
   TreeRoot& root_;
+  ItemCheck item_check_;
 };
 
 }  // namespace pagefs

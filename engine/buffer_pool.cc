@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cassert>
+#include <cstdarg>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 
@@ -176,9 +178,7 @@ Result<PageRef> BufferPool::fetch(PageNo page, bool meta, PageType type, uint32_
   if (good && validate) {
     const char* why = nullptr;
     good = validate(frame_data(frame), page_size_, &why);
-    if (!good) {
-      PAGEFS_LOG_ERROR("metadata page %llu is malformed: %s", (unsigned long long)page.value, why);
-    }
+    if (!good) (void)metadata_error(page, "%s", why);
   }
   pages_read_.fetch_add(1, std::memory_order_relaxed);
 
@@ -740,6 +740,17 @@ void BufferPool::end_commit(uint64_t txn_id, const std::vector<TxnPage>& pages, 
   io_done_.notify_all();
 }
 
+Err BufferPool::metadata_error(PageNo page, const char* why, ...) {
+  char text[256];
+  va_list args;
+  va_start(args, why);
+  std::vsnprintf(text, sizeof text, why, args);
+  va_end(args);
+  metadata_errors_.fetch_add(1, std::memory_order_relaxed);
+  PAGEFS_LOG_ERROR("metadata damage at page %llu: %s", (unsigned long long)page.value, text);
+  return Err{EIO};
+}
+
 PoolStats BufferPool::stats() const {
   PoolStats s;
   s.frames = frame_count_;
@@ -748,6 +759,7 @@ PoolStats BufferPool::stats() const {
   s.pages_read = pages_read_.load();
   s.pages_written = pages_written_.load();
   s.checksum_errors = checksum_errors_.load();
+  s.metadata_errors = metadata_errors_.load();
   std::lock_guard lock(mu_);
   s.dirty = dirty_count_;
   return s;

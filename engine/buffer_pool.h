@@ -132,6 +132,7 @@ struct PoolStats {
   uint64_t pages_read = 0;
   uint64_t pages_written = 0;
   uint64_t checksum_errors = 0;
+  uint64_t metadata_errors = 0;  // metadata that passed its checksum but cannot be right
   uint64_t dirty = 0;
 };
 
@@ -221,6 +222,12 @@ class BufferPool {
   void stop_writeback();
   // The first error a background or eviction write-back met (0: none).
   int write_error() const;
+
+  // Metadata damage found at `page`: a value that passed its checksum but
+  // cannot be right (a bug, a misdirected write, a crafted image). Counts it
+  // in metadata_errors and logs one line naming the page and `why`
+  // (printf-style). Returns EIO, for the caller to hand up.
+  Err metadata_error(PageNo page, const char* why, ...) __attribute__((format(printf, 3, 4)));
 
   PoolStats stats() const;
   uint32_t page_size() const { return page_size_; }
@@ -325,7 +332,7 @@ class BufferPool {
   int write_error_ = 0;          // guarded by mu_
 
   std::atomic<uint64_t> hits_{0}, misses_{0}, pages_read_{0}, pages_written_{0},
-      checksum_errors_{0};
+      checksum_errors_{0}, metadata_errors_{0};
 };
 
 // Stamps the header of a metadata page buffer: sets the CRC over page_size bytes.

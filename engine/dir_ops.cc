@@ -17,8 +17,6 @@
 namespace pagefs {
 namespace {
 
-constexpr uint32_t kLinkMax = 65000;
-
 Status check_name(std::string_view name) {
   if (name.empty()) return Err{ENOENT};
   if (name.size() > kNameMax) return Err{ENAMETOOLONG};
@@ -56,8 +54,7 @@ Result<bool> FileSystem::Impl::dir_find(InodeNo dir, std::string_view name, Foun
   PAGEFS_TRY(tree_->scan(
       Key::of(dir.value, KeyKind::kDirent, base), Key::of(dir.value, KeyKind::kDirent, base | 0xff),
       [&](const Key& k, std::span<const std::byte> v) {
-        if (v.size() < sizeof(DirentValue)) return true;
-        DirentValue d;
+        DirentValue d;  // the tree checked its shape (items.h)
         std::memcpy(&d, v.data(), sizeof d);
         std::string_view n(reinterpret_cast<const char*>(v.data()) + sizeof d, v.size() - sizeof d);
         if (n != name) return true;
@@ -320,8 +317,7 @@ Status FileSystem::readdir(InodeNo dir, uint64_t cookie,
           Key::of(dir.value, KeyKind::kDirent, cookie + 1),
           Key::of(dir.value, KeyKind::kDirent, UINT64_MAX),
           [&](const Key& k, std::span<const std::byte> v) {
-            if (v.size() < sizeof(DirentValue)) return true;
-            DirentValue d;
+            DirentValue d;  // the tree checked its shape (items.h)
             std::memcpy(&d, v.data(), sizeof d);
             items.push_back(Item{std::string(reinterpret_cast<const char*>(v.data()) + sizeof d,
                                              v.size() - sizeof d),

@@ -16,13 +16,36 @@ std::string Extent::encode() const {
   return out;
 }
 
-bool Extent::decode(uint64_t file_page, std::span<const std::byte> bytes, Extent* out) {
-  if (bytes.size() < sizeof(ExtentValue)) return false;
+namespace {
+
+bool fail(const char** why, const char* reason) {
+  *why = reason;
+  return false;
+}
+
+// An extent's device pages lie in the data region; its file pages end below
+// the largest file offset (as fsck holds them), so file_page + pages never wraps.
+bool extent_in_bounds(uint64_t file_page, const ExtentValue& v, const ItemLimits& limits) {
+  assert(limits.page_size > 0);
+  uint64_t max_file_pages = uint64_t(INT64_MAX) / limits.page_size;
+  return v.phys >= limits.data_start && v.phys < limits.page_count &&
+         v.pages <= limits.page_count - v.phys && file_page <= max_file_pages - v.pages;
+}
+
+}  // namespace
+
+bool Extent::decode(uint64_t file_page, std::span<const std::byte> bytes, const ItemLimits& limits,
+                    Extent* out, const char** why) {
   ExtentValue v;
+  if (bytes.size() < sizeof v) return fail(why, "extent item too short");
   std::memcpy(&v, bytes.data(), sizeof v);
-  if (v.pages == 0 || v.pages > kMaxExtentPages || bytes.size() != extent_value_size(v.pages)) {
-    return false;
+  if (v.pages == 0 || v.pages > kMaxExtentPages) return fail(why, "extent length out of range");
+  if (bytes.size() != extent_value_size(v.pages)) return fail(why, "extent item of the wrong size");
+  if (v.reserved != 0) return fail(why, "extent reserved field not zero");
+  if (uint64_t{v.unwritten_mask} >> v.pages != 0) {
+    return fail(why, "unwritten bits past the extent's pages");
   }
+  if (!extent_in_bounds(file_page, v, limits)) return fail(why, "extent outside the data region");
   out->file_page = file_page;
   out->phys = v.phys;
   out->pages = v.pages;
@@ -42,7 +65,8 @@ Status FileSystem::Impl::collect_extents(InodeNo ino, uint64_t first_page, uint6
                          Key::of(ino.value, KeyKind::kExtent, last_page),
                          [&](const Key& k, std::span<const std::byte> v) {
                            Extent e;
-                           if (!Extent::decode(k.off, v, &e)) {
+                           const char* why = nullptr;
+                           if (!Extent::decode(k.off, v, limits_, &e, &why)) {
                              corrupt = true;
                              return false;
                            }

@@ -19,8 +19,6 @@
 namespace pagefs {
 namespace {
 
-constexpr uint64_t kMaxFileBytes = 1ull << 52;  // 4 PiB
-
 uint32_t low_bits(uint32_t n) {
   return n >= 32 ? ~0u : ((1u << n) - 1);
 }

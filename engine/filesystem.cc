@@ -86,6 +86,11 @@ Status FileSystem::Impl::open(std::string* message) {
   space_ = std::move(space).value();
   root_ = TreeRoot{sb_->tree_root, sb_->tree_height};
   tree_ = std::make_unique<Btree>(*pool_, *space_, root_);
+  limits_ = ItemLimits{sb_->data_start, sb_->page_count, page_size_};
+  tree_->set_item_check(
+      [limits = limits_](const Key& k, std::span<const std::byte> v, const char** why) {
+        return check_item(k, v, limits, why);
+      });
   auto root = get_inode(kRootInode);
   if (!root.ok() || !S_ISDIR(root->mode)) {
     *message = "root directory is missing or damaged; run fsck.pagefs";
@@ -135,11 +140,8 @@ Result<InodeRecord> FileSystem::Impl::get_inode(InodeNo ino) {
   std::string v;
   PAGEFS_ASSIGN(bool found, tree_->get(Key::of(ino.value, KeyKind::kInode, 0), &v));
   if (!found) return Err{ENOENT};
-  if (v.size() != sizeof(InodeRecord)) {
-    PAGEFS_LOG_ERROR("inode %llu record has a bad size", (unsigned long long)ino.value);
-    return Err{EIO};
-  }
-  InodeRecord rec;
+  InodeRecord rec;  // the tree checked its size and fields (items.h)
+  assert(v.size() == sizeof rec);
   std::memcpy(&rec, v.data(), sizeof rec);
   return rec;
 }
@@ -148,6 +150,18 @@ Status FileSystem::Impl::put_inode(InodeNo ino, const InodeRecord& rec) {
   dirty_ = true;
   return tree_->put(Key::of(ino.value, KeyKind::kInode, 0),
                     std::span(reinterpret_cast<const std::byte*>(&rec), sizeof rec));
+}
+
+// Inode numbers are never reused, so next_inode names no live inode. If it
+// does (the superblock is damaged), overwriting that inode would corrupt a
+// live file: the number is refused as metadata damage instead.
+Status FileSystem::Impl::insert_inode(InodeNo ino, const InodeRecord& rec) {
+  dirty_ = true;
+  Status st = tree_->insert(Key::of(ino.value, KeyKind::kInode, 0),
+                            std::span(reinterpret_cast<const std::byte*>(&rec), sizeof rec));
+  if (st.error() != EEXIST) return st;
+  return pool_->metadata_error(PageNo{0}, "next_inode %llu is already in use",
+                               (unsigned long long)ino.value);
 }
 
 void FileSystem::Impl::touch(InodeRecord& rec, bool mtime, bool ctime) {
@@ -173,7 +187,7 @@ Result<InodeNo> FileSystem::Impl::new_inode(uint32_t mode, uint64_t rdev, const 
   rec.atime_sec = rec.mtime_sec = rec.ctime_sec = rec.crtime_sec = now.tv_sec;
   rec.atime_nsec = rec.mtime_nsec = rec.ctime_nsec = rec.crtime_nsec = uint32_t(now.tv_nsec);
   InodeNo ino{sb_->next_inode};
-  PAGEFS_TRY(put_inode(ino, rec));
+  PAGEFS_TRY(insert_inode(ino, rec));
   sb_->next_inode++;
   sb_->inode_count++;
   *out = rec;
@@ -240,16 +254,31 @@ Status FileSystem::Impl::purge_orphans() {
                            orphans.push_back(k.off);
                            return true;
                          }));
+  size_t freed = 0;
   for (uint64_t ino : orphans) {
-    PAGEFS_TRY(run_op([&]() -> Status {
+    Status st = run_op([&]() -> Status {
       PAGEFS_TRY(begin_op(64));
-      auto rec = get_inode(InodeNo{ino});
-      if (rec.ok() && rec->nlink == 0) PAGEFS_TRY(free_inode(InodeNo{ino}, *rec));
-      return remove_orphan(InodeNo{ino});
-    }));
+      return purge_orphan(InodeNo{ino});
+    });
+    // Damage met while freeing one orphan must not refuse the mount: the
+    // orphan stays on the list, for fsck.pagefs to deal with.
+    if (st.error() == EIO) {
+      PAGEFS_LOG_WARN("orphaned inode %llu is left unfreed; run fsck.pagefs",
+                      (unsigned long long)ino);
+      continue;
+    }
+    PAGEFS_TRY(st);
+    freed++;
   }
-  if (!orphans.empty()) PAGEFS_LOG_INFO("freed %zu orphaned inodes", orphans.size());
+  if (freed > 0) PAGEFS_LOG_INFO("freed %zu orphaned inodes", freed);
   return ok_status();
+}
+
+Status FileSystem::Impl::purge_orphan(InodeNo ino) {
+  auto rec = get_inode(ino);
+  if (!rec.ok() && rec.error() != ENOENT) return Err{rec.error()};
+  if (rec.ok() && rec->nlink == 0) PAGEFS_TRY(free_inode(ino, *rec));
+  return remove_orphan(ino);
 }
 
 Attr FileSystem::Impl::to_attr(InodeNo ino, const InodeRecord& rec) {
@@ -381,6 +410,7 @@ FsStats FileSystem::stats() const {
   s.free_pages = free > SpaceMap::kMetadataReserve ? free - SpaceMap::kMetadataReserve : 0;
   s.inodes = impl_->sb_->inode_count;
   s.checksum_errors = ps.checksum_errors;
+  s.metadata_errors = ps.metadata_errors;
   s.cache_hits = ps.hits;
   s.cache_misses = ps.misses;
   s.cache_frames = ps.frames;

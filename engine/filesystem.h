@@ -105,6 +105,7 @@ struct FsStats {
   uint64_t free_pages = 0;
   uint64_t inodes = 0;
   uint64_t checksum_errors = 0;  // CRC mismatches found on reads since mount
+  uint64_t metadata_errors = 0;  // metadata with a good CRC but impossible contents, since mount
   uint64_t cache_hits = 0;
   uint64_t cache_misses = 0;
   uint64_t cache_frames = 0;

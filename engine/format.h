@@ -36,7 +36,12 @@ inline constexpr uint32_t kDefaultPageSize = 4096;
 inline constexpr uint32_t kPageMagic = 0x53464750;  // "PGFS" in little-endian bytes
 inline constexpr char kSuperMagic[8] = {'p', 'a', 'g', 'e', 'f', 's', '\0', '\x1a'};
 inline constexpr uint32_t kNameMax = 255;
-inline constexpr uint32_t kMaxExtentPages = 32;  // one bit each in ExtentValue::unwritten_mask
+inline constexpr uint64_t kMaxFileBytes = 1ull << 52;  // 4 PiB: the largest file size
+inline constexpr uint32_t kLinkMax = 65000;            // the most links an inode may have
+inline constexpr uint32_t kMaxExtentPages = 32;
+inline constexpr uint64_t kMinJournalPages = 256;  // mkfs never makes a smaller journal
+// LSNs and sequence numbers stay below this, so sums of them never wrap.
+inline constexpr uint64_t kMaxLsn = 1ull << 62;  // one bit each in ExtentValue::unwritten_mask
 
 enum class PageType : uint16_t {
   kSuperblock = 1,
@@ -180,6 +185,9 @@ struct NodeHeader {
 };
 static_assert(sizeof(NodeHeader) == 16);
 inline constexpr size_t kNodeHeaderOffset = sizeof(PageHeader);
+// Levels in a tree: a node's level is below this, and so is tree_height - 1.
+// Ample: a tree of 4 KiB nodes reaches 8 levels only past 10^15 items.
+inline constexpr uint32_t kMaxTreeHeight = 32;
 inline constexpr size_t kSlotsOffset = sizeof(PageHeader) + sizeof(NodeHeader);
 
 enum class KeyKind : uint8_t {

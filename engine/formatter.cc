@@ -15,9 +15,6 @@
 namespace pagefs {
 namespace {
 
-// The journal must hold a few transactions of a few dozen page images each.
-constexpr uint64_t kMinJournalPages = 256;
-
 struct Geometry {
   uint64_t page_count, journal_start, journal_pages, bitmap_start, bitmap_pages, data_start;
 };

@@ -22,6 +22,7 @@
 #include "engine/filesystem.h"
 #include "engine/format.h"
 #include "engine/inode_refs.h"
+#include "engine/items.h"
 #include "engine/journal.h"
 #include "engine/readahead.h"
 #include "engine/space_map.h"
@@ -40,7 +41,10 @@ struct Extent {
   uint64_t end() const { return file_page + pages; }
   bool is_unwritten(uint32_t i) const { return (unwritten >> i) & 1; }
   std::string encode() const;
-  static bool decode(uint64_t file_page, std::span<const std::byte> v, Extent* out);
+  // Decodes the value of (ino, kExtent, file_page), checking every field
+  // against the format and `limits`; false with the reason in `why`.
+  static bool decode(uint64_t file_page, std::span<const std::byte> v, const ItemLimits& limits,
+                     Extent* out, const char** why);
 };
 
 timespec now_timespec();
@@ -82,6 +86,7 @@ class FileSystem::Impl {
   // ---- inodes (filesystem.cc) ----
   Result<InodeRecord> get_inode(InodeNo ino);
   Status put_inode(InodeNo ino, const InodeRecord& rec);
+  Status insert_inode(InodeNo ino, const InodeRecord& rec);
   Result<InodeNo> new_inode(uint32_t mode, uint64_t rdev, const Caller& caller,
                             const InodeRecord& parent, InodeRecord* out);
   Status free_inode(InodeNo ino, const InodeRecord& rec);
@@ -90,6 +95,7 @@ class FileSystem::Impl {
   Status add_orphan(InodeNo ino);
   Status remove_orphan(InodeNo ino);
   Status purge_orphans();
+  Status purge_orphan(InodeNo ino);
   static Attr to_attr(InodeNo ino, const InodeRecord& rec);
   // The attributes of `ino`, with a kernel reference taken if asked; mu_ held.
   Result<Attr> attr_of(InodeNo ino, Hold hold);
@@ -175,6 +181,7 @@ class FileSystem::Impl {
   InodeRefs refs_;       // the kernel's references; added to under mu_
   bool failed_ = false;  // sticky: a journal or device write failed; guarded by mu_
   TreeRoot root_;
+  ItemLimits limits_;         // what extents may point at, from the superblock
   Superblock* sb_ = nullptr;  // in-memory copy, guarded by mu_
   std::string sb_storage_;
   bool read_only_ = false;

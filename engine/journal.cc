@@ -7,8 +7,10 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "engine/buffer_pool.h"
 #include "engine/crc32c.h"
 #include "engine/log.h"
+#include "engine/superblock.h"
 
 namespace pagefs {
 namespace {
@@ -204,68 +206,192 @@ void Journal::set_tail(uint64_t lsn, uint64_t sequence) {
 
 namespace {
 
-// Decodes the images of one whole record and hands them to `visit`.
+// Where the journal lies, and what its images may target.
+struct Region {
+  const Superblock& sb;  // the superblock recovery started from
+  uint32_t page_size;
+  uint64_t offset;    // byte offset of the region on the device
+  uint64_t capacity;  // bytes in the region
+  uint64_t first_page, end_page, page_count;
+
+  explicit Region(const Superblock& sb)
+      : sb(sb),
+        page_size(sb.page_size),
+        offset(sb.journal_start * sb.page_size),
+        capacity(sb.journal_pages * sb.page_size),
+        first_page(sb.journal_start),
+        end_page(sb.journal_start + sb.journal_pages),
+        page_count(sb.page_count) {}
+
+  // Recovery writes images home: never into the journal it is reading, never
+  // past the end of the filesystem.
+  bool may_target(uint64_t page) const {
+    return page < page_count && (page < first_page || page >= end_page);
+  }
+};
+
+// A transaction header that can start a whole record at `lsn`: valid, the
+// sequence expected, reserved fields zero, and sizes that fit the region
+// with the commit page (so no sum of them wraps). Sets the padded size.
+bool txn_header_whole(const JournalHeader& h, uint64_t sequence, uint64_t lsn, const Region& g,
+                      uint64_t* record_bytes) {
+  if (!header_valid(h, JournalKind::kTxn, sequence, lsn) || h.reserved != 0 || h.reserved2 != 0) {
+    return false;
+  }
+  if (h.payload_bytes > g.capacity) return false;
+  *record_bytes = round_up(sizeof h + h.payload_bytes, g.page_size);
+  if (*record_bytes + g.page_size > g.capacity) return false;
+  return uint64_t{h.image_count} * sizeof(JournalImage) <= h.payload_bytes;
+}
+
+bool commit_whole(const JournalHeader& c, uint64_t sequence, uint64_t lsn, uint64_t record_bytes,
+                  uint32_t record_crc) {
+  return header_valid(c, JournalKind::kCommit, sequence, lsn) && c.reserved == 0 &&
+         c.reserved2 == 0 && c.image_count == 0 && c.payload_bytes == record_bytes &&
+         c.payload_crc == record_crc;
+}
+
+// Decodes one stored image into `page`: raw bytes of exactly one page, or a
+// zstd frame that decompresses to exactly one page.
+bool decode_image(const JournalImage& img, const std::byte* data, uint32_t page_size,
+                  std::byte* page) {
+  if (img.flags == 0) {
+    if (img.stored_bytes != page_size) return false;
+    std::memcpy(page, data, page_size);
+    return true;
+  }
+  if (img.flags != kImageZstd) return false;
+  size_t n = ZSTD_decompress(page, page_size, data, img.stored_bytes);
+  return !ZSTD_isError(n) && n == page_size;
+}
+
+JournalImage image_at(const std::byte* record, uint32_t i) {
+  JournalImage img;
+  std::memcpy(&img, record + sizeof(JournalHeader) + i * sizeof img, sizeof img);
+  return img;
+}
+
+// An image of page 0 replaces the primary superblock: it is replayed only if
+// it is a valid superblock of this very filesystem, so that what recovery
+// leaves on page 0 is always the newest state, never a page mount ignores.
+bool superblock_image_valid(const std::byte* page, const Region& g) {
+  const char* why = nullptr;
+  if (!verify_meta_page(page, g.page_size, PageNo{0}, PageType::kSuperblock, &why)) return false;
+  Superblock sb;
+  std::memcpy(&sb, page, sizeof sb);
+  return sb.version == kFormatVersion && superblock_valid(sb, &why) && same_geometry(sb, g.sb);
+}
+
+// Every image targets a page recovery may write and decodes to one page (a
+// superblock, for page 0), and the images fill the payload after the table
+// exactly. `page` is scratch.
+bool images_whole(const std::byte* record, const JournalHeader& h, const Region& g,
+                  std::byte* page) {
+  uint64_t table_bytes = uint64_t{h.image_count} * sizeof(JournalImage);
+  const std::byte* data = record + sizeof h + table_bytes;
+  uint64_t left = h.payload_bytes - table_bytes;
+  for (uint32_t i = 0; i < h.image_count; i++) {
+    JournalImage img = image_at(record, i);
+    if (!g.may_target(img.page_no) || img.stored_bytes > left) return false;
+    if (!decode_image(img, data, g.page_size, page)) return false;
+    if (img.page_no == 0 && !superblock_image_valid(page, g)) return false;
+    data += img.stored_bytes;
+    left -= img.stored_bytes;
+  }
+  return left == 0;
+}
+
+// Hands the images of a whole record to `visit`, in order.
 Status visit_images(const std::byte* record, const JournalHeader& h, uint32_t page_size,
                     std::byte* page, const Journal::ImageVisitor& visit, uint64_t* count) {
-  const std::byte* body = record + sizeof(JournalHeader);
-  uint64_t table_bytes = uint64_t(h.image_count) * sizeof(JournalImage);
-  if (table_bytes > h.payload_bytes) return Err{EIO};
-  const std::byte* data = body + table_bytes;
-  uint64_t data_left = h.payload_bytes - table_bytes;
+  const std::byte* data = record + sizeof h + uint64_t{h.image_count} * sizeof(JournalImage);
   for (uint32_t i = 0; i < h.image_count; i++) {
-    JournalImage img;
-    std::memcpy(&img, body + i * sizeof img, sizeof img);
-    if (img.stored_bytes > data_left) return Err{EIO};
-    if (img.flags == kImageZstd) {
-      size_t n = ZSTD_decompress(page, page_size, data, img.stored_bytes);
-      if (ZSTD_isError(n) || n != page_size) return Err{EIO};
-    } else if (img.flags == 0 && img.stored_bytes == page_size) {
-      std::memcpy(page, data, page_size);
-    } else {
-      return Err{EIO};
-    }
+    JournalImage img = image_at(record, i);
+    [[maybe_unused]] bool decoded = decode_image(img, data, page_size, page);
+    assert(decoded);  // images_whole
     PAGEFS_TRY(visit(PageNo{img.page_no}, page));
     data += img.stored_bytes;
-    data_left -= img.stored_bytes;
     (*count)++;
   }
   return ok_status();
 }
 
+// Reads the records of the journal one at a time, with buffers sized once
+// per scan (the record buffer grows to the largest record).
+class RecordReader {
+ public:
+  RecordReader(Device& device, const Region& g)
+      : device_(device),
+        g_(g),
+        head_(aligned_buffer(g.page_size)),
+        page_(aligned_buffer(g.page_size)) {}
+
+  // Reads the record at `lsn` and checks all of it (header, sizes, payload,
+  // image table, images, commit record). False if it is not whole.
+  Result<bool> read(uint64_t lsn, uint64_t sequence) {
+    PAGEFS_TRY(read_lsn(device_, g_.offset, g_.capacity, lsn, head_.get(), g_.page_size));
+    std::memcpy(&h_, head_.get(), sizeof h_);
+    if (!txn_header_whole(h_, sequence, lsn, g_, &record_bytes_)) return false;
+    PAGEFS_TRY(reserve(record_bytes_));
+    PAGEFS_TRY(read_lsn(device_, g_.offset, g_.capacity, lsn, record_.get(), record_bytes_));
+    if (crc32c(record_.get() + sizeof h_, h_.payload_bytes) != h_.payload_crc) return false;
+    commit_lsn_ = lsn + record_bytes_;
+    PAGEFS_TRY(read_lsn(device_, g_.offset, g_.capacity, commit_lsn_, head_.get(), g_.page_size));
+    JournalHeader c;
+    std::memcpy(&c, head_.get(), sizeof c);
+    if (!commit_whole(c, sequence, commit_lsn_, record_bytes_,
+                      crc32c(record_.get(), record_bytes_))) {
+      return false;
+    }
+    return images_whole(record_.get(), h_, g_, page_.get());
+  }
+
+  Status visit(const Journal::ImageVisitor& visit, uint64_t* count) {
+    return visit_images(record_.get(), h_, g_.page_size, page_.get(), visit, count);
+  }
+  // The LSN after the record just read and its commit page.
+  uint64_t next_lsn() const { return commit_lsn_ + g_.page_size; }
+
+ private:
+  Status reserve(uint64_t bytes) {
+    if (bytes <= record_capacity_) return ok_status();
+    record_ = aligned_buffer(bytes);
+    if (!record_) return Err{ENOMEM};
+    record_capacity_ = bytes;
+    return ok_status();
+  }
+
+  Device& device_;
+  const Region g_;
+  AlignedBuffer head_, page_, record_;
+  uint64_t record_capacity_ = 0;
+  JournalHeader h_{};
+  uint64_t record_bytes_ = 0;
+  uint64_t commit_lsn_ = 0;
+};
+
 }  // namespace
 
+// A record is replayed only once all of it has been checked, so recovery
+// stops at the first record that is not whole, whatever is wrong with it,
+// and never applies part of one. Only a device error is an error.
 Result<RecoveryResult> Journal::scan(Device& device, const Superblock& sb,
                                      const ImageVisitor& visit) {
-  const uint32_t ps = sb.page_size;
-  const uint64_t region = sb.journal_start * ps, capacity = sb.journal_pages * ps;
+  Region region(sb);
+  RecordReader reader(device, region);
   RecoveryResult r{sb.journal_tail, sb.journal_sequence, 0, 0};
-  AlignedBuffer head_page = aligned_buffer(ps), image = aligned_buffer(ps);
-  AlignedBuffer record;
-  uint64_t record_capacity = 0;
+  auto visit_and_note = [&](PageNo page, const std::byte* image) -> Status {
+    if (page.value == 0) {
+      r.superblock.emplace();
+      std::memcpy(&*r.superblock, image, sizeof(Superblock));
+    }
+    return visit(page, image);
+  };
   for (;;) {
-    PAGEFS_TRY(read_lsn(device, region, capacity, r.head_lsn, head_page.get(), ps));
-    JournalHeader h;
-    std::memcpy(&h, head_page.get(), sizeof h);
-    if (!header_valid(h, JournalKind::kTxn, r.next_sequence, r.head_lsn)) break;
-    uint64_t record_bytes = round_up(sizeof h + h.payload_bytes, ps);
-    if (record_bytes + ps > capacity) break;
-    if (record_bytes > record_capacity) {
-      record = aligned_buffer(record_bytes);
-      record_capacity = record_bytes;
-    }
-    PAGEFS_TRY(read_lsn(device, region, capacity, r.head_lsn, record.get(), record_bytes));
-    const std::byte* body = record.get() + sizeof h;
-    if (crc32c(body, h.payload_bytes) != h.payload_crc) break;
-    uint64_t commit_lsn = r.head_lsn + record_bytes;
-    PAGEFS_TRY(read_lsn(device, region, capacity, commit_lsn, head_page.get(), ps));
-    JournalHeader c;
-    std::memcpy(&c, head_page.get(), sizeof c);
-    if (!header_valid(c, JournalKind::kCommit, r.next_sequence, commit_lsn) ||
-        c.payload_bytes != record_bytes || c.payload_crc != crc32c(record.get(), record_bytes)) {
-      break;
-    }
-    PAGEFS_TRY(visit_images(record.get(), h, ps, image.get(), visit, &r.pages));
-    r.head_lsn = commit_lsn + ps;
+    PAGEFS_ASSIGN(bool whole, reader.read(r.head_lsn, r.next_sequence));
+    if (!whole) break;
+    PAGEFS_TRY(reader.visit(visit_and_note, &r.pages));
+    r.head_lsn = reader.next_lsn();
     r.next_sequence++;
     r.transactions++;
   }
@@ -274,8 +400,7 @@ Result<RecoveryResult> Journal::scan(Device& device, const Superblock& sb,
 
 Result<RecoveryResult> Journal::replay(Device& device, const Superblock& sb) {
   const uint32_t ps = sb.page_size;
-  auto result = scan(device, sb, [&](PageNo page, const std::byte* image) -> Status {
-    if (page.value >= sb.page_count) return Err{EIO};
+  auto result = scan(device, sb, [&](PageNo page, const std::byte* image) {
     return device.write_at(page.value * ps, image, ps);
   });
   if (!result.ok()) return result;

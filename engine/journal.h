@@ -28,6 +28,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "engine/device.h"
@@ -42,6 +43,9 @@ struct RecoveryResult {
   uint64_t next_sequence = 0;  // sequence number the next transaction gets
   uint64_t transactions = 0;   // whole transactions found
   uint64_t pages = 0;          // page images in them
+  // Page 0 as the last whole transaction that journaled it left it: a valid
+  // superblock of the same geometry (scan checks that before replaying it).
+  std::optional<Superblock> superblock;
 };
 
 class Journal {
@@ -58,6 +62,8 @@ class Journal {
   Journal& operator=(const Journal&) = delete;
 
   // Reads whole transactions from the superblock's tail, calling `visit`.
+  // Stops at the first transaction that is not whole; fails only if the
+  // device does.
   static Result<RecoveryResult> scan(Device& device, const Superblock& sb,
                                      const ImageVisitor& visit);
   // scan() that writes every image home, then flushes.

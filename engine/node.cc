@@ -124,6 +124,9 @@ void Node::erase_at(uint16_t i) {
 }
 
 void Node::compact() {
+  // check() or our own inserts guarantee the cells fit between the slots and
+  // the end of the page; rewriting them contiguously stays inside it.
+  assert(kSlotsOffset + 2 * size_t(count()) + used_cell_bytes() <= page_size_);
   std::vector<std::byte> copy(page_size_);
   std::memcpy(copy.data(), page_, page_size_);
   Node old(copy.data(), page_size_);
@@ -146,23 +149,56 @@ void Node::move_tail(uint16_t from, Node& dst) {
   compact();
 }
 
+// Every field is checked before it is used, so that a node that passed is
+// safe for every method: each cell lies whole inside the page and below no
+// slot, no two cells share a byte (so compact() fits them all back), values
+// are as long as the format allows, keys strictly increase, leaves hold only
+// known kinds, and an internal node has at least one 8-byte child pointer.
 bool Node::check(const char** why) const {
+  if (level() >= kMaxTreeHeight) return fail(why, "level out of range");
+  if (!is_leaf() && count() == 0) return fail(why, "internal node without children");
   size_t slots_end = kSlotsOffset + 2 * size_t(count());
-  if (slots_end > cell_start()) {
-    *why = "slot array overlaps cells";
-    return false;
-  }
+  if (cell_start() > page_size_) return fail(why, "cell start past the end of the page");
+  if (slots_end > cell_start()) return fail(why, "slot array overlaps cells");
   for (uint16_t i = 0; i < count(); i++) {
-    size_t at = slots()[i];
-    if (at < cell_start() || at + kCellOverhead > page_size_ ||
-        at + kCellOverhead + value_len(i) > page_size_) {
-      *why = "cell out of bounds";
-      return false;
-    }
-    if (i > 0 && !(key_at(i - 1) < key_at(i))) {
-      *why = "keys out of order";
-      return false;
-    }
+    if (!check_cell(i, why)) return false;
+  }
+  return check_overlap(why);
+}
+
+bool Node::fail(const char** why, const char* reason) {
+  *why = reason;
+  return false;
+}
+
+// Cell i: inside [cell_start, page_size), a value length the format allows,
+// a key above the previous one and, in a leaf, of a known kind.
+bool Node::check_cell(uint16_t i, const char** why) const {
+  size_t at = slots()[i];
+  if (at < cell_start() || at + kCellOverhead > page_size_) return fail(why, "cell out of bounds");
+  size_t len = value_len(i);
+  if (at + kCellOverhead + len > page_size_) return fail(why, "cell runs past the end of the page");
+  if (is_leaf() && len > max_value_size(page_size_)) return fail(why, "value too long");
+  if (!is_leaf() && len != sizeof(uint64_t)) return fail(why, "child pointer is not 8 bytes");
+  Key key = key_at(i);
+  if (is_leaf() && (key.kind < uint8_t(KeyKind::kInode) || key.kind > uint8_t(KeyKind::kOrphan))) {
+    return fail(why, "unknown key kind");
+  }
+  if (i > 0 && !(key_at(i - 1) < key)) return fail(why, "keys out of order");
+  return true;
+}
+
+// Sorted by offset, each cell must end at or before the next one starts.
+// Then the cells' bytes add up to at most page_size - cell_start, which is
+// what free_bytes() and compact() rely on.
+bool Node::check_overlap(const char** why) const {
+  std::vector<std::pair<size_t, size_t>> spans(count());  // offset, end
+  for (uint16_t i = 0; i < count(); i++) {
+    spans[i] = {slots()[i], slots()[i] + kCellOverhead + value_len(i)};
+  }
+  std::sort(spans.begin(), spans.end());
+  for (size_t i = 1; i < spans.size(); i++) {
+    if (spans[i - 1].second > spans[i].first) return fail(why, "cells overlap");
   }
   return true;
 }

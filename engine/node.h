@@ -49,7 +49,8 @@ class Node {
   // Moves cells [from, count) to the empty node `dst`.
   void move_tail(uint16_t from, Node& dst);
   void compact();
-  // Checks slot bounds, cell overlap and key order; false if corrupt.
+  // Checks everything the other methods rely on (see node.cc); false, with
+  // the reason in `why`, if the node cannot be used.
   bool check(const char** why) const;
 
  private:
@@ -60,6 +61,9 @@ class Node {
   size_t cell_start() const;
   void set_cell_start(size_t v);
   size_t used_cell_bytes() const;
+  static bool fail(const char** why, const char* reason);
+  bool check_cell(uint16_t i, const char** why) const;
+  bool check_overlap(const char** why) const;
 
   std::byte* page_;
   uint32_t page_size_;

@@ -11,12 +11,17 @@
 #include "engine/format.h"
 #include "engine/journal.h"
 #include "engine/result.h"
+#include "engine/superblock.h"
 
 namespace pagefs {
 
-// Reads both superblock copies and returns the newest valid one. Refuses a
-// device that is not pagefs (EINVAL), of another version or with unknown
-// incompatible features (EPROTONOSUPPORT). `message` gets one line for users.
+// Reads both superblock copies and returns the newest valid one: a copy
+// counts only if its checksum matches and superblock_valid() accepts it; one
+// that does not is ignored with a warning. Refuses a device that is not pagefs
+// (EINVAL), a filesystem larger than the device (EINVAL), a newest copy of
+// another version or with unknown incompatible features (EPROTONOSUPPORT),
+// and a pair of which neither copy is valid (EIO). `message` gets one line
+// for users.
 Status load_superblock(Device& device, Superblock* out, std::string* message);
 
 // Loads the superblock and replays the journal. When transactions were
@@ -34,6 +39,9 @@ class OverlayDevice : public Device {
  public:
   static Result<std::unique_ptr<OverlayDevice>> open(Device& inner, RecoveryResult* result,
                                                      std::string* message);
+  // The same, with the superblock load_superblock() returned for `inner`.
+  static Result<std::unique_ptr<OverlayDevice>> open(Device& inner, const Superblock& sb,
+                                                     RecoveryResult* result, std::string* message);
 
   Status read(std::span<const IoRequest> batch) override;
   Status write(std::span<const IoRequest>) override { return Err{EROFS}; }

@@ -58,6 +58,7 @@ Result<std::unique_ptr<SpaceMap>> SpaceMap::load(BufferPool& pool, const Superbl
   for (uint64_t k = 0; k < sb.bitmap_pages; k++) {
     PAGEFS_ASSIGN(PageRef ref, map->bitmap_page(k));
     const std::byte* bits = ref.data() + sizeof(PageHeader);
+    PAGEFS_TRY(map->check_reserved(k, bits));
     uint64_t used = 0;
     for (uint64_t w = 0; w < map->bits_per_page_ / 8; w++) {
       used += std::popcount(std::to_integer<unsigned>(bits[w]));
@@ -66,6 +67,25 @@ Result<std::unique_ptr<SpaceMap>> SpaceMap::load(BufferPool& pool, const Superbl
     map->free_pages_ += map->free_in_page_[k];
   }
   return map;
+}
+
+// Pages outside the data region are marked in use at mkfs and stay so. A
+// clear bit there would let allocate() hand out a superblock, journal or
+// bitmap page, or a page past the end of the filesystem.
+Status SpaceMap::check_reserved(uint64_t index, const std::byte* bits) {
+  uint64_t first = index * bits_per_page_, end = first + bits_per_page_;
+  auto check = [&](uint64_t from, uint64_t to) -> Status {
+    for (uint64_t page = from; page < to; page++) {
+      if (!test_bit(bits, page - first)) {
+        return pool_.metadata_error(PageNo{bitmap_start_ + index},
+                                    "page %llu, outside the data region, is marked free",
+                                    (unsigned long long)page);
+      }
+    }
+    return ok_status();
+  };
+  PAGEFS_TRY(check(first, std::min(end, data_start_)));
+  return check(std::max(first, page_count_), end);
 }
 
 Result<PageRef> SpaceMap::bitmap_page(uint64_t index) {
@@ -183,13 +203,18 @@ Result<bool> SpaceMap::allocate_at(PageNo page, bool metadata) {
 }
 
 Result<bool> SpaceMap::is_used(PageNo page) {
-  assert(page.value < bitmap_pages_ * bits_per_page_);
+  if (!in_data_region(page.value)) {
+    return pool_.metadata_error(page, "space map lookup outside the data region");
+  }
   PAGEFS_ASSIGN(PageRef ref, bitmap_page(page.value / bits_per_page_));
   return test_bit(ref.data() + sizeof(PageHeader), page.value % bits_per_page_);
 }
 
+// The range comes from an extent or a tree pointer, both read from the device.
 Status SpaceMap::free(PageNo start, uint32_t count) {
-  assert(start.value >= data_start_ && start.value + count <= page_count_);
+  if (!in_data_region(start.value, count)) {
+    return pool_.metadata_error(start, "free of %u pages outside the data region", count);
+  }
   PAGEFS_TRY(set_bits(start.value, count, false));
   // Merge with a pending run ending here (frees of a file come in order).
   auto it = pending_.upper_bound(start.value);
@@ -208,6 +233,10 @@ Status SpaceMap::free(PageNo start, uint32_t count) {
 // already in the target state means the map disagrees with the tree
 // (corruption), reported as EIO.
 Status SpaceMap::set_bits(uint64_t start, uint32_t count, bool used) {
+  if (!in_data_region(start, count)) {
+    return pool_.metadata_error(PageNo{start},
+                                "space map change of %u pages outside the data region", count);
+  }
   uint64_t page = start;
   while (page < start + count) {
     uint64_t k = page / bits_per_page_;
@@ -218,9 +247,8 @@ Status SpaceMap::set_bits(uint64_t start, uint32_t count, bool used) {
     for (; page < start + count && page / bits_per_page_ == k; page++) {
       uint64_t i = page % bits_per_page_;
       if (test_bit(bits, i) == used) {
-        PAGEFS_LOG_ERROR("space map: page %llu is already %s", (unsigned long long)page,
-                         used ? "in use" : "free");
-        return Err{EIO};
+        return pool_.metadata_error(ref.page_no(), "page %llu is already %s",
+                                    (unsigned long long)page, used ? "in use" : "free");
       }
       put_bit(bits, i, used);
       if (used) {

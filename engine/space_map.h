@@ -85,9 +85,16 @@ class SpaceMap {
   void fail_allocation(uint64_t n) { fail_allocation_at_ = n ? allocations_ + n : 0; }
   uint64_t allocation_count() const { return allocations_; }
 
+  // Whether pages [page, page + count) lie in the data region
+  // [data_start, page_count): the only pages tree nodes and extents may name.
+  bool in_data_region(uint64_t page, uint64_t count = 1) const {
+    return page >= data_start_ && page < page_count_ && count <= page_count_ - page;
+  }
+
  private:
   SpaceMap(BufferPool& pool, const Superblock& sb);
   Result<PageRef> bitmap_page(uint64_t index);
+  Status check_reserved(uint64_t index, const std::byte* bits);
   Status set_bits(uint64_t start, uint32_t count, bool used);
   bool allowed(uint64_t count, bool metadata) const;
   bool is_pending(uint64_t page) const;

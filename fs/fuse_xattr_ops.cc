@@ -46,10 +46,11 @@ size_t format_stats(const FsStats& s, char* buffer, size_t size) {
   int len = std::snprintf(
       buffer, size,
       "page_size: %" PRIu64 "\ntotal_pages: %" PRIu64 "\nfree_pages: %" PRIu64 "\ninodes: %" PRIu64
-      "\nchecksum_errors: %" PRIu64 "\ncache_hits: %" PRIu64 "\ncache_misses: %" PRIu64
-      "\ncache_frames: %" PRIu64 "\npages_read: %" PRIu64 "\npages_written: %" PRIu64 "\n",
-      s.page_size, s.total_pages, s.free_pages, s.inodes, s.checksum_errors, s.cache_hits,
-      s.cache_misses, s.cache_frames, s.pages_read, s.pages_written);
+      "\nchecksum_errors: %" PRIu64 "\nmetadata_errors: %" PRIu64 "\ncache_hits: %" PRIu64
+      "\ncache_misses: %" PRIu64 "\ncache_frames: %" PRIu64 "\npages_read: %" PRIu64
+      "\npages_written: %" PRIu64 "\n",
+      s.page_size, s.total_pages, s.free_pages, s.inodes, s.checksum_errors, s.metadata_errors,
+      s.cache_hits, s.cache_misses, s.cache_frames, s.pages_read, s.pages_written);
   return len < 0 ? 0 : std::min(static_cast<size_t>(len), size - 1);
 }
 

@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "engine/crc32c.h"
+#include "engine/superblock.h"
 
 namespace pagefs::fsck {
 namespace {
@@ -154,8 +155,12 @@ Checker::SuperCopy Checker::classify_super_copy(const uint8_t* area, size_t area
       sb.header.type == uint16_t(PageType::kSuperblock) && sb.header.page_no == uint64_t(slot);
   if (!page_fits || !header_ok || meta_page_crc(area + offset, sb.page_size) != sb.header.crc) {
     copy.state = SuperCopy::kCorrupt;
+  } else if (sb.version != kFormatVersion) {
+    copy.state = SuperCopy::kOtherVersion;
   } else {
-    copy.state = sb.version == kFormatVersion ? SuperCopy::kValid : SuperCopy::kOtherVersion;
+    // The rules a mount applies (engine/superblock.h): a copy it would ignore
+    // is not the one to check the filesystem against.
+    copy.state = superblock_valid(sb, &copy.why) ? SuperCopy::kValid : SuperCopy::kCorrupt;
   }
   return copy;
 }
@@ -225,7 +230,11 @@ void Checker::compare_superblock_copies(const SuperCopy& best, const SuperCopy& 
       report_.error("superblock copy at page %d is missing", slot);
       return;
     case SuperCopy::kCorrupt:
-      report_.error("superblock copy at page %d is corrupt", slot);
+      if (other.why != nullptr) {
+        report_.error("superblock copy at page %d is corrupt: %s", slot, other.why);
+      } else {
+        report_.error("superblock copy at page %d is corrupt", slot);
+      }
       return;
     case SuperCopy::kOtherVersion:
       report_.error("superblock copy at page %d has version %u", slot, other.sb.version);

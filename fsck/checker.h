@@ -125,10 +125,10 @@ class Checker {
     enum State { kAbsent, kCorrupt, kOtherVersion, kValid } state = kAbsent;
     int slot = 0;
     Superblock sb{};
+    const char* why = nullptr;  // kCorrupt: what superblock_valid() refused
   };
 
   static constexpr size_t kBatchPages = 256;
-  static constexpr uint32_t kMaxTreeHeight = 32;
 
   // checker.cc: orchestration, I/O, superblock, geometry, bitmap.
   bool fatal(const char* fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -20,9 +20,8 @@
 #include <string>
 
 #include "engine/file_device.h"
-#include "engine/recovery.h"
 #include "fsck/checker.h"
-#include "fsck/report.h"
+#include "fsck/run.h"
 #include "version.h"
 
 namespace {
@@ -124,32 +123,6 @@ int main(int argc, char** argv) {
     }
     return kExitOperational;
   }
-  pagefs::RecoveryResult recovered;
-  std::unique_ptr<pagefs::Device> overlay;
-  pagefs::Device* target = device->get();
-  if (replay) {
-    pagefs::Superblock sb;
-    if (!pagefs::recover_device(**device, &sb, &recovered, &message).ok()) {
-      fprintf(stderr, "fsck.pagefs: %s: %s\n", args.device.c_str(), message.c_str());
-      return kExitOperational;
-    }
-  } else {
-    // A device that is not pagefs at all is the checker's to report.
-    auto view = pagefs::OverlayDevice::open(**device, &recovered, &message);
-    if (view.ok()) {
-      overlay = std::move(view).value();
-      target = overlay.get();
-    }
-  }
-  if (recovered.transactions > 0) {
-    printf("%s: %s %llu journal transactions (%llu pages)\n", args.device.c_str(),
-           replay ? "replayed" : "would replay (checking as replayed, in memory)",
-           (unsigned long long)recovered.transactions, (unsigned long long)recovered.pages);
-  }
-  pagefs::fsck::Report report;
-  pagefs::fsck::Checker checker(*target, args.device,
-                                pagefs::fsck::CheckOptions{.verbose = args.verbose}, report);
-  int code = checker.run();
-  if (code == kExitClean && replay && recovered.transactions > 0) return 1;
-  return code;
+  return pagefs::fsck::run_fsck(
+      **device, args.device, pagefs::fsck::RunOptions{.replay = replay, .verbose = args.verbose});
 }

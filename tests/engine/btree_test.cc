@@ -10,6 +10,7 @@
 
 #include "engine/formatter.h"
 #include "engine/mem_device.h"
+#include "tests/engine/corrupt.h"
 
 namespace pagefs {
 namespace {
@@ -32,6 +33,31 @@ class BtreeTest : public ::testing::Test {
   static std::span<const std::byte> bytes(const std::string& s) {
     return {reinterpret_cast<const std::byte*>(s.data()), s.size()};
   }
+
+  // Writes the tree home and starts over with an empty cache, so that bytes
+  // changed on the device are what the next operation reads.
+  void reopen() {
+    ASSERT_TRUE(pool_->flush_all().ok());
+    tree_ = nullptr;
+    space_ = nullptr;
+    pool_ = std::move(BufferPool::open(dev_, 4096, 1 << 20, false)).value();
+    space_ = std::move(SpaceMap::load(*pool_, sb_)).value();
+    tree_ = std::make_unique<Btree>(*pool_, *space_, root_);
+  }
+  // A tree three levels deep: keys (i + 2, kInode, 0) for i < 5000.
+  void fill_three_levels() {
+    for (uint64_t i = 0; i < 5000; i++) {
+      ASSERT_TRUE(tree_->put(key(i), bytes(std::string(200, 'q'))).ok());
+    }
+    ASSERT_EQ(root_.height, 3u);
+  }
+  static Key key(uint64_t i) { return Key::of(i + 2, KeyKind::kInode, 0); }
+  // The first child of the first child of the root: a leaf.
+  uint64_t first_leaf() {
+    Node root = test::node_at(dev_, root_.page);
+    return test::node_at(dev_, root.child_at(0)).child_at(0);
+  }
+  uint64_t metadata_errors() const { return pool_->stats().metadata_errors; }
 
   MemDevice dev_{64 << 20};
   alignas(4096) std::byte page_[4096];
@@ -118,6 +144,49 @@ TEST_F(BtreeTest, SurvivesFlushAndCacheSmallerThanTree) {
     ASSERT_TRUE(*tree_->get(Key::of(i + 2, KeyKind::kInode, 0), &out));
   }
   pool_->check_invariants();
+}
+
+// A child one level too low (the root pointing straight at a leaf) is
+// damage, not a shorter path: the descent checks every child's level.
+TEST_F(BtreeTest, ChildAtTheWrongLevelIsEio) {
+  fill_three_levels();
+  reopen();
+  uint64_t leaf = first_leaf();
+  test::set_child(dev_, root_.page, 0, leaf);
+  std::string out;
+  EXPECT_EQ(tree_->get(key(0), &out).error(), EIO);
+  EXPECT_EQ(metadata_errors(), 1u);
+}
+
+// A node that points back at the root: without the level check a lookup would
+// loop forever and a scan recurse until the stack ran out.
+TEST_F(BtreeTest, PointerCycleIsEioNotAHang) {
+  fill_three_levels();
+  reopen();
+  test::set_child(dev_, root_.page, 0, root_.page);
+  std::string out;
+  EXPECT_EQ(tree_->get(key(0), &out).error(), EIO);
+  auto visit = [](const Key&, std::span<const std::byte>) { return true; };
+  EXPECT_EQ(tree_->scan(Key::min(), Key::max(), visit).error(), EIO);
+  EXPECT_EQ(tree_->put(key(1), bytes("v")).error(), EIO);
+  EXPECT_EQ(tree_->erase(key(2)).error(), EIO);
+  EXPECT_EQ(metadata_errors(), 4u);
+  EXPECT_TRUE(*tree_->get(key(4999), &out)) << "the rest of the tree is still readable";
+}
+
+// A child pointer outside the data region is refused before any device read:
+// it is not a checksum failure of the page it names.
+TEST_F(BtreeTest, ChildOutsideTheDataRegionIsEioWithoutReadingIt) {
+  fill_three_levels();
+  reopen();
+  std::string out;
+  for (uint64_t bad : {uint64_t{1}, sb_.data_start - 1, sb_.page_count, ~uint64_t{0}}) {
+    test::set_child(dev_, root_.page, 0, bad);
+    reopen();
+    EXPECT_EQ(tree_->get(key(0), &out).error(), EIO) << bad;
+    EXPECT_EQ(metadata_errors(), 1u) << bad;
+    EXPECT_EQ(pool_->stats().checksum_errors, 0u) << bad;
+  }
 }
 
 }  // namespace

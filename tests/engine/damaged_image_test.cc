@@ -1,0 +1,334 @@
+// A mounted filesystem over images damaged behind its back: metadata whose
+// checksum matches but whose contents are impossible (as a bug, a misdirected
+// write or a crafted image leaves them). Every such value is EIO for the
+// operation that meets it, one count in metadata_errors and one log line
+// naming the page; never an abort, a hang, or wrong bytes.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <cstring>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "engine/filesystem.h"
+#include "engine/formatter.h"
+#include "engine/log.h"
+#include "engine/mem_device.h"
+#include "tests/engine/corrupt.h"
+
+namespace pagefs {
+namespace {
+
+using test::leaf_of;
+using test::restamp;
+using test::value_of;
+
+std::mutex g_log_mu;
+std::vector<std::string> g_log;
+
+void keep_line(LogLevel, const char* line) {
+  std::lock_guard lock(g_log_mu);
+  g_log.push_back(line);
+}
+
+class DamagedImageTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string msg;
+    ASSERT_TRUE(format_device(dev_, FormatOptions{}, &msg).ok()) << msg;
+    mount();
+    set_log_sink(keep_line);
+  }
+  void TearDown() override {
+    fs_.reset();
+    set_log_sink(nullptr);
+    g_log.clear();
+  }
+
+  void mount() {
+    std::string msg;
+    auto r = FileSystem::mount(std::make_unique<MemDeviceRef>(dev_), MountOptions{8 << 20}, &msg);
+    ASSERT_TRUE(r.ok()) << msg;
+    fs_ = std::move(r).value();
+  }
+  void unmount() {
+    ASSERT_TRUE(fs_->unmount().ok());
+    fs_.reset();
+  }
+  InodeNo create(const std::string& name, const std::string& data = "") {
+    auto a = fs_->mknod(kRootInode, name, S_IFREG | 0644, 0, Caller{});
+    EXPECT_TRUE(a.ok()) << name;
+    if (!a.ok()) return InodeNo{};
+    if (!data.empty()) {
+      EXPECT_TRUE(fs_->write(InodeNo{a->ino}, 0, data.data(), data.size()).ok());
+    }
+    return InodeNo{a->ino};
+  }
+  // Files f0..f(n-1): enough of them make the tree two levels deep.
+  void create_many(int n) {
+    for (int i = 0; i < n; i++) create("f" + std::to_string(i));
+  }
+  // Log lines that mention `text`.
+  size_t lines_with(const std::string& text) {
+    std::lock_guard lock(g_log_mu);
+    size_t n = 0;
+    for (const std::string& l : g_log) n += l.find(text) != std::string::npos;
+    return n;
+  }
+
+  // A Device that forwards to the test's MemDevice without owning it.
+  class MemDeviceRef : public Device {
+   public:
+    explicit MemDeviceRef(MemDevice& d) : d_(d) {}
+    Status read(std::span<const IoRequest> b) override { return d_.read(b); }
+    Status write(std::span<const IoRequest> b) override { return d_.write(b); }
+    Status flush() override { return d_.flush(); }
+    uint64_t size_bytes() const override { return d_.size_bytes(); }
+    uint32_t block_size() const override { return d_.block_size(); }
+    bool read_only() const override { return d_.read_only(); }
+
+   private:
+    MemDevice& d_;
+  };
+
+  MemDevice dev_{64 << 20};
+  std::unique_ptr<FileSystem> fs_;
+};
+
+TEST_F(DamagedImageTest, MalformedNodeIsCountedAsMetadataErrorAndNamed) {
+  create_many(200);
+  InodeNo last{201};
+  unmount();
+  Key key = Key::of(last.value, KeyKind::kInode, 0);
+  uint64_t leaf = leaf_of(dev_, key);
+  ASSERT_NE(leaf, test::superblock(dev_).tree_root);
+  // Two slots for one cell: the node is impossible, its checksum fine.
+  Node node = test::node_at(dev_, leaf);
+  ASSERT_GE(node.count(), 2);
+  auto* slots = reinterpret_cast<uint16_t*>(test::page_at(dev_, leaf) + kSlotsOffset);
+  slots[1] = slots[0];
+  restamp(dev_, leaf);
+  mount();
+  EXPECT_EQ(fs_->getattr(last).error(), EIO);
+  EXPECT_EQ(fs_->stats().metadata_errors, 1u);
+  EXPECT_EQ(fs_->stats().checksum_errors, 0u);
+  EXPECT_EQ(lines_with("page " + std::to_string(leaf)), 1u);
+}
+
+// ---- inode records ----------------------------------------------------------------
+
+// Changes the inode record of `ino` on the unmounted device.
+template <class Change>
+void change_inode(MemDevice& dev, InodeNo ino, Change change) {
+  Key key = Key::of(ino.value, KeyKind::kInode, 0);
+  auto v = value_of(dev, key);
+  ASSERT_EQ(v.size(), sizeof(InodeRecord));
+  InodeRecord rec;
+  std::memcpy(&rec, v.data(), sizeof rec);
+  change(rec);
+  std::memcpy(v.data(), &rec, sizeof rec);
+  restamp(dev, leaf_of(dev, key));
+}
+
+TEST_F(DamagedImageTest, InodeOfUnknownFileTypeIsEio) {
+  InodeNo f = create("a");
+  unmount();
+  change_inode(dev_, f, [](InodeRecord& r) { r.mode = 0644; });
+  mount();
+  EXPECT_EQ(fs_->getattr(f).error(), EIO);
+  EXPECT_EQ(fs_->lookup(kRootInode, "a").error(), EIO);
+  EXPECT_EQ(fs_->stats().metadata_errors, 2u);
+  uint64_t leaf = leaf_of(dev_, Key::of(f.value, KeyKind::kInode, 0));
+  EXPECT_EQ(lines_with("metadata damage at page " + std::to_string(leaf)), 2u);
+}
+
+TEST_F(DamagedImageTest, InodeSizePastTheLargestFileIsEio) {
+  InodeNo f = create("a", "data");
+  unmount();
+  change_inode(dev_, f, [](InodeRecord& r) { r.size = 1ull << 60; });
+  mount();
+  EXPECT_EQ(fs_->getattr(f).error(), EIO);
+  EXPECT_EQ(fs_->stats().metadata_errors, 1u);
+}
+
+TEST_F(DamagedImageTest, InodeWithAbsurdLinkCountIsEio) {
+  InodeNo f = create("a");
+  unmount();
+  change_inode(dev_, f, [](InodeRecord& r) { r.nlink = 0xffffffff; });
+  mount();
+  EXPECT_EQ(fs_->getattr(f).error(), EIO);
+}
+
+// readlink sizes its buffer from the record: a huge size must not become a
+// huge allocation (an uncaught std::bad_alloc).
+TEST_F(DamagedImageTest, SymlinkLongerThanAPathIsEio) {
+  auto l = fs_->symlink(kRootInode, "l", "target", Caller{});
+  ASSERT_TRUE(l.ok());
+  unmount();
+  change_inode(dev_, InodeNo{l->ino}, [](InodeRecord& r) { r.size = 1ull << 50; });
+  mount();
+  EXPECT_EQ(fs_->readlink(InodeNo{l->ino}).error(), EIO);
+}
+
+// ---- directory entries -------------------------------------------------------------
+
+uint64_t cookie_of(std::string_view name) {
+  return name_hash(name.data(), name.size()) << kCookieCollisionBits;
+}
+
+// Changes the directory entry of `name` in the root directory.
+template <class Change>
+void change_dirent(MemDevice& dev, std::string_view name, Change change) {
+  Key key = Key::of(kRootInode.value, KeyKind::kDirent, cookie_of(name));
+  auto v = value_of(dev, key);
+  ASSERT_EQ(v.size(), sizeof(DirentValue) + name.size());
+  change(v);
+  restamp(dev, leaf_of(dev, key));
+}
+
+DirentValue* dirent(std::span<std::byte> v) {
+  return reinterpret_cast<DirentValue*>(v.data());
+}
+
+// Lists the root directory; the error of readdir, or 0.
+int readdir_error(FileSystem& fs) {
+  return fs.readdir(kRootInode, 0, [](const DirEntry&) { return true; }).error();
+}
+
+TEST_F(DamagedImageTest, DirentWhoseNameLengthDisagreesWithItsSizeIsEio) {
+  create("abc");
+  unmount();
+  change_dirent(dev_, "abc", [](std::span<std::byte> v) { dirent(v)->name_len = 5; });
+  mount();
+  EXPECT_EQ(fs_->lookup(kRootInode, "abc").error(), EIO);
+  EXPECT_EQ(readdir_error(*fs_), EIO);
+  EXPECT_EQ(fs_->stats().metadata_errors, 2u);
+}
+
+TEST_F(DamagedImageTest, DirentPointingAtInodeZeroIsEio) {
+  create("abc");
+  unmount();
+  change_dirent(dev_, "abc", [](std::span<std::byte> v) { dirent(v)->ino = 0; });
+  mount();
+  EXPECT_EQ(fs_->lookup(kRootInode, "abc").error(), EIO);
+}
+
+TEST_F(DamagedImageTest, DirentOfUnknownTypeIsEio) {
+  create("abc");
+  unmount();
+  change_dirent(dev_, "abc", [](std::span<std::byte> v) { dirent(v)->type = 99; });
+  mount();
+  EXPECT_EQ(readdir_error(*fs_), EIO);
+}
+
+// A name that is not the one its key was hashed from (or not a name at all)
+// would be listed by readdir and never found by lookup.
+TEST_F(DamagedImageTest, DirentWhoseNameDoesNotMatchItsKeyIsEio) {
+  create("abc");
+  create("xyz");
+  unmount();
+  change_dirent(dev_, "abc",
+                [](std::span<std::byte> v) { v[sizeof(DirentValue)] = std::byte{'b'}; });
+  change_dirent(dev_, "xyz",
+                [](std::span<std::byte> v) { v[sizeof(DirentValue) + 1] = std::byte{'/'}; });
+  mount();
+  EXPECT_EQ(readdir_error(*fs_), EIO);
+  EXPECT_EQ(fs_->lookup(kRootInode, "xyz").error(), EIO);
+}
+
+// ---- xattrs ------------------------------------------------------------------------
+
+TEST_F(DamagedImageTest, XattrWithInconsistentSizesIsEioNotAbsent) {
+  InodeNo f = create("a");
+  ASSERT_TRUE(fs_->setxattr(f, "user.x", "hello", 0).ok());
+  unmount();
+  Key key = Key::of(f.value, KeyKind::kXattr, cookie_of("user.x"));
+  auto v = value_of(dev_, key);
+  ASSERT_FALSE(v.empty());
+  XattrValue x;
+  std::memcpy(&x, v.data(), sizeof x);
+  x.value_len += 3;
+  std::memcpy(v.data(), &x, sizeof x);
+  restamp(dev_, leaf_of(dev_, key));
+  mount();
+  EXPECT_EQ(fs_->getxattr(f, "user.x").error(), EIO);
+  EXPECT_EQ(fs_->listxattr(f).error(), EIO);
+}
+
+// ---- extents -----------------------------------------------------------------------
+
+// Changes the first extent of `ino`.
+template <class Change>
+void change_extent(MemDevice& dev, InodeNo ino, Change change) {
+  Key key = Key::of(ino.value, KeyKind::kExtent, 0);
+  auto v = value_of(dev, key);
+  ASSERT_GE(v.size(), sizeof(ExtentValue));
+  ExtentValue e;
+  std::memcpy(&e, v.data(), sizeof e);
+  change(e);
+  std::memcpy(v.data(), &e, sizeof e);
+  restamp(dev, leaf_of(dev, key));
+}
+
+TEST_F(DamagedImageTest, ExtentPastTheEndOfTheDeviceIsEio) {
+  InodeNo f = create("a", std::string(4096, 'x'));
+  unmount();
+  uint64_t page_count = test::superblock(dev_).page_count;
+  change_extent(dev_, f, [&](ExtentValue& e) { e.phys = page_count + 5; });
+  mount();
+  char buf[16];
+  EXPECT_EQ(fs_->read(f, 0, sizeof buf, buf).error(), EIO);
+  EXPECT_EQ(fs_->stats().metadata_errors, 1u);
+  EXPECT_EQ(fs_->stats().checksum_errors, 0u);
+}
+
+// An extent over the journal would have unlink free journal pages into the
+// allocator; it is refused when read, before anything is freed.
+TEST_F(DamagedImageTest, ExtentOverTheJournalIsEioAndUnlinkFreesNothing) {
+  InodeNo f = create("a", std::string(4096, 'x'));
+  unmount();
+  change_extent(dev_, f, [](ExtentValue& e) { e.phys = 5; });
+  mount();
+  char buf[16];
+  EXPECT_EQ(fs_->read(f, 0, sizeof buf, buf).error(), EIO);
+  EXPECT_EQ(fs_->stats().checksum_errors, 0u);
+  uint64_t free_before = fs_->stats().free_pages;
+  ASSERT_TRUE(fs_->unlink(kRootInode, "a", Caller{}).ok());
+  EXPECT_EQ(fs_->release_inode(f).error(), EIO);
+  EXPECT_EQ(fs_->stats().free_pages, free_before);
+}
+
+TEST_F(DamagedImageTest, ExtentWithUnwrittenBitsPastItsLengthIsEio) {
+  InodeNo f = create("a", std::string(4096, 'x'));
+  unmount();
+  change_extent(dev_, f, [](ExtentValue& e) { e.unwritten_mask = 0x2; });
+  mount();
+  char buf[16];
+  EXPECT_EQ(fs_->read(f, 0, sizeof buf, buf).error(), EIO);
+}
+
+TEST_F(DamagedImageTest, ExtentWithNonzeroReservedFieldIsEio) {
+  InodeNo f = create("a", std::string(4096, 'x'));
+  unmount();
+  change_extent(dev_, f, [](ExtentValue& e) { e.reserved = 1; });
+  mount();
+  char buf[16];
+  EXPECT_EQ(fs_->read(f, 0, sizeof buf, buf).error(), EIO);
+}
+
+// An orphan that cannot be freed stays on the orphan list for fsck; the
+// mount goes on.
+TEST_F(DamagedImageTest, DamagedOrphanDoesNotPreventTheMount) {
+  InodeNo f = create("a", std::string(4096, 'x'));
+  ASSERT_TRUE(fs_->unlink(kRootInode, "a", Caller{}).ok());
+  unmount();
+  change_extent(dev_, f, [](ExtentValue& e) { e.phys = 5; });
+  mount();
+  EXPECT_EQ(fs_->stats().metadata_errors, 1u);
+  EXPECT_TRUE(fs_->mknod(kRootInode, "b", S_IFREG | 0644, 0, Caller{}).ok());
+}
+
+}  // namespace
+}  // namespace pagefs
