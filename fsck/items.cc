@@ -1,13 +1,20 @@
-// Pass 3, the items: every leaf cell, checked as the walk meets it, and the data
-// pages its extents point at.
+// Pass 3, the items: every leaf cell, checked as the walk meets it.
 //
 // Items arrive in key order (ino, kind, off), and kInode is the lowest kind, so
 // an inode's record has always been seen before its xattrs, entries and extents.
 // Only the targets of directory entries and orphan items can lie ahead; they are
 // left to pass 4.
+//
+// Whatever fsck's own checks let through is held to the engine's rules too
+// (engine/items.h): an item a mount would refuse is never called clean. An
+// item that cannot be used is removed; one whose fault is a field with a
+// known right value is rewritten.
+#include "engine/items.h"
+
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <cstdarg>
 #include <cstring>
 #include <string_view>
 
@@ -38,6 +45,12 @@ bool valid_entry_name(std::string_view name) {
   return name.find('/') == std::string_view::npos && name.find('\0') == std::string_view::npos;
 }
 
+std::span<const std::byte> bytes_of(const std::string& s) {
+  return {reinterpret_cast<const std::byte*>(s.data()), s.size()};
+}
+
+}  // namespace
+
 // The name with unprintable bytes escaped, for messages.
 std::string printable(std::string_view name) {
   std::string out;
@@ -53,11 +66,21 @@ std::string printable(std::string_view name) {
   return out;
 }
 
-}  // namespace
+bool Checker::engine_accepts(const Key& key, const std::string& value, std::string* why) const {
+  const ItemLimits limits{sb_.data_start, sb_.page_count, page_size_};
+  const char* reason = nullptr;
+  if (pagefs::check_item(key, bytes_of(value), limits, &reason)) return true;
+  *why = reason;
+  return false;
+}
 
 void Checker::check_item(const Cell& cell) {
   item_count_++;
-  switch (KeyKind(cell.key.kind)) {
+  const Key& key = cell.key;
+  if (key.ino == 0 && key.kind != uint8_t(KeyKind::kOrphan)) {
+    return drop_item(key, Fix::kRepair, 0, "item %s belongs to inode 0", to_string(key).c_str());
+  }
+  switch (KeyKind(key.kind)) {
     case KeyKind::kInode:
       return check_inode_item(cell);
     case KeyKind::kXattr:
@@ -69,127 +92,146 @@ void Checker::check_item(const Cell& cell) {
     case KeyKind::kOrphan:
       return check_orphan_item(cell);
   }
-  report_.error("item %s has an unknown kind %u", to_string(cell.key).c_str(), cell.key.kind);
+  drop_item(key, Fix::kRepair, key.ino, "item %s has an unknown kind %u", to_string(key).c_str(),
+            key.kind);
 }
 
-// The inode an item belongs to, or null (reported) if it has no inode record.
-Checker::InodeInfo* Checker::owner_of(const Key& key, const char* what) {
-  auto it = inodes_.find(key.ino);
-  if (it == inodes_.end() || !it->second.has_record) {
-    report_.error("%s item %s belongs to inode %llu, which has no inode record", what,
-                  to_string(key).c_str(), ull(key.ino));
-    return nullptr;
+// Removes one item the repair cannot keep.
+void Checker::drop_item(const Key& key, Fix fix, uint64_t ino, const char* fmt, ...) {
+  char what[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(what, sizeof what, fmt, ap);
+  va_end(ap);
+  if (ino != 0) {
+    report_.inode(fix, ino, "remove it", "%s", what);
+  } else {
+    report_.at(fix, "", "remove it", "%s", what);
   }
-  return &it->second;
+  plan_.edits[key] = std::nullopt;
+}
+
+// The inode an item belongs to. Pass 4 deals with inodes that turn out to
+// have items but no record.
+Checker::InodeInfo& Checker::owner_of(const Key& key) {
+  return inodes_[key.ino];
 }
 
 void Checker::check_inode_item(const Cell& cell) {
   const Key& key = cell.key;
   if (key.off != 0 || cell.value_len != sizeof(InodeRecord)) {
-    report_.error("inode item %s is malformed (%u value bytes)", to_string(key).c_str(),
-                  cell.value_len);
-    return;
-  }
-  if (key.ino == 0 || key.ino >= sb_.next_inode) {
-    report_.error("inode %llu is out of range (next_inode is %llu)", ull(key.ino),
-                  ull(sb_.next_inode));
+    return drop_item(key, Fix::kRepair, key.ino, "inode record is malformed (%u bytes)",
+                     cell.value_len);
   }
   InodeRecord r;
   memcpy(&r, cell.value, sizeof(r));
   if (!valid_file_type(r.mode)) {
-    report_.error("inode %llu has an invalid file type (mode 0%o)", ull(key.ino), r.mode);
-  }
-  if (r.flags != 0 || r.generation != 0) {
-    report_.error("inode %llu has nonzero reserved fields", ull(key.ino));
+    return drop_item(key, Fix::kRepair, key.ino, "inode record has an unknown file type (mode 0%o)",
+                     r.mode);
   }
   InodeInfo& info = inodes_[key.ino];
   info.has_record = true;
-  info.mode = r.mode;
-  info.nlink = r.nlink;
-  info.size = r.size;
-  info.parent = r.parent;
-  info.blocks = r.blocks;
+  info.rec = r;
   inode_records_++;
+  max_ino_ = std::max(max_ino_, key.ino);
+  if (key.ino >= sb_.next_inode) {
+    report_.inode(Fix::kPreen, key.ino, "raise next_inode past it",
+                  "inode number is not below the superblock's next_inode %llu",
+                  ull(sb_.next_inode));
+    plan_.rewrite_superblock = true;
+  }
+  check_inode_fields(key, info.rec);
+}
+
+// Fields with a known right value are fixed in place; link counts and sizes
+// are recounted in pass 4.
+void Checker::check_inode_fields(const Key& key, InodeRecord& r) {
+  InodeInfo& info = inodes_[key.ino];
+  if (r.flags != 0 || r.generation != 0) {
+    report_.inode(Fix::kPreen, key.ino, "clear them", "inode record has nonzero reserved fields");
+    r.flags = r.generation = 0;
+    info.changed = true;
+  }
+  if (S_ISLNK(r.mode) && (r.size == 0 || r.size > kSymlinkMax)) info.broken_link = true;
 }
 
 void Checker::check_dirent_item(const Cell& cell) {
   const Key& key = cell.key;
-  InodeInfo* dir = owner_of(key, "directory entry");
-  if (dir != nullptr && !S_ISDIR(dir->mode)) {
-    report_.error("inode %llu is not a directory but has directory entries", ull(key.ino));
-    dir = nullptr;
-  }
+  InodeInfo& dir = owner_of(key);
   DirentValue dv;
   if (cell.value_len < sizeof(dv)) {
-    report_.error("directory entry %s is malformed", to_string(key).c_str());
-    return;
+    return drop_item(key, Fix::kRepair, key.ino, "directory entry %s is malformed",
+                     to_string(key).c_str());
   }
   memcpy(&dv, cell.value, sizeof(dv));
-  if (cell.value_len != sizeof(dv) + dv.name_len) {
-    report_.error("directory entry %s is malformed", to_string(key).c_str());
-    return;
+  if (cell.value_len != sizeof(dv) + dv.name_len || dv.name_len == 0) {
+    return drop_item(key, Fix::kRepair, key.ino, "directory entry %s is malformed",
+                     to_string(key).c_str());
   }
   const std::string_view name(reinterpret_cast<const char*>(cell.value) + sizeof(dv), dv.name_len);
+  const char* wrong = nullptr;
   if (!valid_entry_name(name)) {
-    report_.error("directory %llu has an entry with an invalid name '%s'", ull(key.ino),
-                  printable(name).c_str());
+    wrong = "is not a valid name";
+  } else if (key.off >> kCookieCollisionBits != name_hash(name.data(), name.size())) {
+    wrong = "has the wrong hash in its key";
+  } else if (dv.ino == 0) {
+    wrong = "points to inode 0";
+  } else if (!check_duplicate_name(key, name)) {
+    wrong = "appears twice";
+  } else if (dir.has_record && !S_ISDIR(dir.rec.mode)) {
+    wrong = "is an entry of an inode that is not a directory";
   }
-  if (key.off >> kCookieCollisionBits != name_hash(name.data(), name.size())) {
-    report_.error("entry '%s' in directory %llu has the wrong hash in its key %s",
-                  printable(name).c_str(), ull(key.ino), to_string(key).c_str());
+  if (wrong != nullptr) {
+    return drop_item(key, Fix::kRepair, key.ino, "entry '%s' %s", printable(name).c_str(), wrong);
   }
-  check_duplicate_name(key, name, "entry");
-  if (dir != nullptr) dir->entries++;
-  dirents_.push_back(DirentRef{key.ino, dv.ino, dv.type, std::string(name)});
+  dir.entries++;
+  dirents_.push_back(DirentRef{key.ino, dv.ino, key.off, dv.type, false, std::string(name)});
 }
 
 void Checker::check_xattr_item(const Cell& cell) {
   const Key& key = cell.key;
-  owner_of(key, "xattr");
+  InodeInfo& owner = owner_of(key);
+  std::string value(reinterpret_cast<const char*>(cell.value), cell.value_len);
+  std::string why;
+  if (!engine_accepts(key, value, &why)) {
+    return drop_item(key, Fix::kRepair, key.ino, "xattr %s: %s", to_string(key).c_str(),
+                     why.c_str());
+  }
   XattrValue xv;
-  if (cell.value_len < sizeof(xv)) {
-    report_.error("xattr %s is malformed", to_string(key).c_str());
-    return;
+  memcpy(&xv, value.data(), sizeof(xv));
+  const std::string_view name(value.data() + sizeof(xv), xv.name_len);
+  if (name.find('\0') != std::string_view::npos || !check_duplicate_name(key, name)) {
+    return drop_item(key, Fix::kRepair, key.ino, "xattr '%s' is a duplicate or has a NUL byte",
+                     printable(name).c_str());
   }
-  memcpy(&xv, cell.value, sizeof(xv));
-  if (xv.name_len == 0 || xv.reserved != 0 ||
-      cell.value_len != sizeof(xv) + size_t{xv.name_len} + xv.value_len) {
-    report_.error("xattr %s is malformed", to_string(key).c_str());
-    return;
+  if (xv.reserved != 0) {
+    report_.inode(Fix::kPreen, key.ino, "clear it", "xattr '%s' has a nonzero reserved field",
+                  printable(name).c_str());
+    xv.reserved = 0;
+    memcpy(value.data(), &xv, sizeof(xv));
+    plan_.edits[key] = value;
   }
-  const std::string_view name(reinterpret_cast<const char*>(cell.value) + sizeof(xv), xv.name_len);
-  if (name.find('\0') != std::string_view::npos) {
-    report_.error("xattr name '%s' of inode %llu contains a NUL byte", printable(name).c_str(),
-                  ull(key.ino));
-  }
-  if (key.off >> kCookieCollisionBits != name_hash(name.data(), name.size())) {
-    report_.error("xattr '%s' of inode %llu has the wrong hash in its key %s",
-                  printable(name).c_str(), ull(key.ino), to_string(key).c_str());
-  }
-  check_duplicate_name(key, name, "xattr");
+  owner.other_items++;
 }
 
 // Equal names have equal hashes, and items with one (ino, kind, hash) are
 // adjacent in key order, so only the current run of names needs remembering.
-void Checker::check_duplicate_name(const Key& key, std::string_view name, const char* what) {
+// False if `name` was seen already.
+bool Checker::check_duplicate_name(const Key& key, std::string_view name) {
   const Key group{key.ino, key.kind, key.off >> kCookieCollisionBits};
   if (group != dup_key_) {
     dup_key_ = group;
     dup_names_.clear();
   }
-  if (std::find(dup_names_.begin(), dup_names_.end(), name) != dup_names_.end()) {
-    report_.error("%s '%s' appears twice in inode %llu", what, printable(name).c_str(),
-                  ull(key.ino));
-    return;
-  }
+  if (std::find(dup_names_.begin(), dup_names_.end(), name) != dup_names_.end()) return false;
   dup_names_.emplace_back(name);
+  return true;
 }
 
 void Checker::check_orphan_item(const Cell& cell) {
   const Key& key = cell.key;
   if (key.ino != 0 || cell.value_len != 0 || key.off == 0) {
-    report_.error("orphan item %s is malformed", to_string(key).c_str());
-    return;
+    return drop_item(key, Fix::kRepair, 0, "orphan item %s is malformed", to_string(key).c_str());
   }
   inodes_[key.off].has_orphan = true;
 }

@@ -1,0 +1,314 @@
+// fsck repairs, one damage class at a time: each test damages a populated
+// image precisely, and checks that fsck -n finds it (exit 4, naming the path
+// when there is one), that -p or -y fixes it (exit 1), that -n is then clean,
+// that a second -y changes nothing, and that every file that was not damaged
+// reads back byte for byte through a mount.
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <cstring>
+
+#include "fsck/checker.h"
+#include "tests/engine/corrupt.h"
+#include "tests/engine/repair_fixture.h"
+
+namespace pagefs::test {
+namespace {
+
+using fsck::Mode;
+
+class FsckRepair : public RepairTest {
+ protected:
+  void SetUp() override {
+    RepairTest::SetUp();
+    populate();
+  }
+  // The page of the first extent of `path`.
+  uint64_t data_page(const std::string& path) { return extent_at(*dev_, ino_of(path), 0).phys; }
+  Key inode_key(const std::string& path) { return Key::of(ino_of(path), KeyKind::kInode, 0); }
+  Key entry_key(const std::string& dir, const std::string& name) {
+    return Key::of(dir == "/" ? 1 : ino_of(dir), KeyKind::kDirent, cookie_of(name));
+  }
+};
+
+TEST_F(FsckRepair, PopulatedImageIsClean) {
+  FsckResult r = fsck(Mode::kCheck);
+  EXPECT_EQ(r.code, fsck::kExitClean) << r.out;
+  expect_second_run_unchanged();
+  expect_intact();
+}
+
+// ---- fsck -p: what is safe and certain ---------------------------------------------
+
+TEST_F(FsckRepair, PreenMarksAPageInUseThatTheBitmapCallsFree) {
+  set_bitmap_bit(*dev_, data_page("/docs/a.txt"), false);
+  expect_repaired(Mode::kPreen);
+  expect_second_run_unchanged();
+  expect_intact();
+}
+
+TEST_F(FsckRepair, PreenFreesALeakedPage) {
+  set_bitmap_bit(*dev_, superblock(*dev_).page_count - 1, true);
+  expect_repaired(Mode::kPreen);
+  expect_intact();
+}
+
+TEST_F(FsckRepair, PreenRebuildsABitmapPageThatFailsItsChecksum) {
+  break_page(*dev_, superblock(*dev_).bitmap_start);
+  expect_repaired(Mode::kPreen, "bitmap page");
+  expect_intact();
+}
+
+TEST_F(FsckRepair, PreenSetsAFileLinkCount) {
+  change_record(*dev_, ino_of("/hard1"), [](InodeRecord& r) { r.nlink = 5; });
+  expect_repaired(Mode::kPreen, "/hard1 (inode");
+  expect_second_run_unchanged();
+  expect_intact();
+}
+
+TEST_F(FsckRepair, PreenSetsADirectorySizeAndLinkCount) {
+  change_record(*dev_, ino_of("/docs"), [](InodeRecord& r) {
+    r.size = 99;
+    r.nlink = 7;
+  });
+  expect_repaired(Mode::kPreen, "/docs (inode");
+  expect_intact();
+}
+
+TEST_F(FsckRepair, PreenSetsTheBlockCountAndParent) {
+  change_record(*dev_, ino_of("/docs/big.bin"), [](InodeRecord& r) { r.blocks = 3; });
+  change_record(*dev_, ino_of("/docs/sub"), [](InodeRecord& r) { r.parent = 1; });
+  expect_repaired(Mode::kPreen, "/docs/big.bin");
+  expect_intact();
+}
+
+TEST_F(FsckRepair, PreenSetsTheSuperblockCounters) {
+  Superblock sb = superblock(*dev_);
+  sb.free_pages += 7;
+  sb.inode_count -= 2;
+  put_superblocks(*dev_, sb);
+  expect_repaired(Mode::kPreen, "superblock");
+  expect_intact();
+}
+
+TEST_F(FsckRepair, PreenRestoresASecondSuperblockCopyThatFailsItsChecksum) {
+  break_page(*dev_, 1);
+  expect_repaired(Mode::kPreen, "superblock copy at page 1");
+  EXPECT_EQ(std::memcmp(page_at(*dev_, 0) + sizeof(PageHeader),
+                        page_at(*dev_, 1) + sizeof(PageHeader), sizeof(Superblock) - 32),
+            0);
+  expect_intact();
+}
+
+TEST_F(FsckRepair, PreenRestoresAPrimarySuperblockThatFailsItsChecksum) {
+  break_page(*dev_, 0);
+  expect_repaired(Mode::kPreen, "superblock copy at page 0");
+  expect_intact();
+}
+
+TEST_F(FsckRepair, PreenFreesAnUnlinkedInodeThatLostItsOrphanRecord) {
+  // As an unlink that left the file open would leave it, minus the orphan item.
+  erase_item(*dev_, entry_key("/docs", "a.txt"));
+  change_record(*dev_, ino_of("/docs/a.txt"), [](InodeRecord& r) { r.nlink = 0; });
+  change_record(*dev_, ino_of("/docs"), [](InodeRecord& r) { r.size--; });
+  expect_repaired(Mode::kPreen, "inode");
+  expect_second_run_unchanged();
+  expect_intact({"/docs/a.txt", "/link"});
+}
+
+TEST_F(FsckRepair, PreenRemovesAnOrphanRecordOfAMissingInode) {
+  mount();
+  ASSERT_TRUE(fs_->mknod(kRootInode, "gone", S_IFREG | 0644, 0, Caller{}).ok());
+  unmount();
+  // Forge an orphan item for an inode that never existed, in the first leaf.
+  const Key key = Key::of(0, KeyKind::kOrphan, 999999);
+  const uint64_t leaf = leaf_of(*dev_, key);
+  Node node = node_at(*dev_, leaf);
+  ASSERT_TRUE(node.fits(0));
+  node.insert_at(node.lower_bound(key), key, {});
+  restamp(*dev_, leaf);
+  oracle_["/gone"] = Entry{'f', "", 0};
+  expect_repaired(Mode::kPreen, "orphan list");
+  expect_intact();
+}
+
+TEST_F(FsckRepair, PreenSetsAnEntryTypeThatDisagreesWithItsInode) {
+  auto v = value_of(*dev_, entry_key("/docs", "sub"));
+  reinterpret_cast<DirentValue*>(v.data())->type = 8;  // DT_REG for a directory
+  restamp(*dev_, leaf_of(*dev_, entry_key("/docs", "sub")));
+  expect_repaired(Mode::kPreen, "/docs/sub");
+  expect_intact();
+}
+
+// ---- fsck -p stops where judgement is needed ---------------------------------------
+
+TEST_F(FsckRepair, PreenRefusesAnEntryToAMissingInodeAndChangesNothing) {
+  erase_item(*dev_, inode_key("/docs/sub/deep.txt"));
+  std::vector<std::byte> before(dev_->raw(), dev_->raw() + dev_->size_bytes());
+  FsckResult r = fsck(Mode::kPreen);
+  EXPECT_EQ(r.code, fsck::kExitUncorrected) << r.out;
+  EXPECT_NE(r.out.find("UNEXPECTED INCONSISTENCY; RUN fsck MANUALLY"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("/docs/sub/deep.txt"), std::string::npos) << r.out;
+  EXPECT_EQ(std::memcmp(before.data(), dev_->raw(), before.size()), 0);
+}
+
+// ---- fsck -y: entries, names, /lost+found ---------------------------------------------
+
+TEST_F(FsckRepair, EntryToAMissingInodeIsRemoved) {
+  erase_item(*dev_, inode_key("/empty"));
+  expect_repaired(Mode::kRepair, "/empty");
+  expect_second_run_unchanged();
+  Tree tree = expect_intact({"/empty"});
+  EXPECT_EQ(tree.count("/empty"), 0u);
+}
+
+// The record is gone but the extents tell what the inode was: a file, as
+// long as its extents reach (the size rounds up to a page).
+TEST_F(FsckRepair, FileWhoseRecordIsLostIsRecreatedInItsPlace) {
+  erase_item(*dev_, inode_key("/docs/sub/deep.txt"));
+  expect_repaired(Mode::kRepair, "/docs/sub/deep.txt");
+  expect_second_run_unchanged();
+  Tree tree = expect_intact({"/docs/sub/deep.txt"});
+  const std::string& data = oracle_["/docs/sub/deep.txt"].data;
+  ASSERT_EQ(tree.count("/docs/sub/deep.txt"), 1u);
+  EXPECT_EQ(tree["/docs/sub/deep.txt"].data, data + std::string(4096 * 2 - data.size(), '\0'));
+}
+
+TEST_F(FsckRepair, FileWithoutANameIsReconnectedInLostAndFound) {
+  const uint64_t ino = ino_of("/docs/sub/deep.txt");
+  erase_item(*dev_, entry_key("/docs/sub", "deep.txt"));
+  expect_repaired(Mode::kRepair, "inode " + std::to_string(ino));
+  expect_second_run_unchanged();
+  Tree tree = expect_intact({"/docs/sub/deep.txt"});
+  const std::string found = "/lost+found/#" + std::to_string(ino);
+  ASSERT_EQ(tree.count(found), 1u);
+  EXPECT_TRUE(tree[found].data == oracle_["/docs/sub/deep.txt"].data);
+}
+
+TEST_F(FsckRepair, DirectoryWithoutANameIsReconnectedWithItsContents) {
+  const uint64_t ino = ino_of("/docs/sub");
+  erase_item(*dev_, entry_key("/docs", "sub"));
+  expect_repaired(Mode::kRepair, "inode " + std::to_string(ino));
+  Tree tree = expect_intact({"/docs/sub", "/docs/sub/deep.txt"});
+  const std::string found = "/lost+found/#" + std::to_string(ino) + "/deep.txt";
+  ASSERT_EQ(tree.count(found), 1u);
+  EXPECT_TRUE(tree[found].data == oracle_["/docs/sub/deep.txt"].data);
+}
+
+TEST_F(FsckRepair, InodeWhoseRecordIsLostIsRecreatedFromItsExtents) {
+  const uint64_t ino = ino_of("/docs/big.bin");
+  erase_item(*dev_, inode_key("/docs/big.bin"));
+  erase_item(*dev_, entry_key("/docs", "big.bin"));
+  expect_repaired(Mode::kRepair, "inode " + std::to_string(ino));
+  Tree tree = expect_intact({"/docs/big.bin"});
+  const std::string found = "/lost+found/#" + std::to_string(ino);
+  ASSERT_EQ(tree.count(found), 1u);
+  EXPECT_TRUE(tree[found].data == oracle_["/docs/big.bin"].data);
+}
+
+TEST_F(FsckRepair, DirectoryCycleIsCutAndReconnected) {
+  // /docs/sub gets an entry "loop" naming /docs, and /docs loses its own
+  // name: /docs and /docs/sub then only lead to each other.
+  const uint64_t docs = ino_of("/docs"), sub = ino_of("/docs/sub");
+  const Key loop = Key::of(sub, KeyKind::kDirent, cookie_of("loop"));
+  const uint64_t leaf = leaf_of(*dev_, loop);
+  Node node = node_at(*dev_, leaf);
+  std::string value(sizeof(DirentValue) + 4, '\0');
+  DirentValue dv{docs, 4, 4};
+  std::memcpy(value.data(), &dv, sizeof dv);
+  std::memcpy(value.data() + sizeof dv, "loop", 4);
+  ASSERT_TRUE(node.fits(value.size()));
+  node.insert_at(node.lower_bound(loop), loop,
+                 std::span(reinterpret_cast<const std::byte*>(value.data()), value.size()));
+  restamp(*dev_, leaf);
+  erase_item(*dev_, entry_key("/", "docs"));
+  FsckResult check = fsck(Mode::kCheck);
+  EXPECT_EQ(check.code, fsck::kExitUncorrected) << check.out;
+  FsckResult repair = fsck(Mode::kRepair);
+  EXPECT_EQ(repair.code, fsck::kExitFixed) << repair.out;
+  EXPECT_EQ(fsck(Mode::kCheck).code, fsck::kExitClean);
+  expect_second_run_unchanged();
+  mount();
+  Tree tree = walk();
+  unmount();
+  size_t docs_files = 0;
+  for (const auto& [path, e] : tree) docs_files += e.data == oracle_["/docs/a.txt"].data;
+  EXPECT_GE(docs_files, 1u) << "the files of /docs are reachable again";
+}
+
+// ---- fsck -y: the tree ---------------------------------------------------------------
+
+class FsckTreeRepair : public FsckRepair {
+ protected:
+  // Zeroes the journal region, as if it had wrapped over every old
+  // transaction: no copies of tree pages are left there.
+  void forget_journal() {
+    Superblock sb = superblock(*dev_);
+    std::memset(page_at(*dev_, sb.journal_start), 0, sb.journal_pages * kPageBytes);
+  }
+  // The paths of the inodes that have items in `leaf`.
+  std::set<std::string> paths_in_leaf(uint64_t leaf) {
+    std::set<uint64_t> inos;
+    Node node = node_at(*dev_, leaf);
+    for (uint16_t i = 0; i < node.count(); i++) inos.insert(node.key_at(i).ino);
+    std::set<std::string> paths;
+    for (const auto& [path, e] : oracle_) {
+      if (inos.count(e.ino) > 0) paths.insert(path);
+    }
+    return paths;
+  }
+};
+
+TEST_F(FsckTreeRepair, DamagedRootIsRebuiltFromTheLeavesBelowIt) {
+  Superblock sb = superblock(*dev_);
+  ASSERT_GT(sb.tree_height, 1u) << "populate() makes a tree of several levels";
+  forget_journal();
+  break_page(*dev_, sb.tree_root);
+  expect_repaired(Mode::kRepair, "tree node " + std::to_string(sb.tree_root));
+  EXPECT_NE(superblock(*dev_).tree_root, sb.tree_root);
+  expect_second_run_unchanged();
+  expect_intact();
+}
+
+TEST_F(FsckTreeRepair, DamagedLeafIsRestoredFromItsImageInTheJournal) {
+  const uint64_t leaf = leaf_of(*dev_, inode_key("/many/f050"));
+  ASSERT_NE(leaf, superblock(*dev_).tree_root);
+  break_page(*dev_, leaf);
+  expect_repaired(Mode::kRepair, "tree node " + std::to_string(leaf));
+  expect_second_run_unchanged();
+  expect_intact();
+}
+
+// Without another copy, the items of the leaf are lost: entries to the lost
+// inodes go, their data pages are freed, and every other file is intact.
+TEST_F(FsckTreeRepair, DamagedLeafWithoutCopiesLosesOnlyItsItems) {
+  const uint64_t leaf = leaf_of(*dev_, inode_key("/many/f050"));
+  std::set<std::string> lost = paths_in_leaf(leaf);
+  ASSERT_FALSE(lost.empty());
+  forget_journal();
+  break_page(*dev_, leaf);
+  FsckResult check = fsck(Mode::kCheck);
+  EXPECT_EQ(check.code, fsck::kExitUncorrected) << check.out;
+  EXPECT_NE(check.out.find("tree node " + std::to_string(leaf)), std::string::npos) << check.out;
+  FsckResult repair = fsck(Mode::kRepair);
+  EXPECT_EQ(repair.code, fsck::kExitFixed) << repair.out;
+  EXPECT_EQ(fsck(Mode::kCheck).code, fsck::kExitClean);
+  expect_second_run_unchanged();
+  // The files with items in the leaf are gone, recreated from the extents
+  // that survive, or missing the data the leaf mapped; every other file is
+  // as it was.
+  expect_intact(lost);
+}
+
+TEST_F(FsckTreeRepair, ChildPointerToAPageInUseIsRebuilt) {
+  ParentSlot ps = parent_of_leaf(*dev_, inode_key("/many/f100"));
+  ASSERT_NE(ps.parent, 0u);
+  ASSERT_GT(ps.slot, 0);
+  Node parent = node_at(*dev_, ps.parent);
+  set_child(*dev_, ps.parent, ps.slot, parent.child_at(ps.slot - 1));
+  expect_repaired(Mode::kRepair, "already in use");
+  expect_intact();
+}
+
+}  // namespace
+}  // namespace pagefs::test
