@@ -94,6 +94,7 @@ int Checker::finish() {
   if (options_.progress != nullptr) options_.progress->finish();
   report_.flush([this](uint64_t ino, const std::string& entry) { return subject_of(ino, entry); },
                 applied_fixes());
+  report_.finish();
   if (fatal_) return kExitOperational;
   return report_.count() > 0 ? kExitUncorrected : kExitClean;
 }

@@ -142,14 +142,13 @@ void Checker::verify_data_page(const DataCheck& check, const uint8_t* data) {
     }
     if (options_.zero_bad_data) {
       report_.inode(Fix::kRepair, check.ino, "replace it with zeros",
-                    "data at offset %llu (page %llu) fails its checksum", ull(offset),
-                    ull(check.phys));
+                    "data at offset %llu fails its checksum", ull(offset));
       plan_.zero_pages.push_back(ZeroPage{check.extent, check.index});
     } else {
       report_.inode(Fix::kNone, check.ino, "",
-                    "data at offset %llu (page %llu) fails its checksum; reads there return EIO "
+                    "data at offset %llu fails its checksum; reads there return EIO "
                     "(-E zero_bad_data replaces it with zeros)",
-                    ull(offset), ull(check.phys));
+                    ull(offset));
     }
     return;
   }

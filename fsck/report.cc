@@ -65,14 +65,15 @@ void Report::pass(const char* what) {
 void Report::flush(const PathOf& path_of, Fix applied_up_to) {
   for (const Problem& p : pending_) {
     std::string subject = p.ino != 0 ? path_of(p.ino, p.entry) : p.where;
-    fprintf(out_, "fsck.pagefs: %s%s%s", subject.c_str(), subject.empty() ? "" : ": ",
-            p.what.c_str());
+    std::string line = subject + (subject.empty() ? "" : ": ") + p.what;
+    printed_++;  // or printed by an earlier round
+    if (already_ != nullptr && !already_->insert(line).second) continue;
+    fprintf(out_, "fsck.pagefs: %s", line.c_str());
     if (!p.action.empty()) {
       const bool applied = p.fix != Fix::kNone && p.fix <= applied_up_to;
       fprintf(out_, "; %s? %s", p.action.c_str(), applied ? "yes" : "no");
     }
     fputc('\n', out_);
-    printed_++;
   }
   pending_.clear();
   fflush(out_);

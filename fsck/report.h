@@ -27,6 +27,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <functional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -55,6 +56,10 @@ class Report {
   using PathOf = std::function<std::string(uint64_t ino, const std::string& entry)>;
 
   explicit Report(FILE* out = stdout, FILE* progress = stderr);
+  // Problems already printed by an earlier check are not printed again (a
+  // problem no repair can fix is found by every round): `printed` is shared
+  // by the reports of one fsck run.
+  void skip_printed(std::set<std::string>* printed) { already_ = printed; }
 
   // Records a problem concerning inode `ino`; printf-style `what`.
   void inode(Fix fix, uint64_t ino, std::string action, const char* fmt, ...)
@@ -86,6 +91,7 @@ class Report {
 
   FILE* out_;
   FILE* progress_;  // null when progress is not shown
+  std::set<std::string>* already_ = nullptr;
   std::vector<Problem> pending_;
   uint64_t count_ = 0;
   uint64_t by_fix_[3] = {};

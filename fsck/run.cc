@@ -1,6 +1,8 @@
 #include "fsck/run.h"
 
 #include <memory>
+#include <set>
+#include <string>
 
 #include "engine/recovery.h"
 #include "fsck/checker.h"
@@ -75,6 +77,7 @@ void print_summary(FILE* out, const std::string& name, const char* state, const 
 
 // What the rounds of checks and repairs came to.
 struct Outcome {
+  std::set<std::string> printed;  // problems printed by earlier rounds
   uint64_t fixed = 0;
   uint64_t left = 0;
   bool operational = false;
@@ -87,6 +90,7 @@ struct Outcome {
 bool round(Device& device, const std::string& name, const RunOptions& options, Progress* progress,
            Outcome* outcome) {
   Report report(options.out);
+  report.skip_printed(&outcome->printed);
   CheckOptions check{options.verbose, options.mode, options.zero_bad_data, progress};
   Checker checker(device, name, check, report);
   const int code = checker.run();

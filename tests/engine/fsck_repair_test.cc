@@ -236,6 +236,107 @@ TEST_F(FsckRepair, DirectoryCycleIsCutAndReconnected) {
   EXPECT_GE(docs_files, 1u) << "the files of /docs are reachable again";
 }
 
+// ---- fsck -y: extents and data --------------------------------------------------------
+
+// Changes the extent (ino, kExtent, file_page) on the unmounted device.
+template <class Change>
+void change_extent(MemDevice& dev, uint64_t ino, uint64_t file_page, Change change) {
+  const Key key = Key::of(ino, KeyKind::kExtent, file_page);
+  auto v = value_of(dev, key);
+  ASSERT_GE(v.size(), sizeof(ExtentValue));
+  ExtentValue ev;
+  std::memcpy(&ev, v.data(), sizeof ev);
+  change(ev);
+  std::memcpy(v.data(), &ev, sizeof ev);
+  restamp(dev, leaf_of(dev, key));
+}
+
+TEST_F(FsckRepair, ExtentOutsideTheDataRegionIsDropped) {
+  change_extent(*dev_, ino_of("/docs/sub/deep.txt"), 0, [](ExtentValue& ev) { ev.phys = 3; });
+  expect_repaired(Mode::kRepair, "/docs/sub/deep.txt");
+  expect_second_run_unchanged();
+  Tree tree = expect_intact({"/docs/sub/deep.txt"});
+  // The file stays, its size too: the dropped pages read as zeros.
+  ASSERT_EQ(tree.count("/docs/sub/deep.txt"), 1u);
+  EXPECT_EQ(tree["/docs/sub/deep.txt"].data, std::string(5000, '\0'));
+}
+
+// Two files on the same pages: the first keeps them, the second gets a copy,
+// so both read what they read before (here the same bytes: a bug's leftover).
+TEST_F(FsckRepair, PagesSharedByTwoFilesAreCopiedForOne) {
+  const ExtentValue a = extent_at(*dev_, ino_of("/docs/sub/deep.txt"), 0);
+  const Key b_key = Key::of(ino_of("/many/f000"), KeyKind::kExtent, 0);
+  auto b = value_of(*dev_, b_key);
+  auto a_value = value_of(*dev_, Key::of(ino_of("/docs/sub/deep.txt"), KeyKind::kExtent, 0));
+  ASSERT_EQ(b.size(), extent_value_size(1));
+  ASSERT_EQ(a_value.size(), extent_value_size(2));
+  // f000 now maps the first page of deep.txt, with that page's CRC.
+  ExtentValue ev;
+  std::memcpy(&ev, b.data(), sizeof ev);
+  ev.phys = a.phys;
+  std::memcpy(b.data(), &ev, sizeof ev);
+  std::memcpy(b.data() + sizeof ev, a_value.data() + sizeof ev, 4);
+  restamp(*dev_, leaf_of(*dev_, b_key));
+  oracle_["/many/f000"].data =
+      oracle_["/docs/sub/deep.txt"].data.substr(0, oracle_["/many/f000"].data.size());
+  expect_repaired(Mode::kRepair, "shares pages with /docs/sub/deep.txt");
+  expect_second_run_unchanged();
+  expect_intact();
+  EXPECT_NE(extent_at(*dev_, ino_of("/many/f000"), 0).phys, a.phys);
+}
+
+TEST_F(FsckRepair, ExtentOnATreePageIsGivenACopy) {
+  const uint64_t leaf = leaf_of(*dev_, inode_key("/many/f010"));
+  change_extent(*dev_, ino_of("/many/f150"), 0, [&](ExtentValue& ev) { ev.phys = leaf; });
+  FsckResult check = fsck(Mode::kCheck);
+  EXPECT_EQ(check.code, fsck::kExitUncorrected) << check.out;
+  EXPECT_NE(check.out.find("/many/f150"), std::string::npos) << check.out;
+  EXPECT_NE(check.out.find("the tree's own pages"), std::string::npos) << check.out;
+  // The copy holds tree bytes, not the file's: its data fails its checksum,
+  // which -y reports and leaves; with -E zero_bad_data it reads as zeros.
+  FsckResult repair = fsck(Mode::kRepair);
+  EXPECT_EQ(repair.code, fsck::kExitUncorrected) << repair.out;
+  EXPECT_NE(repair.out.find("fails its checksum"), std::string::npos) << repair.out;
+  FsckResult zero = fsck(Mode::kRepair, /*zero_bad_data=*/true);
+  EXPECT_EQ(zero.code, fsck::kExitFixed) << zero.out;
+  EXPECT_EQ(fsck(Mode::kCheck).code, fsck::kExitClean);
+  oracle_["/many/f150"].data = std::string(oracle_["/many/f150"].data.size(), '\0');
+  expect_intact();
+}
+
+TEST_F(FsckRepair, DataPageThatFailsItsChecksumIsReportedAndKept) {
+  const ExtentValue ev = extent_at(*dev_, ino_of("/docs/big.bin"), 0);
+  break_page(*dev_, ev.phys + 5);
+  FsckResult check = fsck(Mode::kCheck);
+  EXPECT_EQ(check.code, fsck::kExitUncorrected) << check.out;
+  EXPECT_NE(check.out.find("/docs/big.bin (inode " + std::to_string(ino_of("/docs/big.bin")) +
+                           "): data at offset 20480"),
+            std::string::npos)
+      << check.out;
+  std::vector<std::byte> before(dev_->raw(), dev_->raw() + dev_->size_bytes());
+  FsckResult repair = fsck(Mode::kRepair);
+  EXPECT_EQ(repair.code, fsck::kExitUncorrected) << repair.out;
+  EXPECT_EQ(std::memcmp(before.data(), dev_->raw(), before.size()), 0) << "nothing to change";
+  mount();
+  std::string buf(4096, '\0');
+  EXPECT_EQ(fs_->read(InodeNo{ino_of("/docs/big.bin")}, 20480, 4096, buf.data()).error(), EIO);
+  unmount();
+  expect_intact({"/docs/big.bin"});
+}
+
+TEST_F(FsckRepair, ZeroBadDataReplacesTheBadPageWithZeros) {
+  const ExtentValue ev = extent_at(*dev_, ino_of("/docs/big.bin"), 0);
+  break_page(*dev_, ev.phys + 5);
+  FsckResult repair = fsck(Mode::kRepair, /*zero_bad_data=*/true);
+  EXPECT_EQ(repair.code, fsck::kExitFixed) << repair.out;
+  EXPECT_NE(repair.out.find("offset 20480"), std::string::npos) << repair.out;
+  EXPECT_EQ(fsck(Mode::kCheck).code, fsck::kExitClean);
+  expect_second_run_unchanged();
+  std::string& data = oracle_["/docs/big.bin"].data;
+  std::fill(data.begin() + 20480, data.begin() + 24576, '\0');
+  expect_intact();
+}
+
 // ---- fsck -y: the tree ---------------------------------------------------------------
 
 class FsckTreeRepair : public FsckRepair {
