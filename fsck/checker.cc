@@ -69,9 +69,9 @@ bool Checker::fatal(const char* fmt, ...) {
   fatal_ = true;
   va_list ap;
   va_start(ap, fmt);
-  fputs("fsck.pagefs: ", stderr);
-  vfprintf(stderr, fmt, ap);
-  fputc('\n', stderr);
+  fputs("fsck.pagefs: ", options_.err);
+  vfprintf(options_.err, fmt, ap);
+  fputc('\n', options_.err);
   va_end(ap);
   return false;
 }
@@ -255,7 +255,10 @@ bool Checker::choose_superblock(const SuperCopy& copy0, const SuperCopy& copy1) 
     }
     superblock_lost_ = true;
     if (copy0.state == SuperCopy::kCorrupt || copy1.state == SuperCopy::kCorrupt) {
-      return fatal("%s: both superblock copies are corrupt", name_.c_str());
+      return fatal(
+          "%s: both superblock copies are corrupt; fsck.pagefs -y rebuilds them from the "
+          "device's pages",
+          name_.c_str());
     }
     return fatal("%s is not a pagefs filesystem", name_.c_str());
   }

@@ -71,6 +71,7 @@ struct CheckOptions {
   Mode mode = Mode::kCheck;
   bool zero_bad_data = false;  // -E zero_bad_data: plan to zero data pages that fail
   Progress* progress = nullptr;
+  FILE* err = stderr;  // where operational failures are reported
 };
 
 // What a check counted, for the summary line.

@@ -65,8 +65,8 @@ uint64_t Checker::lost_found() {
     }
     name = "lost+found." + std::to_string(n);
   }
-  const uint64_t ino = std::max(plan_next_inode(), max_ino_ + 1);
-  max_ino_ = ino;
+  // The repair's superblock takes next_inode past it (repair.cc).
+  const uint64_t ino = plan_next_inode();
   report_.at(Fix::kRepair, "/" + name, "create it", "does not exist");
   InodeInfo& info = inodes_[ino];
   info.has_record = info.recreated = info.changed = true;

@@ -134,12 +134,6 @@ void Checker::check_inode_item(const Cell& cell) {
   info.rec = r;
   inode_records_++;
   max_ino_ = std::max(max_ino_, key.ino);
-  if (key.ino >= sb_.next_inode) {
-    report_.inode(Fix::kPreen, key.ino, "raise next_inode past it",
-                  "inode number is not below the superblock's next_inode %llu",
-                  ull(sb_.next_inode));
-    plan_.rewrite_superblock = true;
-  }
   check_inode_fields(key, info.rec);
 }
 

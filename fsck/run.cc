@@ -6,6 +6,7 @@
 
 #include "engine/recovery.h"
 #include "fsck/checker.h"
+#include "fsck/geometry.h"
 #include "fsck/repair.h"
 #include "fsck/report.h"
 
@@ -91,7 +92,7 @@ bool round(Device& device, const std::string& name, const RunOptions& options, P
            Outcome* outcome) {
   Report report(options.out);
   report.skip_printed(&outcome->printed);
-  CheckOptions check{options.verbose, options.mode, options.zero_bad_data, progress};
+  CheckOptions check{options.verbose, options.mode, options.zero_bad_data, progress, options.err};
   Checker checker(device, name, check, report);
   const int code = checker.run();
   outcome->summary = checker.summary();
@@ -150,9 +151,38 @@ int conclude(Device& device, const std::string& name, const RunOptions& options,
   return kExitUncorrected;
 }
 
+// fsck -y on a device whose superblock copies are both unusable: rebuilds
+// them (geometry.h) before anything else reads the filesystem. Returns an
+// exit code to stop with, or -1 to go on.
+int restore_superblock(Device& device, const std::string& name, const RunOptions& options,
+                       Outcome* outcome) {
+  Superblock sb;
+  std::string message;
+  Status loaded = load_superblock(device, &sb, &message);
+  if (loaded.ok() || loaded.error() == EPROTONOSUPPORT) return -1;
+  std::string how;
+  Status rebuilt = rebuild_superblock(device, &sb, &how);
+  if (rebuilt.error() == EINVAL) return -1;  // not pagefs: the check says so
+  if (!rebuilt.ok()) {
+    fprintf(options.err, "fsck.pagefs: %s: cannot rebuild the superblock: %s\n", name.c_str(),
+            strerror(rebuilt.error()));
+    return kExitOperational;
+  }
+  fprintf(options.out,
+          "fsck.pagefs: superblock: both copies are damaged or missing; rebuild them from %s? "
+          "yes\n",
+          how.c_str());
+  outcome->fixed++;
+  return -1;
+}
+
 }  // namespace
 
 int run_fsck(Device& device, const std::string& name, const RunOptions& options) {
+  Outcome outcome;
+  if (options.mode == Mode::kRepair) {
+    if (int code = restore_superblock(device, name, options, &outcome); code >= 0) return code;
+  }
   Prepared prepared;
   if (int code = prepare(device, name, options, &prepared); code >= 0) return code;
   const bool may_skip =
@@ -166,7 +196,6 @@ int run_fsck(Device& device, const std::string& name, const RunOptions& options)
   }
   std::unique_ptr<Progress> progress;
   if (options.progress_fd >= 0) progress = std::make_unique<Progress>(options.progress_fd, name);
-  Outcome outcome;
   for (int pass = 0; pass < kMaxPasses; pass++) {
     if (!round(*prepared.target, name, options, progress.get(), &outcome)) break;
   }

@@ -65,6 +65,12 @@ void Checker::report_page_list(const std::vector<uint64_t>& pages, uint64_t tota
 // transaction, so they are exact whether or not the filesystem was unmounted
 // cleanly (after a crash the journal, replayed, brings them along).
 void Checker::check_counters() {
+  // Inode numbers are never reused: the counter must be past every one.
+  if (max_ino_ >= sb_.next_inode) {
+    report_.at(Fix::kPreen, "superblock", "raise it to " + std::to_string(max_ino_ + 1),
+               "next_inode is %llu, but inode %llu exists", ull(sb_.next_inode), ull(max_ino_));
+    plan_.rewrite_superblock = true;
+  }
   if (!damaged_nodes_.empty()) return;
   const uint64_t free_pages = sb_.page_count - referenced_.count();
   if (sb_.free_pages != free_pages) {

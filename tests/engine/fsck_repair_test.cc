@@ -189,6 +189,7 @@ TEST_F(FsckRepair, DirectoryWithoutANameIsReconnectedWithItsContents) {
   const uint64_t ino = ino_of("/docs/sub");
   erase_item(*dev_, entry_key("/docs", "sub"));
   expect_repaired(Mode::kRepair, "inode " + std::to_string(ino));
+  EXPECT_EQ(fsck(Mode::kCheck).out.find("next_inode"), std::string::npos);
   Tree tree = expect_intact({"/docs/sub", "/docs/sub/deep.txt"});
   const std::string found = "/lost+found/#" + std::to_string(ino) + "/deep.txt";
   ASSERT_EQ(tree.count(found), 1u);
@@ -335,6 +336,55 @@ TEST_F(FsckRepair, ZeroBadDataReplacesTheBadPageWithZeros) {
   std::string& data = oracle_["/docs/big.bin"].data;
   std::fill(data.begin() + 20480, data.begin() + 24576, '\0');
   expect_intact();
+}
+
+// ---- fsck -y: both superblock copies -----------------------------------------------
+
+TEST_F(FsckRepair, BothSuperblocksDamagedAreRebuiltFromTheJournal) {
+  const Superblock before = superblock(*dev_);
+  break_page(*dev_, 0);
+  break_page(*dev_, 1);
+  FsckResult check = fsck(Mode::kCheck);
+  EXPECT_EQ(check.code, fsck::kExitOperational) << check.out;
+  EXPECT_NE(check.out.find("fsck.pagefs -y rebuilds them"), std::string::npos) << check.out;
+  FsckResult repair = fsck(Mode::kRepair);
+  EXPECT_EQ(repair.code, fsck::kExitFixed) << repair.out;
+  EXPECT_NE(repair.out.find("from the newest copy of it in the journal"), std::string::npos)
+      << repair.out;
+  EXPECT_EQ(fsck(Mode::kCheck).code, fsck::kExitClean);
+  expect_second_run_unchanged();
+  const Superblock after = superblock(*dev_);
+  EXPECT_EQ(std::memcmp(after.uuid, before.uuid, sizeof before.uuid), 0);
+  EXPECT_EQ(after.next_inode, before.next_inode);
+  expect_intact();
+}
+
+TEST_F(FsckRepair, ZeroedSuperblocksAreRebuiltFromTheLayoutAndThePages) {
+  Superblock sb = superblock(*dev_);
+  std::memset(page_at(*dev_, 0), 0, 2 * kPageBytes);
+  std::memset(page_at(*dev_, sb.journal_start), 0, sb.journal_pages * kPageBytes);
+  FsckResult repair = fsck(Mode::kRepair);
+  EXPECT_EQ(repair.code, fsck::kExitFixed) << repair.out;
+  EXPECT_NE(repair.out.find("the layout of the device"), std::string::npos) << repair.out;
+  EXPECT_EQ(fsck(Mode::kCheck).code, fsck::kExitClean);
+  expect_second_run_unchanged();
+  EXPECT_EQ(superblock(*dev_).data_start, sb.data_start);
+  EXPECT_EQ(superblock(*dev_).next_inode, sb.next_inode);
+  expect_intact();
+  // New inode numbers do not reuse old ones.
+  mount();
+  auto a = fs_->mknod(kRootInode, "new", S_IFREG | 0644, 0, Caller{});
+  ASSERT_TRUE(a.ok());
+  EXPECT_GE(a->ino, sb.next_inode);
+  unmount();
+}
+
+TEST_F(FsckRepair, ADeviceWithoutPagefsIsNotGivenASuperblock) {
+  std::memset(dev_->raw(), 0, dev_->size_bytes());
+  FsckResult repair = fsck(Mode::kRepair);
+  EXPECT_EQ(repair.code, fsck::kExitOperational) << repair.out;
+  EXPECT_NE(repair.out.find("not a pagefs filesystem"), std::string::npos) << repair.out;
+  for (size_t i = 0; i < 2 * kPageBytes; i++) ASSERT_EQ(dev_->raw()[i], std::byte{0});
 }
 
 // ---- fsck -y: the tree ---------------------------------------------------------------
