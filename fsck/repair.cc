@@ -103,6 +103,7 @@ Status Repairer::rewrite_tree() {
   TreeBuilder builder(*writer_, *allocator_);
   PAGEFS_TRY(stream_items(builder));
   PAGEFS_ASSIGN(BuiltTree tree, builder.finish());
+  PAGEFS_TRY(writer_->write_ahead(zeros_));
   for (uint64_t p = sb_.data_start; p < sb_.page_count; p++) {
     if (allocator_->taken().test(p)) in_use_.set(p);  // new nodes and copies
   }
@@ -168,7 +169,7 @@ Status Repairer::emit(TreeBuilder& builder, const Key& key, std::string value) {
       PAGEFS_TRY(relocate(ev));
       memcpy(value.data(), &ev, sizeof ev);
     }
-    if (zero_.count(key) > 0) PAGEFS_TRY(zero_pages(key, ev, value));
+    if (zero_.count(key) > 0) zero_pages(key, ev, value);
   }
   const ItemLimits limits{sb_.data_start, sb_.page_count, sb_.page_size};
   const char* why = nullptr;
@@ -206,21 +207,22 @@ Status Repairer::relocate(ExtentValue& ev) {
   return ok_status();
 }
 
-// Zeroes data pages that failed their checksum and stores the zero page's
-// CRC for them: the rest of the file reads again.
-Status Repairer::zero_pages(const Key& key, ExtentValue& ev, std::string& value) {
-  std::vector<PageImage> zeros;
+// Plans zeros for data pages that failed their checksum and stores the zero
+// page's CRC for them: the rest of the file reads again. The zeros are
+// written once every item has gone by (write_zeros): a page another extent
+// shared is copied for that extent first, from its original bytes.
+void Repairer::zero_pages(const Key& key, ExtentValue& ev, std::string& value) {
   auto page = writer_->new_page();
   const uint32_t crc = crc32c(page->data(), sb_.page_size);
   for (uint32_t index : zero_[key]) {
     if (index >= ev.pages) continue;
-    zeros.push_back(PageImage{ev.phys + index, writer_->new_page()});
+    zeros_.push_back(PageImage{ev.phys + index, std::move(page)});
+    page = writer_->new_page();
     memcpy(value.data() + sizeof(ExtentValue) + 4 * size_t{index}, &crc, sizeof crc);
     ev.unwritten_mask &= ~(1u << index);
     stats_.zeroed_pages++;
   }
   memcpy(value.data(), &ev, sizeof ev);
-  return writer_->write_ahead(zeros);
 }
 
 // The superblock names the new tree in the same transaction as the bitmap

@@ -55,7 +55,7 @@ class Repairer {
   Status stream_items(TreeBuilder& builder);
   Status emit(TreeBuilder& builder, const Key& key, std::string value);
   Status relocate(ExtentValue& ev);
-  Status zero_pages(const Key& key, ExtentValue& ev, std::string& value);
+  void zero_pages(const Key& key, ExtentValue& ev, std::string& value);
   Status switch_to(const PageSet& in_use, Superblock sb);
   Status commit_bitmaps(const PageSet& in_use, const Superblock& sb);
   std::vector<PageImage> bitmap_images(const PageSet& in_use, uint64_t first, uint64_t count);
@@ -70,6 +70,7 @@ class Repairer {
   PageSet in_use_;  // pages the new tree's items reference, and its nodes
   std::set<Key> relocate_;
   std::map<Key, std::vector<uint32_t>> zero_;
+  std::vector<PageImage> zeros_;  // zero pages to write once every copy is made
   uint64_t inodes_ = 0;
   uint64_t max_ino_ = 0;
   RepairStats stats_;

@@ -61,12 +61,12 @@ void RepairTest::SetUp() {
   ASSERT_TRUE(format_device(*dev_, FormatOptions{}, &msg).ok()) << msg;
 }
 
-FileSystem& RepairTest::mount() {
+FileSystem* RepairTest::mount() {
   std::string msg;
   auto r = FileSystem::mount(std::make_unique<DeviceRef>(*dev_), MountOptions{16 << 20}, &msg);
   EXPECT_TRUE(r.ok()) << "mount: " << msg;
-  if (r.ok()) fs_ = std::move(r).value();
-  return *fs_;
+  fs_ = r.ok() ? std::move(r).value() : nullptr;
+  return fs_.get();
 }
 
 void RepairTest::unmount() {
@@ -194,6 +194,8 @@ Tree RepairTest::walk() {
         auto target = fs_->readlink(InodeNo{ino});
         EXPECT_TRUE(target.ok()) << "readlink " << child;
         if (target.ok()) e.data = *target;
+      } else if (attr->size > kDeviceBytes * 4) {
+        e.data = "<size " + std::to_string(attr->size) + ">";  // damaged, far too large to read
       } else {
         e.data.resize(attr->size);
         auto n = fs_->read(InodeNo{ino}, 0, e.data.size(), e.data.data());
@@ -207,7 +209,7 @@ Tree RepairTest::walk() {
 }
 
 Tree RepairTest::expect_intact(const std::set<std::string>& lost) {
-  mount();
+  if (mount() == nullptr) return {};
   Tree tree = walk();
   for (const auto& [path, e] : oracle_) {
     if (lost.count(path) > 0) continue;

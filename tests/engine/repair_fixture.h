@@ -46,8 +46,8 @@ class RepairTest : public ::testing::Test {
 
   void SetUp() override;
 
-  // Mounts the device through the engine; the filesystem or a test failure.
-  FileSystem& mount();
+  // Mounts the device through the engine; null (and a test failure) if it fails.
+  FileSystem* mount();
   void unmount();
   // Fills the filesystem (mounted by it) and unmounts it.
   void populate();
