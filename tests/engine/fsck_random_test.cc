@@ -93,7 +93,12 @@ class FsckRandom : public RepairTest {
     }
   }
 
-  uint64_t pick(const std::vector<uint64_t>& v) { return v[rng_() % v.size()]; }
+  // A tree page; the ones damaged earlier in the round are remembered.
+  uint64_t pick(const std::vector<uint64_t>& v) {
+    const uint64_t page = v[rng_() % v.size()];
+    damaged_.insert(page);
+    return page;
+  }
 
   // One random damage; its description goes to `log_`.
   void damage() {
@@ -122,13 +127,16 @@ class FsckRandom : public RepairTest {
         log_ << "leaf " << leaf << " byte " << at << " changed, restamped; ";
         break;
       }
-      case 3: {  // an item lost
-        uint64_t leaf = pick(pages_.leaves);
+      case 3: {  // an item lost (erased in place: the path to the leaf may be damaged)
+        const uint64_t leaf = pages_.leaves[rng_() % pages_.leaves.size()];
         Node node = node_at(*dev_, leaf);
-        if (node.count() < 2) break;
+        if (node.count() < 2 || damaged_.count(leaf) > 0) break;  // its layout is not trusted
+        damaged_.insert(leaf);
         touch_leaf(leaf);
-        Key key = node.key_at(uint16_t(rng_() % node.count()));
-        erase_item(*dev_, key);
+        const uint16_t i = uint16_t(rng_() % node.count());
+        const Key key = node.key_at(i);
+        node.erase_at(i);
+        restamp(*dev_, leaf);
         log_ << "item " << key.ino << "/" << int(key.kind) << "/" << key.off << " erased; ";
         break;
       }
@@ -209,6 +217,7 @@ class FsckRandom : public RepairTest {
   std::map<uint64_t, uint64_t> owner_;  // data page -> inode
   std::mt19937_64 rng_;
   std::set<uint64_t> affected_;
+  std::set<uint64_t> damaged_;  // tree pages damaged in this round
   std::ostringstream log_;
 };
 
@@ -220,6 +229,7 @@ TEST_F(FsckRandom, EveryDamageIsRepairedAndSparesWhatItDidNotTouch) {
     restore();
     rng_.seed(seed * 1000003 + round);
     affected_.clear();
+    damaged_.clear();
     log_.str("");
     const int damages = 1 + int(rng_() % 3);
     for (int i = 0; i < damages; i++) damage();
