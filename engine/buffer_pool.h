@@ -176,6 +176,17 @@ class BufferPool {
   // The page must not be pinned. Under a savepoint, done when it is released.
   void discard(PageNo page);
 
+  // What the pool holds of `page`, for the scrub's checks of the device's
+  // copy: nothing; a clean copy, which is then exactly what the device should
+  // hold; or a version that is changed or fresh, which will replace the
+  // device's copy. Unless `out` is null the cached bytes are copied there
+  // (page_size bytes), and for a clean data page `crc` gets its CRC32C if
+  // known, else 0. Waits for I/O on the frame to end; never pins it or counts
+  // as a use, so the scrub does not disturb eviction. The caller holds the
+  // filesystem lock, so no cached page changes meanwhile.
+  enum class Cached { kAbsent, kClean, kChanging };
+  Cached cached_copy(PageNo page, std::byte* out, uint32_t* crc);
+
   // Drops every clean, unpinned frame, so the next fetches read the device
   // (tests use it to meet a cold cache in a known state).
   void drop_clean();

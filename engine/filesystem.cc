@@ -45,6 +45,7 @@ FileSystem::Impl::Impl(std::unique_ptr<Device> device, const MountOptions& optio
     : device_(std::move(device)), options_(options) {}
 
 FileSystem::Impl::~Impl() {
+  scrubber_.reset();
   readahead_.reset();
   stop_committer();
   if (pool_) pool_->stop_writeback();
@@ -321,6 +322,7 @@ Result<std::unique_ptr<FileSystem>> FileSystem::mount(std::unique_ptr<Device> de
   impl->readahead_ = std::make_unique<Readahead>(
       [impl](InodeNo ino, uint64_t off, uint64_t len) { impl->prefetch_range(ino, off, len); },
       std::min<uint64_t>(8ull << 20, options.cache_bytes / 8));
+  impl->scrubber_ = std::make_unique<Scrubber>(*impl);
   if (!fs->impl_->read_only_) {
     WritebackOptions wb;
     wb.max_write_iops = options.max_write_iops;
@@ -331,6 +333,7 @@ Result<std::unique_ptr<FileSystem>> FileSystem::mount(std::unique_ptr<Device> de
 }
 
 Status FileSystem::unmount() {
+  impl_->scrubber_.reset();
   impl_->readahead_.reset();
   impl_->stop_committer();
   impl_->pool_->stop_writeback();
@@ -416,7 +419,28 @@ FsStats FileSystem::stats() const {
   s.cache_frames = ps.frames;
   s.pages_read = ps.pages_read;
   s.pages_written = ps.pages_written;
+  lock.unlock();  // the scrub's status has its own lock
+  if (impl_->scrubber_) {
+    ScrubStatus scrub = impl_->scrubber_->status();
+    s.scrub_state = scrub.state;
+    s.scrub_finished = scrub.finished;
+    s.scrub_pages_checked = scrub.pages_checked;
+    s.scrub_errors = scrub.errors;
+    s.scrub_repaired = scrub.repaired;
+  }
   return s;
+}
+
+Status FileSystem::scrub_start(const ScrubOptions& options) {
+  return impl_->scrubber_->start(options);
+}
+
+void FileSystem::scrub_cancel() {
+  impl_->scrubber_->cancel();
+}
+
+ScrubStatus FileSystem::scrub_status() const {
+  return impl_->scrubber_->status();
 }
 
 uint32_t FileSystem::page_size() const {

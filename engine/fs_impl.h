@@ -25,6 +25,7 @@
 #include "engine/items.h"
 #include "engine/journal.h"
 #include "engine/readahead.h"
+#include "engine/scrub.h"
 #include "engine/space_map.h"
 
 namespace pagefs {
@@ -178,8 +179,9 @@ class FileSystem::Impl {
   std::unique_ptr<Btree> tree_;
   std::unique_ptr<Journal> journal_;
   std::unique_ptr<Readahead> readahead_;
-  InodeRefs refs_;       // the kernel's references; added to under mu_
-  bool failed_ = false;  // sticky: a journal or device write failed; guarded by mu_
+  std::unique_ptr<Scrubber> scrubber_;  // online verification; stopped before the rest
+  InodeRefs refs_;                      // the kernel's references; added to under mu_
+  bool failed_ = false;                 // sticky: a journal or device write failed; guarded by mu_
   TreeRoot root_;
   ItemLimits limits_;         // what extents may point at, from the superblock
   Superblock* sb_ = nullptr;  // in-memory copy, guarded by mu_

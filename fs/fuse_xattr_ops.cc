@@ -6,17 +6,21 @@
 // FUSE_CAP_POSIX_ACL), so storing an ACL would pretend to a protection that is
 // not enforced.
 //
-// The root directory carries one virtual, read-only attribute,
-// "user.pagefs.stats": a text block of the engine's counters, which
-// `pagefs --stats MOUNTPOINT` prints. listxattr does not show it, and setting
-// or removing it is EPERM.
+// The root directory carries two virtual attributes that listxattr does not
+// show: "user.pagefs.stats", read-only, a text block of the engine's counters,
+// which `pagefs --stats MOUNTPOINT` prints; and "user.pagefs.scrub", the
+// control channel of the online scrub (fs/scrub_xattr.h): reading it reports
+// the running or last scrub, setting it to "start [rate=N]" or "cancel"
+// starts or stops one. Removing either, or setting the first, is EPERM.
 #include <algorithm>
 #include <cinttypes>
 #include <cstdio>
+#include <optional>
 #include <string>
 #include <string_view>
 
 #include "fs/fuse_ops.h"
+#include "fs/scrub_xattr.h"
 #include "fs/stats_xattr.h"
 
 namespace pagefs {
@@ -24,6 +28,10 @@ namespace {
 
 bool is_stats_xattr(fuse_ino_t ino, std::string_view name) {
   return ino == kRootInode.value && name == kStatsXattrName;
+}
+
+bool is_scrub_xattr(fuse_ino_t ino, std::string_view name) {
+  return ino == kRootInode.value && name == kScrubXattrName;
 }
 
 bool is_acl_xattr(std::string_view name) {
@@ -43,19 +51,38 @@ void reply_xattr(fuse_req_t req, std::string_view value, size_t size) {
 
 // Formats the engine's counters, one "name: value" line each.
 size_t format_stats(const FsStats& s, char* buffer, size_t size) {
-  int len = std::snprintf(
-      buffer, size,
-      "page_size: %" PRIu64 "\ntotal_pages: %" PRIu64 "\nfree_pages: %" PRIu64 "\ninodes: %" PRIu64
-      "\nchecksum_errors: %" PRIu64 "\nmetadata_errors: %" PRIu64 "\ncache_hits: %" PRIu64
-      "\ncache_misses: %" PRIu64 "\ncache_frames: %" PRIu64 "\npages_read: %" PRIu64
-      "\npages_written: %" PRIu64 "\n",
-      s.page_size, s.total_pages, s.free_pages, s.inodes, s.checksum_errors, s.metadata_errors,
-      s.cache_hits, s.cache_misses, s.cache_frames, s.pages_read, s.pages_written);
+  int len =
+      std::snprintf(buffer, size,
+                    "page_size: %" PRIu64 "\ntotal_pages: %" PRIu64 "\nfree_pages: %" PRIu64
+                    "\ninodes: %" PRIu64 "\nchecksum_errors: %" PRIu64 "\nmetadata_errors: %" PRIu64
+                    "\ncache_hits: %" PRIu64 "\ncache_misses: %" PRIu64 "\ncache_frames: %" PRIu64
+                    "\npages_read: %" PRIu64 "\npages_written: %" PRIu64
+                    "\nscrub_state: %s\nscrub_finished: %" PRId64 "\nscrub_pages_checked: %" PRIu64
+                    "\nscrub_errors: %" PRIu64 "\nscrub_repaired: %" PRIu64 "\n",
+                    s.page_size, s.total_pages, s.free_pages, s.inodes, s.checksum_errors,
+                    s.metadata_errors, s.cache_hits, s.cache_misses, s.cache_frames, s.pages_read,
+                    s.pages_written, scrub_state_name(s.scrub_state), s.scrub_finished,
+                    s.scrub_pages_checked, s.scrub_errors, s.scrub_repaired);
   return len < 0 ? 0 : std::min(static_cast<size_t>(len), size - 1);
+}
+
+// "start [rate=N]" or "cancel" on the scrub's control attribute.
+void set_scrub_xattr(fuse_req_t req, std::string_view text) {
+  FileSystem& fs = FuseAdapter::from(req).fs();
+  std::optional<ScrubCommand> command = parse_scrub_command(text);
+  if (!command) {
+    fuse_reply_err(req, EINVAL);
+  } else if (command->cancel) {
+    fs.scrub_cancel();
+    fuse_reply_err(req, 0);
+  } else {
+    FuseAdapter::reply_status(req, fs.scrub_start(command->options));
+  }
 }
 
 void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* value, size_t size,
                  int flags) noexcept {
+  if (is_scrub_xattr(ino, name)) return set_scrub_xattr(req, std::string_view(value, size));
   if (is_stats_xattr(ino, name) || is_acl_xattr(name)) {
     fuse_reply_err(req, is_acl_xattr(name) ? EOPNOTSUPP : EPERM);
     return;
@@ -66,8 +93,12 @@ void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* v
 
 void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) noexcept {
   FileSystem& fs = FuseAdapter::from(req).fs();
+  if (is_scrub_xattr(ino, name)) {
+    reply_xattr(req, format_scrub_status(fs.scrub_status()), size);
+    return;
+  }
   if (is_stats_xattr(ino, name)) {
-    char text[1024];
+    char text[2048];
     reply_xattr(req, std::string_view(text, format_stats(fs.stats(), text, sizeof text)), size);
     return;
   }
@@ -108,7 +139,7 @@ void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) noexcept {
 }
 
 void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char* name) noexcept {
-  if (is_stats_xattr(ino, name) || is_acl_xattr(name)) {
+  if (is_stats_xattr(ino, name) || is_scrub_xattr(ino, name) || is_acl_xattr(name)) {
     fuse_reply_err(req, is_acl_xattr(name) ? EOPNOTSUPP : EPERM);
     return;
   }

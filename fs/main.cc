@@ -1,5 +1,6 @@
 // pagefs: mounts a pagefs device through FUSE (command line in
-// fs/mount_options.h).
+// fs/mount_options.h); `pagefs scrub` verifies a mounted one
+// (fs/scrub_command.h).
 //
 // Start-up, in this order, so that every error reaches the terminal as one
 // line and exit code 1 before the program detaches:
@@ -34,6 +35,7 @@
 #include "fs/fuse_ops.h"
 #include "fs/log.h"
 #include "fs/mount_options.h"
+#include "fs/scrub_command.h"
 #include "fs/stats_xattr.h"
 #include "version.h"
 
@@ -288,6 +290,9 @@ int run_mount(MountConfig config) {
 }  // namespace pagefs
 
 int main(int argc, char** argv) {
+  // `pagefs scrub ...` talks to a running daemon (fs/scrub_command.h).
+  if (argc >= 2 && std::string(argv[1]) == "scrub")
+    return pagefs::run_scrub_command(argc - 1, argv + 1);
   std::string error;
   auto invocation = pagefs::parse_command_line(argc, argv, &error);
   if (!invocation.ok()) {
@@ -297,6 +302,7 @@ int main(int argc, char** argv) {
   switch (invocation->command) {
     case pagefs::Command::kHelp:
       std::fputs(pagefs::usage_text(), stdout);
+      std::fputs(pagefs::scrub_usage_text(), stdout);
       return 0;
     case pagefs::Command::kVersion:
       std::printf("pagefs %s\n", PAGEFS_VERSION);
