@@ -106,8 +106,12 @@ class Checker {
   // After run(): the changes that fix what was found.
   RepairPlan& plan() { return plan_; }
   const Superblock& superblock() const { return sb_; }
-  // Whether any problem needs judgement (fsck -p stops there).
-  bool needs_judgement() const { return report_.count(Fix::kRepair) > 0; }
+  // Whether any problem needs judgement, which fsck -p stops at: one only -y
+  // fixes, or one no repair can fix (a data page that fails its checksum,
+  // which only a person can decide to zero or to restore from a backup).
+  bool needs_judgement() const {
+    return report_.count(Fix::kRepair) > 0 || report_.count(Fix::kNone) > 0;
+  }
   // Problems found that a repair would fix, and that no repair can.
   uint64_t fixable() const { return report_.count(Fix::kPreen) + report_.count(Fix::kRepair); }
   uint64_t unfixable() const { return report_.count(Fix::kNone); }

@@ -82,7 +82,6 @@ struct Outcome {
   uint64_t fixed = 0;
   uint64_t left = 0;
   bool operational = false;
-  bool preen_stopped = false;
   CheckSummary summary;
   Superblock sb{};
 };
@@ -102,15 +101,15 @@ bool round(Device& device, const std::string& name, const RunOptions& options, P
     outcome->operational = true;
     return false;
   }
-  if (checker.fixable() == 0 || options.mode == Mode::kCheck) return false;
+  if (options.mode == Mode::kCheck) return false;
   if (options.mode == Mode::kPreen && checker.needs_judgement()) {
     fprintf(options.out,
             "\n%s: UNEXPECTED INCONSISTENCY; RUN fsck MANUALLY.\n"
             "\t(i.e., without -a or -p options)\n",
             name.c_str());
-    outcome->preen_stopped = true;
     return false;
   }
+  if (checker.fixable() == 0) return false;
   Repairer repairer(device, checker.superblock(), checker.plan(), options.out);
   Status st = repairer.apply();
   if (!st.ok()) {

@@ -152,6 +152,16 @@ TEST_F(FsckRepair, PreenRefusesAnEntryToAMissingInodeAndChangesNothing) {
   EXPECT_EQ(std::memcmp(before.data(), dev_->raw(), before.size()), 0);
 }
 
+// A data page that fails its checksum is for a person to decide about.
+TEST_F(FsckRepair, PreenStopsAtDataThatFailsItsChecksum) {
+  break_page(*dev_, data_page("/docs/big.bin"));
+  set_bitmap_bit(*dev_, superblock(*dev_).page_count - 1, true);
+  FsckResult r = fsck(Mode::kPreen);
+  EXPECT_EQ(r.code, fsck::kExitUncorrected) << r.out;
+  EXPECT_NE(r.out.find("UNEXPECTED INCONSISTENCY"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("correct the bitmap? no"), std::string::npos) << r.out;
+}
+
 // ---- fsck -y: entries, names, /lost+found ---------------------------------------------
 
 TEST_F(FsckRepair, EntryToAMissingInodeIsRemoved) {
