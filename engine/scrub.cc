@@ -8,6 +8,7 @@
 #include <cstring>
 #include <ctime>
 #include <map>
+#include <set>
 
 #include "engine/crc32c.h"
 #include "engine/fs_impl.h"
@@ -90,10 +91,9 @@ class Scrubber::Walk {
   void heal_from_journal();
   void heal(const Unhealed& u, const std::byte* image);
   void name_owners();
-  void collect_names(const std::byte* page, uint64_t page_no,
-                     const std::map<uint64_t, bool>& wanted,
+  void collect_names(const std::byte* page, uint64_t page_no, const std::set<uint64_t>& wanted,
                      std::map<uint64_t, std::pair<uint64_t, std::string>>* names,
-                     std::vector<uint64_t>* next) const;
+                     std::vector<NodeRef>* next) const;
   std::string path_of(uint64_t ino,
                       const std::map<uint64_t, std::pair<uint64_t, std::string>>& names) const;
   std::string owner_of(const NodeRef& ref) const;
@@ -102,7 +102,6 @@ class Scrubber::Walk {
   FileSystem::Impl& fs_;
   const ScrubOptions options_;
   Superblock sb_{};
-  TreeRoot root_;  // of the tree as the device holds it
   uint32_t ps_ = 0;
   ItemLimits limits_;
   Buffer batch_, data_batch_, device_, page_, copy_;
@@ -187,8 +186,6 @@ void Scrubber::Walk::checked(uint64_t pages) {
 // ---- superblocks and bitmap -----------------------------------------------------
 
 bool Scrubber::Walk::check_fixed() {
-  root_ = TreeRoot{sb_.tree_root, sb_.tree_height};
-  bool have_root = false;
   for (uint64_t copy = 0; copy < 2; copy++) {
     if (!read_pages(&copy, 1, batch_.get())) return false;
     const char* why = nullptr;
@@ -197,9 +194,6 @@ bool Scrubber::Walk::check_fixed() {
     if (!verify_meta_page(batch_.get(), ps_, PageNo{copy}, PageType::kSuperblock, &why) ||
         !superblock_valid(sb, &why) || !same_geometry(sb, sb_)) {
       confirm_meta(nullptr, copy, PageType::kSuperblock, why != nullptr ? why : "wrong layout");
-    } else if (!have_root) {
-      root_ = TreeRoot{sb.tree_root, sb.tree_height};
-      have_root = true;
     }
   }
   checked(2);
@@ -564,27 +558,34 @@ void Scrubber::Walk::heal(const Unhealed& u, const std::byte* image) {
   if (u.report < s_.status_.damage.size()) s_.status_.damage[u.report].repaired = true;
 }
 
-// Names the files whose data is damaged: their paths come from the entries
-// on the device (a walk of the tree that reads only its nodes), every
-// directory's name and the entries of the damaged files.
+// Names the files whose data is damaged: their paths come from a second
+// walk of the current tree (nodes only), as the first one reads it, that
+// keeps every directory's name and the entries of the damaged files.
 void Scrubber::Walk::name_owners() {
-  std::map<uint64_t, bool> wanted;  // inode -> is named
+  std::set<uint64_t> wanted;  // inodes of damaged data
   {
     std::lock_guard status(s_.mu_);
     for (const ScrubDamage& d : s_.status_.damage) {
-      if (!d.metadata) wanted[d.ino] = false;
+      if (!d.metadata) wanted.insert(d.ino);
     }
   }
   if (wanted.empty() || cancelled()) return;
   std::map<uint64_t, std::pair<uint64_t, std::string>> names;  // inode -> (dir, name)
-  std::vector<uint64_t> level = {root_.page};
+  std::vector<NodeRef> level;
+  {
+    std::shared_lock lock(fs_.mu_);
+    level.push_back(NodeRef{fs_.root_.page, 0, false, false, Key{}, Key{}, 0, 0});
+  }
   for (uint32_t depth = 0; !level.empty() && depth < kMaxTreeHeight; depth++) {
-    std::vector<uint64_t> next;
+    std::vector<NodeRef> next;
     for (size_t first = 0; first < level.size(); first += kBatchPages) {
       const size_t n = std::min(kBatchPages, level.size() - first);
-      if (!read_pages(level.data() + first, n, batch_.get())) return;
-      for (size_t i = 0; i < n; i++)
-        collect_names(batch_.get() + i * ps_, level[first + i], wanted, &names, &next);
+      if (!load_nodes(&level[first], n)) return;
+      for (size_t i = 0; i < n; i++) {
+        const std::byte* page = state_[i] == BufferPool::Cached::kAbsent ? device_.get() + i * ps_
+                                                                         : batch_.get() + i * ps_;
+        collect_names(page, level[first + i].page, wanted, &names, &next);
+      }
     }
     level.swap(next);
   }
@@ -597,16 +598,16 @@ void Scrubber::Walk::name_owners() {
 // From one node: its children, or the entries of directories and of the
 // inodes named in `wanted`.
 void Scrubber::Walk::collect_names(const std::byte* page, uint64_t page_no,
-                                   const std::map<uint64_t, bool>& wanted,
+                                   const std::set<uint64_t>& wanted,
                                    std::map<uint64_t, std::pair<uint64_t, std::string>>* names,
-                                   std::vector<uint64_t>* next) const {
+                                   std::vector<NodeRef>* next) const {
   const char* why = nullptr;
   if (!verify_meta_page(page, ps_, PageNo{page_no}, PageType::kTreeNode, &why)) return;
   Node node(const_cast<std::byte*>(page), ps_);
   if (!node.check(&why)) return;
   for (uint16_t i = 0; i < node.count(); i++) {
     if (!node.is_leaf()) {
-      next->push_back(node.child_at(i));
+      next->push_back(NodeRef{node.child_at(i), 0, false, false, Key{}, Key{}, page_no, i});
       continue;
     }
     const Key key = node.key_at(i);

@@ -2,9 +2,12 @@
 // underneath the running daemon (O_DIRECT, as the daemon reads), and
 // `pagefs scrub` must find it, name what owns it, repair metadata from a copy
 // when it can, and report through its exit code, --status and --stats.
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
+#include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <string>
 #include <thread>
@@ -116,6 +119,31 @@ TEST_F(Scrub, DamagedTreePageTheCacheHoldsIsRewrittenFromIt) {
   EXPECT_NE(fs_.log_tail().find("repaired from the cache"), std::string::npos) << fs_.log_tail();
   ASSERT_TRUE(fs_.remount());
   EXPECT_EQ(read_file(fs_.path("many/f100")), pattern(100, 0, 3000));
+  unmount_and_check();
+}
+
+// Pages change under the scrub all the time (written, rewritten, freed and
+// reused); none of that may be taken for damage.
+TEST_F(Scrub, ChangesDuringTheScrubAreNotDamage) {
+  populate(100);
+  std::atomic<bool> stop{false};
+  std::thread writer([&] {
+    for (uint64_t round = 0; !stop; round++) {
+      const std::string path = fs_.path("many/f" + std::to_string(round % 100));
+      if (!write_file(path, pattern(round, 0, 1000 + round % 7 * 5000))) return;
+      if (round % 5 == 0) unlink(fs_.path("many/f" + std::to_string((round + 50) % 100)).c_str());
+      if (round % 13 == 0) {
+        int fd = open(path.c_str(), O_RDONLY);
+        if (fd >= 0) fsync(fd), close(fd);
+      }
+    }
+  });
+  for (int i = 0; i < 5; i++) {
+    CommandResult r = scrub({"--rate", "1000"});
+    EXPECT_EQ(r.exit_code, 0) << r.out << r.err << fs_.log_tail();
+  }
+  stop = true;
+  writer.join();
   unmount_and_check();
 }
 
