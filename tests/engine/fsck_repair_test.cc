@@ -6,11 +6,14 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cstring>
 
+#include "engine/fault_device.h"
 #include "fsck/checker.h"
 #include "tests/engine/corrupt.h"
 #include "tests/engine/repair_fixture.h"
+#include "tests/test_env.h"
 
 namespace pagefs::test {
 namespace {
@@ -245,6 +248,51 @@ TEST_F(FsckRepair, DirectoryCycleIsCutAndReconnected) {
   size_t docs_files = 0;
   for (const auto& [path, e] : tree) docs_files += e.data == oracle_["/docs/a.txt"].data;
   EXPECT_GE(docs_files, 1u) << "the files of /docs are reachable again";
+}
+
+// ---- a repair that stops halfway --------------------------------------------------
+
+// fsck -y is cut off after each of its writes in turn (the later ones are
+// lost, or the next one is torn), as a crash or a power cut would: the
+// filesystem is then the damaged one or the repaired one, never worse, and
+// the next fsck -y finishes the job. PAGEFS_FSCK_CRASH_STRIDE=1 tries every
+// write (the suite tries about 16).
+TEST_F(FsckRepair, ACrashDuringARepairLeavesTheOldOrTheRepairedFilesystem) {
+  erase_item(*dev_, entry_key("/docs", "sub"));
+  erase_item(*dev_, inode_key("/empty"));
+  const std::vector<std::byte> damaged(dev_->raw(), dev_->raw() + dev_->size_bytes());
+  uint64_t writes = 0;
+  {
+    FaultDevice counter(*dev_, 1);
+    ASSERT_EQ(fsck_on(counter, Mode::kRepair).code, fsck::kExitFixed);
+    writes = counter.write_count();
+  }
+  ASSERT_GT(writes, 4u);
+  printf("[ info ] a repair of %llu writes\n", (unsigned long long)writes);
+  const uint64_t stride =
+      testenv::env_u64("PAGEFS_FSCK_CRASH_STRIDE", std::max<uint64_t>(1, writes / 16));
+  for (uint64_t n = 0; n < writes; n += stride) {
+    std::memcpy(dev_->raw(), damaged.data(), damaged.size());
+    {
+      FaultDevice crash(*dev_, n);
+      if (n % 2 == 0) {
+        crash.drop_writes_after(n);
+      } else {
+        crash.tear_write(n + 1);
+      }
+      (void)fsck_on(crash, Mode::kRepair);
+    }
+    const std::string at = "cut after write " + std::to_string(n) + " of " + std::to_string(writes);
+    FsckResult again = fsck(Mode::kRepair);
+    ASSERT_TRUE(again.code == fsck::kExitFixed || again.code == fsck::kExitClean) << at << "\n"
+                                                                                  << again.out;
+    FsckResult check = fsck(Mode::kCheck);
+    ASSERT_EQ(check.code, fsck::kExitClean) << at << "\n" << again.out << check.out;
+    Tree tree = expect_intact({"/docs/sub", "/docs/sub/deep.txt", "/empty"});
+    bool found = false;
+    for (const auto& [path, e] : tree) found |= e.data == oracle_["/docs/sub/deep.txt"].data;
+    EXPECT_TRUE(found) << at << ": /docs/sub/deep.txt is nowhere";
+  }
 }
 
 // ---- fsck -y: extents and data --------------------------------------------------------

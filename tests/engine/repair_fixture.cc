@@ -125,6 +125,10 @@ void RepairTest::populate() {
 }
 
 FsckResult RepairTest::fsck(fsck::Mode mode, bool zero_bad_data) {
+  return fsck_on(*dev_, mode, zero_bad_data);
+}
+
+FsckResult RepairTest::fsck_on(Device& device, fsck::Mode mode, bool zero_bad_data) {
   FILE* out = std::tmpfile();
   FILE* err = std::tmpfile();
   fsck::RunOptions options;
@@ -134,7 +138,7 @@ FsckResult RepairTest::fsck(fsck::Mode mode, bool zero_bad_data) {
   options.out = out;
   options.err = err;
   FsckResult r;
-  r.code = fsck::run_fsck(*dev_, "img", options);
+  r.code = fsck::run_fsck(device, "img", options);
   r.out = text_of(out) + text_of(err);
   // PAGEFS_FSCK_ECHO=1 shows every run's report, to see what users would.
   if (testenv::env_u64("PAGEFS_FSCK_ECHO", 0) != 0) {

@@ -55,8 +55,9 @@ class RepairTest : public ::testing::Test {
   InodeNo add_file(const std::string& path, const std::string& data);
   InodeNo add_dir(const std::string& path);
 
-  // fsck in-process on the device.
+  // fsck in-process on the device (or on another device over it).
   FsckResult fsck(fsck::Mode mode, bool zero_bad_data = false);
+  FsckResult fsck_on(Device& device, fsck::Mode mode, bool zero_bad_data = false);
   // The usual sequence for a damage fsck -p/-y can fix: -n finds it (exit 4,
   // naming `named` when not empty), `mode` fixes it (exit 1), -n is clean.
   void expect_repaired(fsck::Mode mode, const std::string& named = "");
