@@ -431,16 +431,18 @@ FsStats FileSystem::stats() const {
   return s;
 }
 
+// The scrubber lives from mount to unmount.
 Status FileSystem::scrub_start(const ScrubOptions& options) {
+  if (!impl_->scrubber_) return Err{EIO};
   return impl_->scrubber_->start(options);
 }
 
 void FileSystem::scrub_cancel() {
-  impl_->scrubber_->cancel();
+  if (impl_->scrubber_) impl_->scrubber_->cancel();
 }
 
 ScrubStatus FileSystem::scrub_status() const {
-  return impl_->scrubber_->status();
+  return impl_->scrubber_ ? impl_->scrubber_->status() : ScrubStatus{};
 }
 
 uint32_t FileSystem::page_size() const {
