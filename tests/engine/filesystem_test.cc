@@ -21,6 +21,7 @@
 #include "engine/formatter.h"
 #include "engine/fs_impl.h"
 #include "engine/mem_device.h"
+#include "tests/engine/crash_harness.h"
 
 namespace pagefs {
 namespace {
@@ -28,6 +29,16 @@ namespace {
 class FileSystemTest : public ::testing::Test {
  protected:
   void SetUp() override { format(256 << 20); }
+
+  // Every test leaves a filesystem fsck must find clean, unless it damaged
+  // the device on purpose (damaged_).
+  void TearDown() override {
+    if (!fs_ || damaged_) return;
+    ASSERT_TRUE(fs_->unmount().ok());
+    fs_.reset();
+    test::crash::FsckOutcome fsck = test::crash::run_fsck_overlay(*dev_);
+    EXPECT_EQ(fsck.code, 0) << fsck.text;
+  }
 
   void format(uint64_t bytes) {
     fs_.reset();
@@ -80,6 +91,7 @@ class FileSystemTest : public ::testing::Test {
   std::unique_ptr<MemDevice> dev_;
   std::unique_ptr<FileSystem> fs_;
   Caller caller_{1000, 1000};
+  bool damaged_ = false;
 };
 
 TEST_F(FileSystemTest, WriteReadAndSurviveRemount) {
@@ -266,6 +278,7 @@ TEST_F(FileSystemTest, CorruptDataPageIsEioNotWrongBytes) {
   ASSERT_TRUE(fs_->write(f, 0, data.data(), data.size()).ok());
   ASSERT_TRUE(fs_->unmount().ok());
   fs_.reset();
+  damaged_ = true;
   // Find the data page by content and flip one bit in it.
   std::string page(4096, 'k');
   std::byte* raw = dev_->raw();
@@ -421,6 +434,7 @@ TEST_F(FileSystemTest, ExtentPointingAtACachedMetadataPageIsEio) {
   ASSERT_TRUE(fs_->write(f, 0, data.data(), data.size()).ok());
   // The root node is cached: every lookup went through it.
   const uint64_t root = fs_->internals_for_testing().root_.page;
+  damaged_ = true;
   redirect_first_extent(*fs_, f, root);
   char buf[4096];
   EXPECT_EQ(fs_->read(f, 0, sizeof buf, buf).error(), EIO);
@@ -435,6 +449,7 @@ TEST_F(FileSystemTest, ExtentPointingAtAnotherFilesCachedPageIsEio) {
   ASSERT_TRUE(fs_->write(f1, 0, one.data(), one.size()).ok());
   ASSERT_TRUE(fs_->write(f2, 0, two.data(), two.size()).ok());
   ASSERT_EQ(read_all(f1), one);  // f1's page is cached, its CRC known
+  damaged_ = true;
   redirect_first_extent(*fs_, f2, first_extent_phys(*fs_, f1));
   char buf[4096];
   EXPECT_EQ(fs_->read(f2, 0, sizeof buf, buf).error(), EIO);
