@@ -3,9 +3,11 @@
 // The handlers in fs/fuse_*_ops.cc follow one contract (libfuse's
 // passthrough_hp): decode the request, make one engine call, send exactly one
 // reply, with a positive errno to fuse_reply_err. The adapter holds what they
-// need beyond the request itself: the engine, the cache mode, the timeouts and
-// the kernel's lookup counts, plus the helpers that turn engine results into
-// replies so that every handler counts references the same way.
+// need beyond the request itself: the engine, the cache mode, the timeouts,
+// the kernel's lookup counts and the INIT flags negotiated beyond libfuse
+// (KernelFlags, which /dev/fuse traffic passes through), plus the helpers that
+// turn engine results into replies so that every handler counts references
+// the same way.
 //
 // Caching: this daemon is the only writer of the filesystem, and every change
 // goes through it and therefore through the kernel, which updates or drops its
@@ -30,6 +32,7 @@
 #include <mutex>
 
 #include "engine/filesystem.h"
+#include "fs/kernel_flags.h"
 #include "fs/lookup_counts.h"
 
 namespace pagefs {
@@ -68,6 +71,12 @@ class FuseAdapter {
 
   // Negotiates capabilities and sizes with the kernel (the init handler).
   void init(fuse_conn_info* conn) const;
+  // Routes the mounted session's /dev/fuse traffic through kernel_flags(),
+  // so that INIT asks for what libfuse 3.14 cannot. Call after
+  // fuse_session_mount and before the session loop; returns 0 or -errno.
+  int attach(fuse_session* session);
+  KernelFlags& kernel_flags() { return kernel_flags_; }
+  const KernelFlags& kernel_flags() const { return kernel_flags_; }
 
   // Replies with an entry for `attr` (counting one reference) or the error.
   // A lookup's ENOENT becomes a cacheable negative entry when `negative`.
@@ -98,6 +107,7 @@ class FuseAdapter {
 
   FileSystem* const fs_;
   const AdapterOptions options_;
+  KernelFlags kernel_flags_;
   LookupCounts lookups_;
   // Lock order: taken alone, before any engine call shutdown() makes.
   std::mutex shutdown_mu_;

@@ -7,7 +7,9 @@
 //   2. fork (fs/daemon.h); the child carries on, the parent waits
 //   3. open the device with an exclusive lock (EBUSY: already mounted)
 //   4. mount the engine (journal replay, orphan purge)
-//   5. create the FUSE session and mount it on the mount point
+//   5. create the FUSE session, mount it on the mount point and route its
+//      /dev/fuse traffic through fs/kernel_flags.h (INIT flags libfuse 3.14
+//      cannot ask for)
 //   6. detach: the parent exits 0, logging goes to syslog
 // Then requests are served until the filesystem is unmounted (fusermount3 -u,
 // umount, or SIGINT/SIGTERM/SIGHUP). Shutting down writes everything home,
@@ -222,6 +224,9 @@ class Session {
       return fail("cannot mount on " + config.mountpoint);
     }
     mounted_ = true;
+    if (int error = adapter->attach(session_); error != 0) {
+      return fail("cannot attach to the FUSE device: " + errno_text(-error));
+    }
     return true;
   }
   fuse_session* get() const { return session_; }
