@@ -91,10 +91,15 @@ void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t 
   FuseAdapter::reply_status(req, fs_of(req).fallocate(InodeNo{ino}, mode, offset, length));
 }
 
-// The kernel answers SEEK_SET, SEEK_CUR and SEEK_END itself.
+// The kernel answers SEEK_SET, SEEK_CUR and SEEK_END itself. A negative
+// offset is past every byte of data, so ENXIO, as on ext4 and xfs.
 void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, fuse_file_info*) noexcept {
-  if ((whence != SEEK_DATA && whence != SEEK_HOLE) || off < 0) {
+  if (whence != SEEK_DATA && whence != SEEK_HOLE) {
     fuse_reply_err(req, EINVAL);
+    return;
+  }
+  if (off < 0) {
+    fuse_reply_err(req, ENXIO);
     return;
   }
   Result<uint64_t> pos = fs_of(req).lseek(InodeNo{ino}, static_cast<uint64_t>(off), whence);
