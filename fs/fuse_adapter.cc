@@ -76,6 +76,7 @@ void FuseAdapter::init(fuse_conn_info* conn) const {
 }
 
 int FuseAdapter::attach(fuse_session* session) {
+  session_ = session;
   fuse_custom_io io{};
   io.read = channel_read;
   io.writev = channel_writev;
@@ -141,6 +142,20 @@ void FuseAdapter::set_open_flags(fuse_file_info* fi) const {
   fi->noflush = 1;
   fi->direct_io = options_.kernel_cache ? 0 : 1;
   fi->keep_cache = options_.kernel_cache ? 1 : 0;
+}
+
+SeekKnowledge FuseAdapter::seek_knowledge(uint64_t ino, off_t off) {
+  if (options_.kernel_cache) return SeekKnowledge::kKernelAlone;
+  // Without shared maps of direct-I/O files the kernel caches no file data.
+  if (!kernel_flags_.granted(kFuseDirectIoAllowMmap)) return SeekKnowledge::kExact;
+  if (seek_flushes_.fetch_add(1) + 1 >= options_.session_threads || session_ == nullptr) {
+    seek_flushes_.fetch_sub(1);
+    return SeekKnowledge::kSizeOnly;
+  }
+  int error = fuse_lowlevel_notify_inval_inode(session_, ino, off, 0);
+  seek_flushes_.fetch_sub(1);
+  // ENOENT: the kernel has no such inode cached, so no pages of it either.
+  return error == 0 || error == -ENOENT ? SeekKnowledge::kExact : SeekKnowledge::kSizeOnly;
 }
 
 void FuseAdapter::forget(uint64_t ino, uint64_t n) {

@@ -29,6 +29,7 @@
 #endif
 #include <fuse_lowlevel.h>
 
+#include <atomic>
 #include <mutex>
 
 #include "engine/filesystem.h"
@@ -41,6 +42,15 @@ struct AdapterOptions {
   // -o cache=kernel: file data goes through the kernel page cache (with
   // writeback caching). Default "private": direct I/O, only our pool caches.
   bool kernel_cache = false;
+  // Threads serving requests (1 with -s).
+  unsigned session_threads = 1;
+};
+
+// What pagefs can say to lseek(SEEK_DATA or SEEK_HOLE); see seek_knowledge().
+enum class SeekKnowledge {
+  kExact,        // the extents it stores are the whole truth
+  kSizeOnly,     // its size is right, but data may be anywhere before it
+  kKernelAlone,  // only the kernel knows the size and where data is
 };
 
 // Seconds the kernel may trust an entry, a negative entry or attributes.
@@ -93,6 +103,18 @@ class FuseAdapter {
   // Sets the open flags the cache mode asks for.
   void set_open_flags(fuse_file_info* fi) const;
 
+  // Before an answer to lseek(SEEK_DATA or SEEK_HOLE) at `off` on `ino`. The
+  // kernel forwards the call without writing back the dirty pages it holds
+  // (written through a shared map, or in cache=kernel with its writeback
+  // cache), so pagefs may not have seen data that is there. In cache=private
+  // this asks the kernel to write back and drop the file's cached pages from
+  // `off` on, which it does with ordinary FUSE_WRITEs served by the other
+  // session threads: kExact. It does not when that could leave no thread
+  // free to serve them (-s, or every other thread busy doing the same), and
+  // returns kSizeOnly. In cache=kernel the kernel's size may be ahead of
+  // pagefs's too: kKernelAlone.
+  SeekKnowledge seek_knowledge(uint64_t ino, off_t off);
+
   // Reference counting around replies that hand inodes to the kernel.
   void count_reference(uint64_t ino) { lookups_.add(ino); }
   // Gives back `n` references; releases the inode in the engine at zero.
@@ -108,6 +130,10 @@ class FuseAdapter {
   FileSystem* const fs_;
   const AdapterOptions options_;
   KernelFlags kernel_flags_;
+  fuse_session* session_ = nullptr;  // set by attach(), before the session loop
+  // Session threads inside seek_knowledge()'s notification; fewer than
+  // session_threads, so that one is always free to serve the writes.
+  std::atomic<unsigned> seek_flushes_{0};
   LookupCounts lookups_;
   // Lock order: taken alone, before any engine call shutdown() makes.
   std::mutex shutdown_mu_;

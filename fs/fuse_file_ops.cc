@@ -91,6 +91,14 @@ void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t 
   FuseAdapter::reply_status(req, fs_of(req).fallocate(InodeNo{ino}, mode, offset, length));
 }
 
+// SEEK_DATA and SEEK_HOLE for a file taken to be data from start to end, as
+// the kernel answers them when the filesystem does not.
+Result<uint64_t> seek_without_holes(FileSystem& fs, fuse_ino_t ino, uint64_t off, int whence) {
+  PAGEFS_ASSIGN(Attr attr, fs.getattr(InodeNo{ino}));
+  if (off >= attr.size) return Err{ENXIO};
+  return whence == SEEK_DATA ? off : attr.size;
+}
+
 // The kernel answers SEEK_SET, SEEK_CUR and SEEK_END itself. A negative
 // offset is past every byte of data, so ENXIO, as on ext4 and xfs.
 void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, fuse_file_info*) noexcept {
@@ -102,7 +110,17 @@ void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, fuse_file_i
     fuse_reply_err(req, ENXIO);
     return;
   }
-  Result<uint64_t> pos = fs_of(req).lseek(InodeNo{ino}, static_cast<uint64_t>(off), whence);
+  Result<uint64_t> pos = Err{ENOSYS};
+  switch (FuseAdapter::from(req).seek_knowledge(ino, off)) {
+    case SeekKnowledge::kExact:
+      pos = fs_of(req).lseek(InodeNo{ino}, static_cast<uint64_t>(off), whence);
+      break;
+    case SeekKnowledge::kSizeOnly:
+      pos = seek_without_holes(fs_of(req), ino, static_cast<uint64_t>(off), whence);
+      break;
+    case SeekKnowledge::kKernelAlone:
+      break;  // ENOSYS: the kernel answers every later lseek from its own size
+  }
   if (!pos.ok()) {
     fuse_reply_err(req, pos.error());
     return;

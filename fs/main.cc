@@ -255,7 +255,8 @@ class Session {
 // Mounts and serves `fs` until unmounted; returns the exit code (0 if the
 // engine unmounted cleanly).
 int serve(const MountConfig& config, FileSystem& fs, Daemon& daemon) {
-  FuseAdapter adapter(&fs, AdapterOptions{config.kernel_cache});
+  FuseAdapter adapter(
+      &fs, AdapterOptions{config.kernel_cache, config.single_thread ? 1 : kSessionThreads});
   Session session;
   if (!session.open(config, fs.read_only(), &adapter)) {
     (void)adapter.shutdown();
