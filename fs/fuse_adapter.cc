@@ -158,6 +158,17 @@ SeekKnowledge FuseAdapter::seek_knowledge(uint64_t ino, off_t off) {
   return error == 0 || error == -ENOENT ? SeekKnowledge::kExact : SeekKnowledge::kSizeOnly;
 }
 
+void FuseAdapter::invalidate_attributes(uint64_t ino) {
+  // A negative offset: the attributes only, no cached pages. The kernel
+  // takes no lock a request in flight may hold, so this is safe from a
+  // handler.
+  int error = session_ != nullptr ? fuse_lowlevel_notify_inval_inode(session_, ino, -1, 0) : 0;
+  if (error != 0 && error != -ENOENT) {
+    PAGEFS_LOG_WARN("cannot invalidate the cached attributes of inode %llu: %s",
+                    static_cast<unsigned long long>(ino), std::strerror(-error));
+  }
+}
+
 void FuseAdapter::forget(uint64_t ino, uint64_t n) {
   if (lookups_.forget(ino, n)) release(ino);
 }

@@ -115,6 +115,10 @@ class FuseAdapter {
   // pagefs's too: kKernelAlone.
   SeekKnowledge seek_knowledge(uint64_t ino, off_t off);
 
+  // Drops the kernel's cached attributes of `ino`, after a change whose reply
+  // does not carry them (a write or fallocate that cleared setuid/setgid).
+  void invalidate_attributes(uint64_t ino);
+
   // Reference counting around replies that hand inodes to the kernel.
   void count_reference(uint64_t ino) { lookups_.add(ino); }
   // Gives back `n` references; releases the inode in the engine at zero.

@@ -12,6 +12,11 @@ FileSystem& fs_of(fuse_req_t req) {
   return FuseAdapter::from(req).fs();
 }
 
+bool has_setid_bits(FileSystem& fs, fuse_ino_t ino) {
+  Result<Attr> attr = fs.getattr(InodeNo{ino});
+  return attr.ok() && (attr->mode & (S_ISUID | S_ISGID)) != 0;
+}
+
 // O_TRUNC needs nothing here: without FUSE_CAP_ATOMIC_O_TRUNC the kernel sends
 // setattr(size=0) before the open.
 void op_open(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) noexcept {
@@ -64,9 +69,14 @@ void op_write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_
     return;
   }
   // With direct_io the kernel leaves clearing setuid/setgid on write to us.
+  // Its cached mode still has them, and a write's reply carries no
+  // attributes: when the engine may clear bits, that copy must go.
   bool drop_setid = fuse_req_ctx(req)->uid != 0;
+  FuseAdapter& adapter = FuseAdapter::from(req);
+  bool clears_bits = drop_setid && has_setid_bits(adapter.fs(), ino);
   Result<size_t> bytes =
-      fs_of(req).write(InodeNo{ino}, static_cast<uint64_t>(off), buf, size, drop_setid);
+      adapter.fs().write(InodeNo{ino}, static_cast<uint64_t>(off), buf, size, drop_setid);
+  if (clears_bits) adapter.invalidate_attributes(ino);
   if (!bytes.ok()) {
     fuse_reply_err(req, bytes.error());
     return;

@@ -113,6 +113,16 @@ std::string mode_str(mode_t m) {
   return buf;
 }
 
+// The mode as statx(STATX_MODE) reports it: the kernel answers from its
+// attribute cache unless that mode was invalidated, as stat(1) -c %a does.
+std::string statx_mode(const std::string& path) {
+  struct statx stx {};
+  if (statx(AT_FDCWD, path.c_str(), AT_SYMLINK_NOFOLLOW, STATX_MODE, &stx) != 0) {
+    return err_name(errno);
+  }
+  return mode_str(stx.stx_mode);
+}
+
 // Runs `body` in a forked child whose working directory is `cwd` (entered as
 // root) and whose credentials are uid/gid with supplementary `groups` and
 // umask 0. Returns "" when every check passed, else the failures.
@@ -515,6 +525,24 @@ TEST_F(PosixPerm, SetidBitsClearedOnWriteTruncateAndChown) {
   ASSERT_EQ(chmod(p("w/sgdir").c_str(), 02775), 0);
   ASSERT_EQ(chown(p("w/sgdir").c_str(), 1000, 1000), 0);
   EXPECT_EQ(mode_str(lst(p("w/sgdir")).st_mode), "02775");
+  unmount_and_check();
+}
+
+// A write that clears setuid/setgid changes the mode the kernel has cached.
+TEST_F(PosixPerm, CachedModeLosesTheSetidBitsAWriteClears) {
+  ASSERT_EQ(mkdir(p("w").c_str(), 0777), 0);
+  ASSERT_TRUE(make_file(p("w/f"), "data"));
+  ASSERT_EQ(chown(p("w/f").c_str(), 1000, 1000), 0);
+  ASSERT_EQ(chmod(p("w/f").c_str(), 06777), 0);
+  EXPECT_CHILD_OK(as(1000, 1000, [](Checks& c) {
+    CK(c, statx_mode("w/f"), "06777");
+    int fd = open("w/f", O_WRONLY);
+    CK_TRUE(c, fd >= 0, "open w/f");
+    CK(c, E(write(fd, "x", 1)), "OK");
+    close(fd);
+    CK(c, statx_mode("w/f"), "0777");
+  }));
+  EXPECT_EQ(statx_mode(p("w/f")), "0777");
   unmount_and_check();
 }
 
