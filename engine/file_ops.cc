@@ -478,7 +478,8 @@ Result<Attr> FileSystem::setattr(InodeNo ino, const SetAttr& c) {
   return a;
 }
 
-Status FileSystem::fallocate(InodeNo ino, int mode, uint64_t off, uint64_t len) {
+Status FileSystem::fallocate(InodeNo ino, int mode, uint64_t off, uint64_t len,
+                             uint32_t clear_mode) {
   const int known = FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE;
   if (mode & ~known) return Err{EOPNOTSUPP};
   if ((mode & FALLOC_FL_PUNCH_HOLE) && !(mode & FALLOC_FL_KEEP_SIZE)) return Err{EOPNOTSUPP};
@@ -515,6 +516,7 @@ Status FileSystem::fallocate(InodeNo ino, int mode, uint64_t off, uint64_t len) 
     rec.size = end;
     Impl::touch(rec, true, true);
   }
+  rec.mode &= ~(clear_mode & uint32_t(S_ISUID | S_ISGID));
   return fs.put_inode(ino, rec);
 }
 

@@ -164,7 +164,10 @@ class FileSystem {
                        bool drop_setid = false);
   // mode: 0, FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE|FALLOC_FL_KEEP_SIZE,
   // FALLOC_FL_ZERO_RANGE (optionally with KEEP_SIZE). Others: EOPNOTSUPP.
-  Status fallocate(InodeNo ino, int mode, uint64_t off, uint64_t len);
+  // `clear_mode`: the S_ISUID/S_ISGID bits the call clears from the file's
+  // mode when it succeeds; the caller decides them, as the kernel's
+  // file_remove_privs does (other bits are ignored).
+  Status fallocate(InodeNo ino, int mode, uint64_t off, uint64_t len, uint32_t clear_mode = 0);
   // whence: SEEK_DATA or SEEK_HOLE. ENXIO past the end or when no data follows.
   Result<uint64_t> lseek(InodeNo ino, uint64_t off, int whence);
   Result<size_t> copy_file_range(InodeNo in, uint64_t off_in, InodeNo out, uint64_t off_out,

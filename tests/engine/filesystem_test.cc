@@ -208,6 +208,22 @@ TEST_F(FileSystemTest, FallocateModes) {
   EXPECT_EQ(got.substr(70000), ones.substr(70000));
 }
 
+TEST_F(FileSystemTest, FallocateClearsTheSetidBitsItIsGiven) {
+  InodeNo f = create(kRootInode, "f");
+  SetAttr chmod;
+  chmod.set_mode = true;
+  chmod.mode = S_IFREG | 06755;
+  ASSERT_TRUE(fs_->setattr(f, chmod).ok());
+  ASSERT_TRUE(fs_->fallocate(f, 0, 0, 4096).ok());
+  EXPECT_EQ(fs_->getattr(f)->mode & 07777, 06755u);
+  ASSERT_TRUE(fs_->fallocate(f, FALLOC_FL_KEEP_SIZE, 0, 8192, S_ISGID | 0755).ok());
+  EXPECT_EQ(fs_->getattr(f)->mode & 07777, 04755u);
+  ASSERT_TRUE(fs_->fallocate(f, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, 10, S_ISUID).ok());
+  EXPECT_EQ(fs_->getattr(f)->mode & 07777, 0755u);
+  remount();
+  EXPECT_EQ(fs_->getattr(f)->mode & 07777, 0755u);
+}
+
 TEST_F(FileSystemTest, XattrsFollowCreateReplaceSemantics) {
   InodeNo f = create(kRootInode, "f");
   ASSERT_TRUE(fs_->setxattr(f, "user.a", "1", 0).ok());
