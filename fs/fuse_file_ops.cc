@@ -3,6 +3,9 @@
 // write names the inode.
 #include <fcntl.h>
 
+#include <algorithm>
+#include <vector>
+
 #include "fs/fuse_ops.h"
 
 namespace pagefs {
@@ -92,13 +95,51 @@ void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, fuse_file_info*) noe
   FuseAdapter::reply_status(req, fs_of(req).fsync(InodeNo{ino}, datasync != 0));
 }
 
+bool caller_in_group(fuse_req_t req, uint32_t gid) {
+  if (fuse_req_ctx(req)->gid == gid) return true;
+  std::vector<gid_t> groups(32);
+  int n = fuse_req_getgroups(req, int(groups.size()), groups.data());
+  if (n > int(groups.size())) {
+    groups.resize(size_t(n));
+    n = fuse_req_getgroups(req, int(groups.size()), groups.data());
+  }
+  // Groups that cannot be read count as not containing gid: the bit goes.
+  if (n <= 0) return false;
+  groups.resize(std::min(size_t(n), groups.size()));
+  return std::find(groups.begin(), groups.end(), gid_t(gid)) != groups.end();
+}
+
+// The setid bits a change to the data of a file with `attr` by the caller
+// clears, by Linux's rule (should_remove_suid, setattr_should_drop_sgid):
+// none for root, taken to hold CAP_FSETID; setuid; and setgid when the file
+// is group-executable or the caller is not in its group.
+uint32_t setid_bits_to_clear(fuse_req_t req, const Attr& attr) {
+  if (fuse_req_ctx(req)->uid == 0) return 0;
+  uint32_t bits = attr.mode & S_ISUID;
+  if ((attr.mode & S_ISGID) && ((attr.mode & S_IXGRP) || !caller_in_group(req, attr.gid))) {
+    bits |= S_ISGID;
+  }
+  return bits;
+}
+
+// fallocate, punch-hole and zero-range clear setid bits as a write does; the
+// kernel's cached mode is dropped when they do (the reply carries none).
 void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t length,
                   fuse_file_info*) noexcept {
   if (offset < 0 || length <= 0) {
     fuse_reply_err(req, EINVAL);
     return;
   }
-  FuseAdapter::reply_status(req, fs_of(req).fallocate(InodeNo{ino}, mode, offset, length));
+  FuseAdapter& adapter = FuseAdapter::from(req);
+  uint32_t clear_mode = 0;
+  if (fuse_req_ctx(req)->uid != 0) {
+    Result<Attr> attr = adapter.fs().getattr(InodeNo{ino});
+    if (attr.ok()) clear_mode = setid_bits_to_clear(req, *attr);
+  }
+  Status done =
+      adapter.fs().fallocate(InodeNo{ino}, mode, uint64_t(offset), uint64_t(length), clear_mode);
+  if (done.ok() && clear_mode != 0) adapter.invalidate_attributes(ino);
+  FuseAdapter::reply_status(req, done);
 }
 
 // SEEK_DATA and SEEK_HOLE for a file taken to be data from start to end, as

@@ -12,6 +12,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <linux/falloc.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -543,6 +544,59 @@ TEST_F(PosixPerm, CachedModeLosesTheSetidBitsAWriteClears) {
     CK(c, statx_mode("w/f"), "0777");
   }));
   EXPECT_EQ(statx_mode(p("w/f")), "0777");
+  unmount_and_check();
+}
+
+// fallocate, punch-hole and zero-range clear setuid, and setgid when the file
+// is group-executable or the caller is not in its group (Linux's rule since
+// 6.2: setattr_should_drop_sgid), unless the caller is root.
+TEST_F(PosixPerm, FallocateClearsSetgidForCallersOutsideTheGroup) {
+  ASSERT_EQ(mkdir(p("w").c_str(), 0777), 0);
+  ASSERT_TRUE(make_file(p("w/f"), std::string(8192, 'd')));
+  ASSERT_EQ(chown(p("w/f").c_str(), 1000, 1000), 0);
+  struct Case {
+    mode_t mode;
+    int falloc_mode;
+    uid_t uid;
+    gid_t gid;
+    std::vector<gid_t> groups;
+    const char* expected;
+  };
+  const Case cases[] = {
+      {02666, 0, 1001, 1001, {}, "0666"},  // not in the group
+      {06666, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 1001, 1001, {}, "0666"},
+      {02666, FALLOC_FL_ZERO_RANGE, 1001, 1001, {}, "0666"},
+      {02666, 0, 1001, 1001, {1000}, "02666"},  // a member keeps it
+      {02676, 0, 1001, 1001, {1000}, "0676"},   // unless group-executable
+      {06666, 0, 1000, 1000, {}, "02666"},      // the owner, in the group
+  };
+  for (const Case& k : cases) {
+    ASSERT_EQ(chmod(p("w/f").c_str(), k.mode), 0);
+    std::string report = as(
+        k.uid, k.gid,
+        [&k](Checks& c) {
+          CK(c, statx_mode("w/f"), mode_str(k.mode));
+          int fd = open("w/f", O_RDWR);
+          CK_TRUE(c, fd >= 0, "open w/f");
+          CK(c, E(fallocate(fd, k.falloc_mode, 0, 4096)), "OK");
+          close(fd);
+          CK(c, statx_mode("w/f"), k.expected);
+          struct stat st {};
+          stat("w/f", &st);
+          CK(c, mode_str(st.st_mode), k.expected);
+        },
+        k.groups);
+    EXPECT_TRUE(report.empty()) << "mode " << mode_str(k.mode) << ", fallocate mode "
+                                << k.falloc_mode << ", uid " << k.uid << ":\n"
+                                << report;
+  }
+  // Root keeps both.
+  ASSERT_EQ(chmod(p("w/f").c_str(), 06777), 0);
+  int fd = open(p("w/f").c_str(), O_RDWR);
+  ASSERT_GE(fd, 0);
+  EXPECT_EQ(fallocate(fd, 0, 0, 4096), 0) << std::strerror(errno);
+  close(fd);
+  EXPECT_EQ(mode_str(lst(p("w/f")).st_mode), "06777");
   unmount_and_check();
 }
 
