@@ -421,7 +421,16 @@ Result<size_t> FileSystem::read_in_place(InodeNo ino, uint64_t off, size_t len,
 }
 
 bool FileSystem::Impl::atime_wanted(const InodeRecord& rec) const {
-  return !read_only_ && !failed_ && atime_due(rec, now_timespec().tv_sec);
+  if (read_only_ || failed_) return false;
+  switch (options_.atime_updates) {
+    case AtimeUpdates::kNever:
+      return false;
+    case AtimeUpdates::kAlways:
+      return true;
+    case AtimeUpdates::kRelative:
+      break;
+  }
+  return atime_due(rec, now_timespec().tv_sec);
 }
 
 void FileSystem::Impl::update_atime(InodeNo ino) {

@@ -43,12 +43,20 @@ class Btree;
 class SpaceMap;
 struct Superblock;
 
+// When a read of a file stores a new access time (the atime mount options).
+enum class AtimeUpdates {
+  kNever,     // noatime
+  kRelative,  // relatime: when atime is not after mtime or ctime, or is a day old
+  kAlways,    // strictatime: on every read
+};
+
 struct MountOptions {
   uint64_t cache_bytes = 256ull << 20;  // buffer pool budget
   bool read_only = false;
   uint32_t commit_interval_s = 5;  // dirty data reaches the device within this
   uint64_t max_write_iops = 0;     // background write-back limit; 0: none
   uint64_t max_write_mbps = 0;     // background write-back limit in MB/s; 0: none
+  AtimeUpdates atime_updates = AtimeUpdates::kRelative;
 };
 
 // What the filesystem reports about an inode (a subset of struct stat).
@@ -145,8 +153,7 @@ class FileSystem {
   Status release_inode(InodeNo ino);
 
   // Reads up to `len` bytes at `off` into `buf`; returns bytes read (short at
-  // EOF). Updates atime the relatime way: when it is not newer than mtime or
-  // ctime, or is a day old.
+  // EOF). Stores a new atime first as MountOptions::atime_updates says.
   Result<size_t> read(InodeNo ino, uint64_t off, size_t len, char* buf);
   // Like read(), without copying: calls `reply` once with the bytes in place,
   // iovecs into pinned cache pages (and a page of zeros for holes), while the

@@ -119,7 +119,8 @@ class FileSystem::Impl {
   // `read_locked(rec)` under the shared lock, then tells read-ahead.
   template <class ReadLocked>
   Result<size_t> read_file(InodeNo ino, uint64_t off, ReadLocked&& read_locked);
-  // Whether a read now should store a new atime (relatime, writable).
+  // Whether a read now should store a new atime (writable, and as the mount's
+  // atime_updates says).
   bool atime_wanted(const InodeRecord& rec) const;
   // Stores a new atime if still wanted. Takes the filesystem lock itself.
   void update_atime(InodeNo ino);
