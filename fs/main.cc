@@ -170,6 +170,8 @@ std::string fuse_mount_options(const MountConfig& config, bool read_only) {
   std::string options = "default_permissions,subtype=pagefs,fsname=" + escape_option(fsname);
   if (config.allow_other) options += ",allow_other";
   if (read_only) options += ",ro";
+  // Shown in the mount table; pagefs itself stores no atime on reads.
+  if (config.engine.atime_updates == AtimeUpdates::kNever) options += ",noatime";
   for (const std::string& flag : config.kernel_flags) options += "," + flag;
   return options;
 }
