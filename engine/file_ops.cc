@@ -316,6 +316,10 @@ Status FileSystem::Impl::truncate_locked(InodeNo ino, InodeRecord& rec, uint64_t
 }
 
 // Allocates unwritten extents over the holes in file pages [first, end).
+// All or nothing: the pages and the tree pages mapping them must fit before
+// anything is allocated (the space statfs reports is exactly what fits), and
+// when fragmented free space makes the records outgrow that estimate, what
+// this call allocated is freed again before it fails.
 Status FileSystem::Impl::allocate_unwritten(InodeNo ino, InodeRecord& rec, uint64_t first,
                                             uint64_t end) {
   std::vector<Extent> extents;
@@ -326,16 +330,19 @@ Status FileSystem::Impl::allocate_unwritten(InodeNo ino, InodeRecord& rec, uint6
     p = std::max(p, e.end());
   }
   if (p < end) need += end - p;
-  if (need > space_->data_free_pages() && space_->pending_pages() > 0) {
+  auto fits = [&] { return need + extent_tree_pages(need) <= space_->data_free_pages(); };
+  if (!fits() && space_->pending_pages() > 0) {
     // Freed space comes back at a checkpoint; the state so far is consistent.
     PAGEFS_TRY(put_inode(ino, rec));
     PAGEFS_TRY(checkpoint_locked());
   }
-  if (need > space_->data_free_pages()) return Err{ENOSPC};
+  if (!fits()) return Err{ENOSPC};
   p = first;
   uint64_t hint = 0;
   int since_commit_point = 0;
+  std::vector<std::pair<uint64_t, uint64_t>> filled;  // file page ranges given extents
   auto fill = [&](uint64_t from, uint64_t to) -> Status {
+    filled.emplace_back(from, from);
     while (from < to) {
       if (++since_commit_point == 32) {
         // Unwritten extents past what the size covers are consistent.
@@ -350,10 +357,14 @@ Status FileSystem::Impl::allocate_unwritten(InodeNo ino, InodeRecord& rec, uint6
       e.phys = run.start.value;
       e.pages = run.count;
       e.unwritten = low_bits(run.count);
-      PAGEFS_TRY(put_extent(ino, e));
+      if (Status put = put_extent(ino, e); !put.ok()) {
+        (void)space_->free(run.start, run.count);
+        return put;
+      }
       rec.blocks += run.count;
       hint = run.start.value + run.count;
       from += run.count;
+      filled.back().second = from;
     }
     return ok_status();
   };
@@ -364,9 +375,15 @@ Status FileSystem::Impl::allocate_unwritten(InodeNo ino, InodeRecord& rec, uint6
     p = std::max(p, e.end());
   }
   if (st.ok() && p < end) st = fill(p, end);
-  // Extents allocated before a failure stay (past the size if need be); the
-  // inode's block count must describe them.
-  if (!st.ok()) (void)put_inode(ino, rec);
+  if (!st.ok()) {
+    // The ranges were holes: removing their extents restores them. Should
+    // that fail too, the extents stay (past the size if need be), described
+    // by the inode's block count.
+    for (const auto& [from, to] : filled) {
+      if (to > from && !remove_pages(ino, rec, from, to).ok()) break;
+    }
+    (void)put_inode(ino, rec);
+  }
   return st;
 }
 

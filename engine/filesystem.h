@@ -104,7 +104,7 @@ struct DirEntry {
 struct FsStats {
   uint64_t page_size = 0;
   uint64_t total_pages = 0;
-  uint64_t free_pages = 0;
+  uint64_t free_pages = 0;  // file data pages that still fit, once the running transaction commits
   uint64_t inodes = 0;
   uint64_t checksum_errors = 0;  // CRC mismatches found on reads since mount
   uint64_t cache_hits = 0;

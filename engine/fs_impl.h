@@ -139,6 +139,12 @@ class FileSystem::Impl {
   Status zero_bytes(InodeNo ino, uint64_t off, uint32_t len);
   Status truncate_locked(InodeNo ino, InodeRecord& rec, uint64_t size);
   Status allocate_unwritten(InodeNo ino, InodeRecord& rec, uint64_t first_page, uint64_t end_page);
+  // Tree pages the extent records of `data_pages` new data pages can take
+  // when their space is contiguous (extent.cc has a worked example).
+  uint64_t extent_tree_pages(uint64_t data_pages) const;
+  // The most data pages that fit in `free_pages` with the tree pages that
+  // map them.
+  uint64_t data_pages_fitting(uint64_t free_pages) const;
 
   // ---- state ----
   std::unique_ptr<Device> device_;
