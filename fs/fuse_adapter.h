@@ -2,12 +2,14 @@
 //
 // The handlers in fs/fuse_*_ops.cc follow one contract (libfuse's
 // passthrough_hp): decode the request, make one engine call, send exactly one
-// reply, with a positive errno to fuse_reply_err. The adapter holds what they
-// need beyond the request itself: the engine, the cache mode, the timeouts,
-// the kernel's lookup counts and the INIT flags negotiated beyond libfuse
-// (KernelFlags, which /dev/fuse traffic passes through), plus the helpers that
-// turn engine results into replies so that every handler counts references
-// the same way.
+// reply, with a positive errno to fuse_reply_err (a write or fallocate by a
+// caller other than root reads the mode first, to tell which setid bits it
+// clears; readdirplus reads each entry's attributes). The adapter holds what
+// they need beyond the request itself: the engine, the cache mode, the
+// timeouts, the kernel's lookup counts and the INIT flags negotiated beyond
+// libfuse (KernelFlags, which /dev/fuse traffic passes through), plus the
+// helpers that turn engine results into replies so that every handler counts
+// references the same way.
 //
 // Caching: this daemon is the only writer of the filesystem, and every change
 // goes through it and therefore through the kernel, which updates or drops its

@@ -4,7 +4,8 @@
 #include <fcntl.h>
 
 #include <algorithm>
-#include <vector>
+#include <memory>
+#include <new>
 
 #include "fs/fuse_ops.h"
 
@@ -73,7 +74,8 @@ void op_write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_
   }
   // With direct_io the kernel leaves clearing setuid/setgid on write to us.
   // Its cached mode still has them, and a write's reply carries no
-  // attributes: when the engine may clear bits, that copy must go.
+  // attributes: when the engine may clear bits, that copy must go. So a
+  // caller other than root costs a look at the mode first (read-only).
   bool drop_setid = fuse_req_ctx(req)->uid != 0;
   FuseAdapter& adapter = FuseAdapter::from(req);
   bool clears_bits = drop_setid && has_setid_bits(adapter.fs(), ino);
@@ -95,18 +97,23 @@ void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, fuse_file_info*) noe
   FuseAdapter::reply_status(req, fs_of(req).fsync(InodeNo{ino}, datasync != 0));
 }
 
+// Whether the caller's group or one of its supplementary groups is `gid`.
+// Groups that cannot be read count as not containing it: the bit goes.
 bool caller_in_group(fuse_req_t req, uint32_t gid) {
   if (fuse_req_ctx(req)->gid == gid) return true;
-  std::vector<gid_t> groups(32);
-  int n = fuse_req_getgroups(req, int(groups.size()), groups.data());
-  if (n > int(groups.size())) {
-    groups.resize(size_t(n));
-    n = fuse_req_getgroups(req, int(groups.size()), groups.data());
+  constexpr int kFew = 64;
+  gid_t few[kFew];
+  const gid_t* groups = few;
+  int n = fuse_req_getgroups(req, kFew, few);
+  std::unique_ptr<gid_t[]> many;
+  if (n > kFew) {
+    int capacity = n;
+    many.reset(new (std::nothrow) gid_t[size_t(capacity)]);
+    if (many == nullptr) return false;
+    n = std::min(capacity, fuse_req_getgroups(req, capacity, many.get()));
+    groups = many.get();
   }
-  // Groups that cannot be read count as not containing gid: the bit goes.
-  if (n <= 0) return false;
-  groups.resize(std::min(size_t(n), groups.size()));
-  return std::find(groups.begin(), groups.end(), gid_t(gid)) != groups.end();
+  return n > 0 && std::find(groups, groups + n, gid_t(gid)) != groups + n;
 }
 
 // The setid bits a change to the data of a file with `attr` by the caller
