@@ -328,6 +328,10 @@ Status FileSystem::Impl::truncate_locked(InodeNo ino, InodeRecord& rec, uint64_t
 }
 
 // Allocates unwritten extents over the holes in file pages [first, end).
+// All or nothing: the pages and the tree pages mapping them must fit before
+// anything is allocated (the space statfs reports is exactly what fits), and
+// when fragmented free space makes the records outgrow that estimate, what
+// this call allocated is freed again before it fails.
 Status FileSystem::Impl::allocate_unwritten(InodeNo ino, InodeRecord& rec, uint64_t first,
                                             uint64_t end) {
   std::vector<Extent> extents;
@@ -338,21 +342,27 @@ Status FileSystem::Impl::allocate_unwritten(InodeNo ino, InodeRecord& rec, uint6
     p = std::max(p, e.end());
   }
   if (p < end) need += end - p;
-  if (need > space_->data_free_pages() && space_->pending_pages() > 0) {
+  auto fits = [&] { return need + extent_tree_pages(need) <= space_->data_free_pages(); };
+  if (!fits() && space_->pending_pages() > 0) {
     // Freed space comes back at a checkpoint; the state so far is consistent.
     PAGEFS_TRY(put_inode(ino, rec));
     PAGEFS_TRY(checkpoint_locked());
   }
-  if (need > space_->data_free_pages()) return Err{ENOSPC};
+  if (!fits()) return Err{ENOSPC};
   p = first;
   uint64_t hint = 0;
   int since_commit_point = 0;
+  // File page ranges given extents so far, and those of them kept at the
+  // last commit point (the ones a failure must remove by hand).
+  std::vector<std::pair<uint64_t, uint64_t>> filled, kept;
   auto fill = [&](uint64_t from, uint64_t to) -> Status {
+    filled.emplace_back(from, from);
     while (from < to) {
       if (++since_commit_point == 32) {
         // Unwritten extents past what the size covers are consistent.
         PAGEFS_TRY(put_inode(ino, rec));
         PAGEFS_TRY(begin_op(160, kMaxExtentPages));
+        kept = filled;
         since_commit_point = 0;
       }
       uint32_t want = uint32_t(std::min<uint64_t>(kMaxExtentPages, to - from));
@@ -366,6 +376,7 @@ Status FileSystem::Impl::allocate_unwritten(InodeNo ino, InodeRecord& rec, uint6
       rec.blocks += run.count;
       hint = run.start.value + run.count;
       from += run.count;
+      filled.back().second = from;
     }
     return ok_status();
   };
@@ -376,10 +387,25 @@ Status FileSystem::Impl::allocate_unwritten(InodeNo ino, InodeRecord& rec, uint6
     p = std::max(p, e.end());
   }
   if (st.ok() && p < end) st = fill(p, end);
-  // Extents allocated before a failure stay (past the size if need be); the
-  // inode's block count must describe them.
-  if (!st.ok()) (void)put_inode(ino, rec);
+  if (!st.ok() && !kept.empty()) PAGEFS_TRY(unfill(ino, rec, kept));
   return st;
+}
+
+// After a fallocate failed past a commit point: its last segment is undone,
+// and the extents it allocated in the segments before it (`kept`) are
+// removed, since those ranges were holes. The removal is kept, so the failed call
+// leaves the file and the free space as they were. Should the removal fail
+// too, the extents stay, past the size if need be and counted in the inode's
+// blocks: a consistent file.
+Status FileSystem::Impl::unfill(InodeNo ino, InodeRecord& rec,
+                                const std::vector<std::pair<uint64_t, uint64_t>>& kept) {
+  undo_segment();
+  PAGEFS_ASSIGN(rec, get_inode(ino));
+  for (const auto& [from, to] : kept) {
+    if (to > from) PAGEFS_TRY(remove_pages(ino, rec, from, to));
+  }
+  PAGEFS_TRY(put_inode(ino, rec));
+  return begin_op(16);  // keeps the removal
 }
 
 // ---- FileSystem: public ---------------------------------------------------------
@@ -434,7 +460,16 @@ Result<size_t> FileSystem::read_in_place(InodeNo ino, uint64_t off, size_t len,
 }
 
 bool FileSystem::Impl::atime_wanted(const InodeRecord& rec) const {
-  return !read_only_ && !failed_ && atime_due(rec, now_timespec().tv_sec);
+  if (read_only_ || failed_) return false;
+  switch (options_.atime_updates) {
+    case AtimeUpdates::kNever:
+      return false;
+    case AtimeUpdates::kAlways:
+      return true;
+    case AtimeUpdates::kRelative:
+      break;
+  }
+  return atime_due(rec, now_timespec().tv_sec);
 }
 
 // Best effort: a read does not fail for its atime.
@@ -500,7 +535,8 @@ Result<Attr> FileSystem::Impl::setattr_locked(InodeNo ino, const SetAttr& c) {
   return a;
 }
 
-Status FileSystem::fallocate(InodeNo ino, int mode, uint64_t off, uint64_t len) {
+Status FileSystem::fallocate(InodeNo ino, int mode, uint64_t off, uint64_t len,
+                             uint32_t clear_mode) {
   const int known = FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE;
   if (mode & ~known) return Err{EOPNOTSUPP};
   if ((mode & FALLOC_FL_PUNCH_HOLE) && !(mode & FALLOC_FL_KEEP_SIZE)) return Err{EOPNOTSUPP};
@@ -508,10 +544,11 @@ Status FileSystem::fallocate(InodeNo ino, int mode, uint64_t off, uint64_t len) 
   if (len == 0) return Err{EINVAL};
   if (off >= kMaxFileBytes || len > kMaxFileBytes - off) return Err{EFBIG};
   std::unique_lock lock(impl_->mu_);
-  return impl_->run_op([&] { return impl_->fallocate_locked(ino, mode, off, len); });
+  return impl_->run_op([&] { return impl_->fallocate_locked(ino, mode, off, len, clear_mode); });
 }
 
-Status FileSystem::Impl::fallocate_locked(InodeNo ino, int mode, uint64_t off, uint64_t len) {
+Status FileSystem::Impl::fallocate_locked(InodeNo ino, int mode, uint64_t off, uint64_t len,
+                                          uint32_t clear_mode) {
   Impl& fs = *this;
   PAGEFS_TRY(fs.begin_op(64));
   PAGEFS_ASSIGN(InodeRecord rec, fs.get_inode(ino));
@@ -541,6 +578,7 @@ Status FileSystem::Impl::fallocate_locked(InodeNo ino, int mode, uint64_t off, u
     rec.size = end;
     Impl::touch(rec, true, true);
   }
+  rec.mode &= ~(clear_mode & uint32_t(S_ISUID | S_ISGID));
   return fs.put_inode(ino, rec);
 }
 

@@ -405,9 +405,12 @@ FsStats FileSystem::stats() const {
   s.page_size = impl_->page_size_;
   s.total_pages = impl_->sb_->page_count - impl_->sb_->data_start;
   // What will be free once the running transaction commits: a removed file's
-  // space shows as free at once, as df users expect.
+  // space shows as free at once, as df users expect. Reported is the file
+  // data that fits, besides the metadata reserve and the extent records
+  // that would map it: a fallocate of all of it succeeds.
   uint64_t free = impl_->space_->free_pages_after_commit();
-  s.free_pages = free > SpaceMap::kMetadataReserve ? free - SpaceMap::kMetadataReserve : 0;
+  free = free > SpaceMap::kMetadataReserve ? free - SpaceMap::kMetadataReserve : 0;
+  s.free_pages = impl_->data_pages_fitting(free);
   s.inodes = impl_->sb_->inode_count;
   s.checksum_errors = ps.checksum_errors;
   s.metadata_errors = ps.metadata_errors;

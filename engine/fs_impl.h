@@ -145,7 +145,8 @@ class FileSystem::Impl {
   // `read_locked(rec)` under the shared lock, then tells read-ahead.
   template <class ReadLocked>
   Result<size_t> read_file(InodeNo ino, uint64_t off, ReadLocked&& read_locked, bool atime = true);
-  // Whether a read now should store a new atime (relatime, writable).
+  // Whether a read now should store a new atime (writable, and as the mount's
+  // atime_updates says).
   bool atime_wanted(const InodeRecord& rec) const;
   // Stores a new atime if still wanted. Takes the filesystem lock itself.
   void update_atime(InodeNo ino);
@@ -164,8 +165,16 @@ class FileSystem::Impl {
   Status zero_bytes(InodeNo ino, uint64_t off, uint32_t len);
   Status truncate_locked(InodeNo ino, InodeRecord& rec, uint64_t size);
   Status allocate_unwritten(InodeNo ino, InodeRecord& rec, uint64_t first_page, uint64_t end_page);
+  Status unfill(InodeNo ino, InodeRecord& rec,
+                const std::vector<std::pair<uint64_t, uint64_t>>& kept);
   Result<Attr> setattr_locked(InodeNo ino, const SetAttr& changes);
-  Status fallocate_locked(InodeNo ino, int mode, uint64_t off, uint64_t len);
+  Status fallocate_locked(InodeNo ino, int mode, uint64_t off, uint64_t len, uint32_t clear_mode);
+  // Tree pages the extent records of `data_pages` new data pages can take
+  // when their space is contiguous (extent.cc has a worked example).
+  uint64_t extent_tree_pages(uint64_t data_pages) const;
+  // The most data pages that fit in `free_pages` with the tree pages that
+  // map them.
+  uint64_t data_pages_fitting(uint64_t free_pages) const;
 
   // ---- state ----
   std::unique_ptr<Device> device_;

@@ -7,7 +7,9 @@
 //   2. fork (fs/daemon.h); the child carries on, the parent waits
 //   3. open the device with an exclusive lock (EBUSY: already mounted)
 //   4. mount the engine (journal replay, orphan purge)
-//   5. create the FUSE session and mount it on the mount point
+//   5. create the FUSE session, mount it on the mount point and route its
+//      /dev/fuse traffic through fs/kernel_flags.h (INIT flags libfuse 3.14
+//      cannot ask for)
 //   6. detach: the parent exits 0, logging goes to syslog
 // Then requests are served until the filesystem is unmounted (fusermount3 -u,
 // umount, or SIGINT/SIGTERM/SIGHUP). Shutting down writes everything home,
@@ -168,6 +170,8 @@ std::string fuse_mount_options(const MountConfig& config, bool read_only) {
   std::string options = "default_permissions,subtype=pagefs,fsname=" + escape_option(fsname);
   if (config.allow_other) options += ",allow_other";
   if (read_only) options += ",ro";
+  // Shown in the mount table; pagefs itself stores no atime on reads.
+  if (config.engine.atime_updates == AtimeUpdates::kNever) options += ",noatime";
   for (const std::string& flag : config.kernel_flags) options += "," + flag;
   return options;
 }
@@ -222,6 +226,9 @@ class Session {
       return fail("cannot mount on " + config.mountpoint);
     }
     mounted_ = true;
+    if (int error = adapter->attach(session_); error != 0) {
+      return fail("cannot attach to the FUSE device: " + errno_text(-error));
+    }
     return true;
   }
   fuse_session* get() const { return session_; }
@@ -250,7 +257,8 @@ class Session {
 // Mounts and serves `fs` until unmounted; returns the exit code (0 if the
 // engine unmounted cleanly).
 int serve(const MountConfig& config, FileSystem& fs, Daemon& daemon) {
-  FuseAdapter adapter(&fs, AdapterOptions{config.kernel_cache});
+  FuseAdapter adapter(
+      &fs, AdapterOptions{config.kernel_cache, config.single_thread ? 1 : kSessionThreads});
   Session session;
   if (!session.open(config, fs.read_only(), &adapter)) {
     (void)adapter.shutdown();

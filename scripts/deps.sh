@@ -10,6 +10,7 @@ packages=(
   util-linux  # fincore, flock
   attr        # getfattr, setfattr
   e2fsprogs   # mkfs.ext4, used by the mount tests
+  python3     # its sqlite3 module, used by the mount tests
 )
 
 missing=()
