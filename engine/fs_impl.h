@@ -19,6 +19,8 @@
 
 #include "engine/btree.h"
 #include "engine/buffer_pool.h"
+#include "engine/checkpointer.h"
+#include "engine/committer.h"
 #include "engine/filesystem.h"
 #include "engine/format.h"
 #include "engine/inode_refs.h"
@@ -67,6 +69,12 @@ class FileSystem::Impl {
   // a new segment starts. `data_pages`: new data pages the next segment may
   // allocate; `pages`: a bound on the pages it changes.
   Status begin_op(uint64_t pages, uint64_t data_pages = 0);
+  // The journal-room part of begin_op (see transaction.cc).
+  Status admit(uint64_t pages);
+  // Ends the running transaction and hands it to the committer; returns the
+  // transaction holding every change so far (see transaction.cc).
+  Result<uint64_t> close_txn_locked();
+  bool has_changes() const;
   // Undoes the open segment's changes and opens a new one (a write whose
   // chunk failed keeps the chunks before it).
   void undo_segment();
@@ -80,8 +88,14 @@ class FileSystem::Impl {
   // Ends the open segment (keeping it) for a commit, and opens the next one
   // when it goes out of scope.
   class SegmentBoundary;
-  void start_committer();
-  void stop_committer();
+  // The commit-interval thread: closes the running transaction every
+  // commit_interval_s, so changes reach the journal without an fsync.
+  void start_ticker();
+  // The committer and checkpointer threads (read-write mounts).
+  void start_journal_threads();
+  void stop_ticker();
+  // Closes the running transaction if a slot is free, without waiting.
+  void close_if_idle();
 
   // ---- inodes (filesystem.cc) ----
   Result<InodeRecord> get_inode(InodeNo ino);
@@ -187,8 +201,9 @@ class FileSystem::Impl {
   std::unique_ptr<Btree> tree_;
   std::unique_ptr<Journal> journal_;
   std::unique_ptr<Readahead> readahead_;
-  InodeRefs refs_;       // the kernel's references; added to under mu_
-  bool failed_ = false;  // sticky: a journal or device write failed; guarded by mu_
+  InodeRefs refs_;                   // the kernel's references; added to under mu_
+  std::atomic<bool> failed_{false};  // sticky: a journal or device write failed
+  std::mutex fail_mu_;               // makes fail() log once
   TreeRoot root_;
   ItemLimits limits_;         // what extents may point at, from the superblock
   Superblock* sb_ = nullptr;  // in-memory copy, guarded by mu_
@@ -203,10 +218,13 @@ class FileSystem::Impl {
 
   mutable std::shared_mutex mu_;
 
-  std::mutex committer_mu_;
-  std::condition_variable committer_cv_;
-  bool committer_stop_ = false;
-  std::thread committer_;
+  std::unique_ptr<Committer> committer_;        // read-write mounts only
+  std::unique_ptr<Checkpointer> checkpointer_;  // read-write mounts only
+
+  std::mutex ticker_mu_;
+  std::condition_variable ticker_cv_;
+  bool ticker_stop_ = false;  // guarded by ticker_mu_
+  std::thread ticker_;
 };
 
 template <class Fn>

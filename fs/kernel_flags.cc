@@ -3,6 +3,7 @@
 #include <linux/fuse.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstddef>
@@ -111,10 +112,11 @@ ssize_t KernelFlags::send_init_reply(int fd, const iovec* iov, int count) {
     std::memcpy(reply.data() + len, iov[i].iov_base, iov[i].iov_len);
     len += iov[i].iov_len;
   }
+  if (len < sizeof(fuse_out_header)) return ::writev(fd, iov, count);
   fuse_out_header out;
   fuse_init_out init{};
   std::memcpy(&out, reply.data(), sizeof out);
-  std::memcpy(&init, reply.data() + sizeof out, len - sizeof out);
+  std::memcpy(&init, reply.data() + sizeof out, std::min(len - sizeof out, sizeof init));
   // An error, or a reply to an INIT of a newer major version (the kernel
   // then sends a 7.x INIT, whose reply is the one to amend), is left alone.
   if (out.error != 0 || init.major != FUSE_KERNEL_VERSION || len < kFlagsEnd) {

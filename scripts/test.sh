@@ -1,17 +1,17 @@
 #!/usr/bin/env bash
 # Builds pagefs and runs the whole test suite: engine tests in parallel, the
 # mount tests (real FUSE mounts) one at a time. Exits non-zero on any
-# failure. Honours BUILD_DIR and SANITIZE=1 like build.sh.
+# failure. Honours BUILD_DIR and SANITIZE=1 / SANITIZE=thread like build.sh.
 set -uo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root" || exit 1
 
-if [[ "${SANITIZE:-0}" == 1 ]]; then
-  build_dir=${BUILD_DIR:-$root/build-asan}
-else
-  build_dir=${BUILD_DIR:-$root/build}
-fi
+case "${SANITIZE:-0}" in
+  1 | address) build_dir=${BUILD_DIR:-$root/build-asan} ;;
+  thread) build_dir=${BUILD_DIR:-$root/build-tsan} ;;
+  *) build_dir=${BUILD_DIR:-$root/build} ;;
+esac
 export BUILD_DIR=$build_dir
 
 if ! "$root/scripts/build.sh"; then
