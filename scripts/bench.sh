@@ -5,6 +5,9 @@
 #
 #   scripts/bench.sh            full run: 1 GiB files, 20,000 files, 30 s fio jobs, 2 rounds
 #   scripts/bench.sh --quick    256 MiB files, 5,000 files, 5 s fio jobs, 1 round (< 3 min)
+#   scripts/bench.sh --concurrency   only the concurrency section (scripts/bench/concurrency.sh):
+#                               1-16 threads on their own files, and fsync latency under load,
+#                               for pagefs, ext4 and passthrough_ll
 #
 # Options:
 #   --quick             the small configuration above
@@ -36,6 +39,7 @@ rounds=
 targets_arg="pagefs fuse2fs ext4 passthrough raw"
 out_file=
 do_build=1
+concurrency=0
 
 usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; }
 
@@ -46,6 +50,7 @@ while (($# > 0)); do
     --targets) targets_arg=${2:?--targets needs a list}; shift ;;
     --out) out_file=${2:?--out needs a file}; shift ;;
     --no-build) do_build=0 ;;
+    --concurrency) concurrency=1 ;;
     -h | --help) usage; exit 0 ;;
     *) echo "bench.sh: unknown option $1 (try --help)" >&2; exit 2 ;;
   esac
@@ -58,6 +63,10 @@ if ((quick)); then
 else
   img_size=4G file_mb=1024 nfiles=20000 runtime=30
   rounds=${rounds:-2}
+fi
+if ((concurrency)); then
+  [[ $targets_arg == "pagefs fuse2fs ext4 passthrough raw" ]] && targets_arg="pagefs ext4 passthrough"
+  conc_runtime=${CONC_RUNTIME:-$( ((quick)) && echo 4 || echo 10)}
 fi
 [[ $rounds =~ ^[1-9][0-9]*$ ]] || { echo "bench.sh: --rounds must be a positive number" >&2; exit 2; }
 ndirs_many=100
@@ -445,6 +454,11 @@ bench_tree() {
 run_target() {
   log "round $round: $target"
   setup
+  if ((concurrency)); then
+    bench_concurrency
+    teardown
+    return
+  fi
   bench_sequential
   bench_random
   if [[ $target != raw ]]; then
@@ -454,6 +468,9 @@ run_target() {
   fi
   teardown
 }
+
+# shellcheck source=scripts/bench/concurrency.sh
+source "$root/scripts/bench/concurrency.sh"
 
 # ---------------------------------------------------------------- run
 
@@ -493,6 +510,17 @@ rss_seq|daemon peak RSS, seq write+read|MiB|-
 rss_max|daemon peak RSS, whole run|MiB|-
 pcache_fincore|page-cache growth, seq write/read (fincore of file + image)|MiB|-
 pcache_cached|Cached growth, seq write/read (whole machine, noisy)|MiB|-"
+
+if ((concurrency)); then
+  {
+    echo
+    echo "pagefs concurrency benchmark ($rounds round(s), medians, ${conc_runtime}s jobs; $(date -u +%F), ${total%.*} s)"
+    echo "work dir on $disk_desc; nproc $(nproc); kernel $(uname -r)"
+    echo
+    concurrency_report
+  } | tee ${out_file:+"$out_file"}
+  exit 0
+fi
 
 report=$(awk -v rows="$rows" -v cache_mb="${cache_size%M}" '
   function fmt(v) {
