@@ -12,6 +12,8 @@ namespace {
 
 // How long an operation waits for room before the journal counts as stuck.
 constexpr auto kRoomTimeout = std::chrono::seconds(60);
+// How often the thread looks at the journal without being asked.
+constexpr auto kIdleCheck = std::chrono::seconds(5);
 
 }  // namespace
 
@@ -52,13 +54,18 @@ void Checkpointer::note_full_checkpoint(uint64_t txn) {
   if (txn > retired_.load()) retired_.store(txn);
 }
 
+// Checkpoints cost flushes that fsyncs then wait behind, so the thread runs
+// only when asked (the journal is half full, or someone waits for room) or,
+// every few seconds, when a quarter of the journal is in use.
 void Checkpointer::loop() {
   std::unique_lock lock(mu_);
   while (!stop_ && !failed_) {
-    cv_.wait_for(lock, std::chrono::seconds(1), [&] { return stop_ || kicked_; });
+    bool kicked = cv_.wait_for(lock, kIdleCheck, [&] { return stop_ || kicked_; });
     if (stop_) break;
     kicked_ = false;
-    if (journal_.tail() == journal_.head()) continue;  // nothing to retire
+    uint64_t used = journal_.capacity_bytes() - journal_.free_bytes();
+    if (!kicked && used < journal_.capacity_bytes() / 4) continue;
+    if (used == 0) continue;  // nothing to retire
     lock.unlock();
     Result<bool> moved = run();
     lock.lock();

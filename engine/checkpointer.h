@@ -12,9 +12,9 @@
 //      flush, then to page 1, flush: one copy is always whole.
 //   4. Move the journal's tail (Journal::set_tail) and publish the last
 //      retired transaction: pages it or earlier ones freed may be reused.
-// It runs when the committer finds the journal more than half full, every
-// second while the journal is not empty, and when an operation waits for room
-// (wait_for_room). Full checkpoints (mount, unmount, a filesystem short of
+// It runs when the committer finds the journal more than half full, when an
+// operation waits for room (wait_for_room), and every few seconds when a
+// quarter of the journal is in use. Full checkpoints (mount, unmount, a filesystem short of
 // space) run under the filesystem lock and take mutex() to keep this one out.
 //
 // Thread-safety: every public method may be called from any thread. The

@@ -465,7 +465,7 @@ void take_snapshot(FileSystem& fs, const FaultDevice& recorder, bool durable, Re
   std::string error;
   EXPECT_TRUE(read_state(fs, &s, &error)) << rec->label << ": " << error;
   rec->states.push_back(std::move(s));
-  rec->events_after.push_back(recorder.events().size());
+  rec->events_after.push_back(recorder.event_count());
   rec->durable.push_back(durable);
 }
 
