@@ -301,7 +301,7 @@ void BufferPool::prefetch_data(std::span<const DataPageRequest> pages) {
   io_done_.notify_all();
 }
 
-Result<PageRef> BufferPool::create(PageNo page, bool meta, bool fresh) {
+Result<PageRef> BufferPool::create(PageNo page, bool meta, bool fresh, bool zero) {
   std::unique_lock lock(mu_);
   for (;;) {
     auto it = table_.find(page.value);
@@ -321,20 +321,20 @@ Result<PageRef> BufferPool::create(PageNo page, bool meta, bool fresh) {
     f.fresh_txn = fresh || was_fresh ? running_txn_ : 0;
     f.usage = 0;
     f.crc_known = false;
-    std::memset(frame_data(it->second), 0, page_size_);
+    if (zero) std::memset(frame_data(it->second), 0, page_size_);
     return PageRef(this, it->second, page, frame_data(it->second));
   }
   PAGEFS_ASSIGN(uint32_t frame, grab_frame(lock));
   if (table_.count(page.value)) {
     free_frames_.push_back(frame);
     lock.unlock();
-    return create(page, meta, fresh);
+    return create(page, meta, fresh, zero);
   }
   insert(frame, page, meta);
   record_undo(frame);
   frames_[frame].pins = 1;
   frames_[frame].fresh_txn = fresh ? running_txn_ : 0;
-  std::memset(frame_data(frame), 0, page_size_);
+  if (zero) std::memset(frame_data(frame), 0, page_size_);
   return PageRef(this, frame, page, frame_data(frame));
 }
 

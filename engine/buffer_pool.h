@@ -183,7 +183,9 @@ class BufferPool {
   // A page whose old contents do not matter (newly allocated): a zeroed frame,
   // no device read. `meta` pages get their CRC stamped at write-out. A
   // `fresh` data page held nothing live before the running transaction.
-  Result<PageRef> create(PageNo page, bool meta, bool fresh = false);
+  // Without `zero`, the frame's bytes are whatever it held: for a caller
+  // that overwrites the whole page before anyone else may see it.
+  Result<PageRef> create(PageNo page, bool meta, bool fresh = false, bool zero = true);
   // Forgets a page that was freed: its frame is dropped without write-back.
   // The page must not be pinned. Under a savepoint, done when it is released.
   void discard(PageNo page);

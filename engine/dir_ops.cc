@@ -144,7 +144,7 @@ Result<Attr> FileSystem::Impl::create_node(InodeNo parent, std::string_view name
   PAGEFS_ASSIGN(InodeNo ino, new_inode(mode, rdev, caller, dir, &rec));
   if (S_ISDIR(mode)) rec.parent = parent.value;
   if (S_ISLNK(mode)) {
-    PAGEFS_TRY(write_locked(ino, rec, 0, symlink_target.data(), symlink_target.size(), false));
+    PAGEFS_TRY(write_locked(ino, rec, 0, symlink_target.data(), symlink_target.size()));
   }
   PAGEFS_TRY(put_inode(ino, rec));
   PAGEFS_TRY(dir_add(parent, name, ino.value, dirent_type(mode)));

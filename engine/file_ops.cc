@@ -1,9 +1,8 @@
-// File data: read, write, truncate, fallocate, lseek and copy_file_range.
+// File data: read, truncate, fallocate, lseek and copy_file_range (writes
+// are in file_write.cc).
 //
-// A file page lives in a device page named by an extent (extent.cc). Writes
-// fill pages in the buffer pool and record each page's CRC32C in its extent;
-// sequential writes grow the current extent page by page while the next device
-// page is free, so a file written in order lands in few, contiguous extents.
+// A file page lives in a device page named by an extent (extent.cc), which
+// records each page's CRC32C.
 #include <fcntl.h>
 #include <linux/falloc.h>
 #include <sys/stat.h>
@@ -24,144 +23,6 @@ uint32_t low_bits(uint32_t n) {
 }
 
 }  // namespace
-
-// ---- write ------------------------------------------------------------------
-
-Status FileSystem::Impl::write_page(InodeNo ino, InodeRecord& rec, uint64_t fp, uint32_t in_page,
-                                    const char* buf, uint32_t len, Extent& cur, bool& cur_valid,
-                                    bool& cur_dirty) {
-  auto flush_cur = [&]() -> Status {
-    if (cur_valid && cur_dirty) PAGEFS_TRY(put_extent(ino, cur));
-    cur_dirty = false;
-    return ok_status();
-  };
-  bool covered = cur_valid && fp >= cur.file_page && fp < cur.end();
-  if (!covered) {
-    // Grow the current extent in place when the next device page is free.
-    bool grown = false;
-    if (!(cur_valid && cur.end() == fp)) {
-      PAGEFS_TRY(flush_cur());
-      Extent found;
-      bool hit = false;
-      PAGEFS_TRY(find_extent(ino, fp, &found, &hit));
-      if (hit) {
-        cur = found, cur_valid = true, covered = true;
-      } else if (fp > 0) {
-        PAGEFS_TRY(find_extent(ino, fp - 1, &found, &hit));
-        if (hit) cur = found, cur_valid = true;
-      }
-    }
-    // Extents never overlap, so when cur ends just before fp, an extent that
-    // covers fp starts exactly at fp: one lookup says whether to grow cur.
-    if (!covered && cur_valid && cur.end() == fp) {
-      Extent next;
-      bool hit = false;
-      PAGEFS_TRY(find_extent(ino, fp, &next, &hit));
-      if (hit) {
-        PAGEFS_TRY(flush_cur());
-        cur = next, covered = true;
-      }
-    }
-    if (!covered && cur_valid && cur.end() == fp && cur.pages < kMaxExtentPages) {
-      PAGEFS_ASSIGN(bool got, space_->allocate_at(PageNo{cur.phys + cur.pages}, false));
-      if (got) {
-        cur.crc[cur.pages] = 0;
-        cur.unwritten |= 1u << cur.pages;
-        cur.pages++;
-        cur_dirty = grown = true;
-        rec.blocks++;
-      }
-    }
-    if (!covered && !grown) {
-      PAGEFS_TRY(flush_cur());
-      uint64_t hint = cur_valid ? cur.phys + cur.pages : 0;
-      PAGEFS_ASSIGN(PageRun run, space_->allocate(PageNo{hint}, 1, false));
-      cur = Extent{};
-      cur.file_page = fp;
-      cur.phys = run.start.value;
-      cur.pages = 1;
-      cur.unwritten = 1;
-      cur_valid = cur_dirty = true;
-      rec.blocks++;
-    }
-  }
-  uint32_t idx = uint32_t(fp - cur.file_page);
-  PageNo phys{cur.phys + idx};
-  bool whole = in_page == 0 && len == page_size_;
-  PageRef ref;
-  // A page allocated just now, or allocated but never written (fallocate),
-  // holds nothing live: it is fresh, goes home before the commit and needs
-  // no journal copy. Overwriting a live page, even whole, is journaled.
-  if (cur.is_unwritten(idx)) {
-    PAGEFS_ASSIGN(ref, pool_->create(phys, false, /*fresh=*/true));
-  } else if (whole) {
-    PAGEFS_ASSIGN(ref, pool_->create(phys, false));
-  } else {
-    PAGEFS_ASSIGN(ref, pool_->fetch_data(phys, cur.crc[idx]));
-  }
-  ref.mark_dirty();
-  std::memcpy(ref.data() + in_page, buf, len);
-  cur.crc[idx] = crc32c(ref.data(), page_size_);
-  ref.set_data_crc(cur.crc[idx]);
-  cur.unwritten &= ~(1u << idx);
-  cur_dirty = true;
-  return ok_status();
-}
-
-// Writes as much as fits, in chunks of kChunkPages. With commit points, each
-// chunk is a segment (transaction.cc) ending with its extents and the inode
-// stored: a chunk that fails is undone whole, and the write returns the bytes
-// of the chunks before it, or the error if there are none. Without commit
-// points (a symlink's target, inside create) any failure is the caller's to
-// undo.
-Result<size_t> FileSystem::Impl::write_locked(InodeNo ino, InodeRecord& rec, uint64_t off,
-                                              const char* buf, size_t len, bool commit_points) {
-  constexpr uint64_t kChunkPages = 32;
-  if (off >= kMaxFileBytes || len > kMaxFileBytes - off) return Err{EFBIG};
-  size_t done = 0;
-  Status st;
-  while (done < len) {
-    uint64_t pos = off + done;
-    uint64_t chunk_end =
-        std::min<uint64_t>(off + len, (pos / page_size_ + kChunkPages) * page_size_);
-    if (commit_points) {
-      uint64_t pages = (chunk_end - pos + page_size_ - 1) / page_size_ + 1;
-      st = begin_op(2 * pages + 16, pages);
-      if (!st.ok()) break;
-    }
-    const InodeRecord before = rec;
-    st = write_chunk(ino, rec, pos, buf + done, size_t(chunk_end - pos));
-    if (!st.ok()) {
-      if (!commit_points) return Err{st.error()};
-      rec = before;
-      undo_segment();
-      break;
-    }
-    done += size_t(chunk_end - pos);
-  }
-  if (done == 0 && !st.ok()) return Err{st.error()};
-  return done;
-}
-
-// Writes [pos, pos+len) inside one chunk, then stores its extent and the inode.
-Status FileSystem::Impl::write_chunk(InodeNo ino, InodeRecord& rec, uint64_t pos, const char* buf,
-                                     size_t len) {
-  Extent cur;
-  bool cur_valid = false, cur_dirty = false;
-  size_t done = 0;
-  while (done < len) {
-    uint64_t at = pos + done;
-    uint32_t in_page = uint32_t(at % page_size_);
-    uint32_t n = uint32_t(std::min<uint64_t>(page_size_ - in_page, len - done));
-    PAGEFS_TRY(
-        write_page(ino, rec, at / page_size_, in_page, buf + done, n, cur, cur_valid, cur_dirty));
-    done += n;
-  }
-  if (cur_valid && cur_dirty) PAGEFS_TRY(put_extent(ino, cur));
-  rec.size = std::max<uint64_t>(rec.size, pos + len);
-  touch(rec, true, true);
-  return put_inode(ino, rec);
-}
 
 // ---- read -------------------------------------------------------------------
 
@@ -429,6 +290,8 @@ bool atime_due(const InodeRecord& rec, int64_t now_sec) {
 template <class ReadLocked>
 Result<size_t> FileSystem::Impl::read_file(InodeNo ino, uint64_t off, ReadLocked&& read_locked,
                                            bool atime) {
+  // The file's lock, shared: no write is copying into its pages meanwhile.
+  std::shared_lock file_lock(inode_locks_.of(ino));
   size_t n = 0;
   for (bool atime_done = !atime;; atime_done = true) {
     std::shared_lock lock(mu_);
@@ -486,24 +349,10 @@ void FileSystem::Impl::update_atime(InodeNo ino) {
   });
 }
 
-Result<size_t> FileSystem::write(InodeNo ino, uint64_t off, const char* buf, size_t len,
-                                 bool drop_setid) {
-  std::unique_lock lock(impl_->mu_);
-  return impl_->run_op([&]() -> Result<size_t> {
-    PAGEFS_TRY(impl_->check_writable());
-    PAGEFS_ASSIGN(InodeRecord rec, impl_->get_inode(ino));
-    if (S_ISDIR(rec.mode)) return Err{EISDIR};
-    if (!S_ISREG(rec.mode)) return Err{EINVAL};
-    if (len == 0) return size_t(0);
-    if (drop_setid) {
-      rec.mode &= ~uint32_t(S_ISUID);
-      if (rec.mode & S_IXGRP) rec.mode &= ~uint32_t(S_ISGID);
-    }
-    return impl_->write_locked(ino, rec, off, buf, len, true);
-  });
-}
-
 Result<Attr> FileSystem::setattr(InodeNo ino, const SetAttr& c) {
+  // A size change takes the file's lock (file_write.cc) before the filesystem's.
+  std::unique_lock<std::shared_mutex> file_lock;
+  if (c.set_size) file_lock = std::unique_lock(impl_->inode_locks_.of(ino));
   std::unique_lock lock(impl_->mu_);
   return impl_->run_op([&] { return impl_->setattr_locked(ino, c); });
 }
@@ -543,6 +392,7 @@ Status FileSystem::fallocate(InodeNo ino, int mode, uint64_t off, uint64_t len,
   if ((mode & FALLOC_FL_PUNCH_HOLE) && (mode & FALLOC_FL_ZERO_RANGE)) return Err{EOPNOTSUPP};
   if (len == 0) return Err{EINVAL};
   if (off >= kMaxFileBytes || len > kMaxFileBytes - off) return Err{EFBIG};
+  std::unique_lock file_lock(impl_->inode_locks_.of(ino));
   std::unique_lock lock(impl_->mu_);
   return impl_->run_op([&] { return impl_->fallocate_locked(ino, mode, off, len, clear_mode); });
 }

@@ -23,6 +23,7 @@
 #include "engine/committer.h"
 #include "engine/filesystem.h"
 #include "engine/format.h"
+#include "engine/inode_locks.h"
 #include "engine/inode_refs.h"
 #include "engine/items.h"
 #include "engine/journal.h"
@@ -142,10 +143,33 @@ class FileSystem::Impl {
   // At most `limit` extents (0: no limit).
   Status collect_extents(InodeNo ino, uint64_t first_page, uint64_t last_page,
                          std::vector<Extent>* out, size_t limit = 0);
-  // With commit_points, commits may happen between chunks of the write.
+  // ---- writes (file_write.cc) ----
+  // A whole page a write copies after the filesystem lock is released.
+  struct PendingCopy {
+    PageRef frame;       // pinned and marked dirty
+    const char* source;  // page_size_ bytes of the caller's buffer
+    uint32_t crc;        // their CRC32C, already in the extent
+  };
+  // The extent a write is filling, and whether it needs storing.
+  struct WriteCursor {
+    Extent cur;
+    bool valid = false;
+    bool dirty = false;
+  };
+  // The whole write under the filesystem lock (inside a larger operation).
   Result<size_t> write_locked(InodeNo ino, InodeRecord& rec, uint64_t off, const char* buf,
-                              size_t len, bool commit_points = true);
-  Status write_chunk(InodeNo ino, InodeRecord& rec, uint64_t pos, const char* buf, size_t len);
+                              size_t len);
+  Result<size_t> write_one_chunk(InodeNo ino, uint64_t pos, const char* buf, size_t len,
+                                 const uint32_t* crcs, bool drop_setid);
+  Status write_chunk(InodeNo ino, InodeRecord& rec, uint64_t pos, const char* buf, size_t len,
+                     std::vector<PendingCopy>* copies, const uint32_t* crcs);
+  Status map_page(InodeNo ino, InodeRecord& rec, uint64_t file_page, Extent& cur, bool& cur_valid,
+                  bool& cur_dirty);
+  // Copies in flight (file_write.cc): a transaction is closed only when none
+  // is, so no commit takes a page half copied.
+  void begin_copies();
+  void end_copies();
+  void wait_for_copies();
   Result<size_t> read_locked(InodeNo ino, const InodeRecord& rec, uint64_t off, size_t len,
                              char* buf);
   Result<size_t> read_pinned_locked(InodeNo ino, const InodeRecord& rec, uint64_t off, size_t len,
@@ -170,7 +194,8 @@ class FileSystem::Impl {
   void collect_data_pages(InodeNo ino, uint64_t off, uint64_t len,
                           std::vector<DataPageRequest>* wanted);
   Status write_page(InodeNo ino, InodeRecord& rec, uint64_t file_page, uint32_t in_page,
-                    const char* buf, uint32_t len, Extent& cur, bool& cur_valid, bool& cur_dirty);
+                    const char* buf, uint32_t len, WriteCursor& c, std::vector<PendingCopy>* copies,
+                    uint32_t whole_crc);
   // Frees file pages [first_page, end_page) in chunks; between chunks the
   // inode record is stored and a commit may happen.
   Status remove_pages(InodeNo ino, InodeRecord& rec, uint64_t first_page, uint64_t end_page);
@@ -201,6 +226,10 @@ class FileSystem::Impl {
   std::unique_ptr<Btree> tree_;
   std::unique_ptr<Journal> journal_;
   std::unique_ptr<Readahead> readahead_;
+  InodeLocks inode_locks_;  // each file's data; taken before mu_
+  std::mutex copies_mu_;    // a leaf
+  std::condition_variable copies_cv_;
+  uint64_t copies_in_flight_ = 0;    // guarded by copies_mu_
   InodeRefs refs_;                   // the kernel's references; added to under mu_
   std::atomic<bool> failed_{false};  // sticky: a journal or device write failed
   std::mutex fail_mu_;               // makes fail() log once

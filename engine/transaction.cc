@@ -155,6 +155,7 @@ Result<uint64_t> FileSystem::Impl::close_txn_locked() {
   SegmentBoundary boundary(*this);
   if (failed_) return Err{EIO};
   if (read_only_ || !has_changes()) return committer_->closed_txn();
+  wait_for_copies();  // no write may be half copied into a page we take
   Committer::Slot* slot = committer_->acquire_slot();
   if (slot == nullptr) return Err{EIO};
   sb_->tree_root = root_.page;
