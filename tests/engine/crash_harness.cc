@@ -504,6 +504,153 @@ bool record(const BaseImage& base, const NextOp& next, bool release, bool strict
   return st.ok() && !::testing::Test::HasFailure();
 }
 
+// ---- concurrent recordings -------------------------------------------------------------
+
+bool read_subtree(FileSystem& fs, const std::string& path, State* out, std::string* error) {
+  out->clear();
+  auto ino = resolve(fs, path);
+  if (!ino.ok()) return failed(error, "resolve " + path, ino.error());
+  auto attr = fs.getattr(*ino);
+  if (!attr.ok()) return failed(error, "getattr " + path, attr.error());
+  Node n;
+  if (!describe(fs, *attr, &n, error)) return false;
+  (*out)[path] = std::move(n);
+  return walk(fs, *ino, path, out, error);
+}
+
+State subtree(const State& s, const std::string& path) {
+  State out;
+  for (auto it = s.lower_bound(path); it != s.end(); ++it) {
+    if (it->first != path && it->first.compare(0, path.size() + 1, path + "/") != 0) break;
+    out.insert(*it);
+  }
+  return out;
+}
+
+namespace {
+
+// One thread's next operation on its directory `dir`, given its subtree now.
+Op thread_op(const std::string& dir, const State& now, std::mt19937_64& rng) {
+  auto name = [&] { return dir + "/f" + std::to_string(rng() % 5); };
+  for (;;) {
+    std::string path = name();
+    bool exists = now.contains(path);
+    switch (rng() % 9) {
+      case 0:
+        if (!exists) return Op{OpKind::kCreate, path};
+        break;
+      case 1:
+      case 2:
+        if (exists) return Op{OpKind::kWrite, path, "", rng() % 40000, 1 + rng() % 30000, 0, rng()};
+        break;
+      case 3:
+        if (exists) return Op{OpKind::kTruncate, path, "", rng() % 50000};
+        break;
+      case 4: {
+        std::string to = name();
+        if (exists && to != path) return Op{OpKind::kRename, path, to};
+        break;
+      }
+      case 5:
+        if (exists) return Op{OpKind::kUnlink, path};
+        break;
+      case 6:
+        if (exists) return Op{OpKind::kSetxattr, path, "user.x", 0, 1 + rng() % 200, 0, rng()};
+        break;
+      default:
+        return Op{OpKind::kFsync, dir, "", 0, 0, int(rng() % 2)};
+    }
+  }
+}
+
+struct ThreadLog {
+  std::vector<Op> ops;
+  std::vector<int> results;
+  std::vector<State> states;
+  std::vector<size_t> events_after;
+  std::vector<bool> durable;
+  std::string error;
+};
+
+void run_thread(FileSystem& fs, const FaultDevice& recorder, const std::string& dir, size_t ops,
+                uint64_t seed, ThreadLog* log) {
+  std::mt19937_64 rng(seed);
+  State now;
+  if (!read_subtree(fs, dir, &now, &log->error)) return;
+  for (size_t i = 0; i < ops; i++) {
+    Op op = thread_op(dir, now, rng);
+    Status st = run_op(fs, op, true);
+    if (!st.ok()) {
+      log->error = op.text() + ": " + errno_name(st.error());
+      return;
+    }
+    if (!read_subtree(fs, dir, &now, &log->error)) return;
+    log->ops.push_back(op);
+    log->results.push_back(0);
+    log->states.push_back(now);
+    log->events_after.push_back(recorder.event_count());
+    log->durable.push_back(op.kind == OpKind::kFsync);
+  }
+}
+
+}  // namespace
+
+bool record_concurrent(const BaseImage& base, int threads, size_t ops, uint64_t seed,
+                       Recording* rec) {
+  auto device = copy_device(*base.device);
+  FaultDevice recorder(*device, seed, kMaxEvents);
+  std::string message, error;
+  auto fs = FileSystem::mount(std::make_unique<FaultDevice>(recorder, 0), base.options, &message);
+  if (!fs.ok()) return ADD_FAILURE() << rec->label << ": mount: " << message, false;
+  rec->threads = threads;
+  for (int t = 0; t < threads; t++) {
+    Status st = run_op(**fs, Op{OpKind::kMkdir, "/t" + std::to_string(t)}, true);
+    if (!st.ok())
+      return ADD_FAILURE() << rec->label << ": mkdir: " << errno_name(st.error()), false;
+  }
+  if (!(*fs)->fsync(kRootInode, false).ok()) return ADD_FAILURE() << "fsync", false;
+  State all;
+  if (!read_state(**fs, &all, &error)) return ADD_FAILURE() << error, false;
+  rec->states.push_back(all);
+  rec->thread_of.push_back(-1);
+  rec->events_after.push_back(recorder.event_count());
+  rec->durable.push_back(true);
+  for (int t = 0; t < threads; t++) {  // each thread's first state: its empty directory
+    std::string dir = "/t" + std::to_string(t);
+    rec->ops.push_back(Op{OpKind::kMkdir, dir});
+    rec->results.push_back(0);
+    rec->states.push_back(subtree(all, dir));
+    rec->thread_of.push_back(t);
+    rec->events_after.push_back(rec->events_after[0]);
+    rec->durable.push_back(true);
+  }
+  std::vector<ThreadLog> logs(threads);
+  std::vector<std::thread> running;
+  for (int t = 0; t < threads; t++) {
+    running.emplace_back(run_thread, std::ref(**fs), std::cref(recorder), "/t" + std::to_string(t),
+                         ops, mix(seed, t), &logs[t]);
+  }
+  for (std::thread& th : running) th.join();
+  for (int t = 0; t < threads; t++) {
+    if (!logs[t].error.empty())
+      return ADD_FAILURE() << rec->label << ": thread " << t << ": " << logs[t].error, false;
+    for (size_t i = 0; i < logs[t].states.size(); i++) {
+      rec->ops.push_back(logs[t].ops[i]);
+      rec->results.push_back(0);
+      rec->states.push_back(std::move(logs[t].states[i]));
+      rec->thread_of.push_back(t);
+      rec->events_after.push_back(logs[t].events_after[i]);
+      rec->durable.push_back(logs[t].durable[i]);
+    }
+  }
+  Status st = (*fs)->unmount();
+  fs->reset();
+  if (!st.ok()) return ADD_FAILURE() << rec->label << ": unmount", false;
+  rec->events = recorder.events();
+  EXPECT_FALSE(recorder.events_overflowed());
+  return !::testing::Test::HasFailure();
+}
+
 std::string describe_ops(const Recording& rec) {
   std::string out = "  0: mount (events <= " + std::to_string(rec.events_after[0]) + ")\n";
   for (size_t k = 1; k < rec.states.size(); k++) {
