@@ -96,6 +96,7 @@ void clear_log() {
 namespace {
 
 std::atomic<int64_t> g_progress_s{0};  // steady-clock seconds of the last progress
+std::atomic<bool> g_watching{false};    // a crash test is running
 
 int64_t now_s() {
   return std::chrono::duration_cast<std::chrono::seconds>(
@@ -110,13 +111,14 @@ void progress() {
 }
 
 void start_watchdog() {
+  progress();
+  g_watching = true;
   static std::once_flag once;
   std::call_once(once, [] {
-    progress();
     std::thread([] {
       for (;;) {
         std::this_thread::sleep_for(std::chrono::seconds(1));
-        if (now_s() - g_progress_s.load() < kWatchdogSeconds) continue;
+        if (!g_watching || now_s() - g_progress_s.load() < kWatchdogSeconds) continue;
         std::fprintf(stderr,
                      "crash test: no progress for %d s, the engine hangs (PAGEFS_SEED=%" PRIu64
                      ")\n%s",
@@ -125,6 +127,10 @@ void start_watchdog() {
       }
     }).detach();
   });
+}
+
+void stop_watchdog() {
+  g_watching = false;
 }
 
 // ---- fsck in-process --------------------------------------------------------------------

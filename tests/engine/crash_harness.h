@@ -74,6 +74,8 @@ void progress();
 // Aborts the process when no crash state or workload finishes for
 // kWatchdogSeconds: the engine hangs.
 void start_watchdog();
+// Disarms it: the tests that follow (in the same binary) may be slow without hanging.
+void stop_watchdog();
 
 // ---- fsck in-process --------------------------------------------------------------------
 

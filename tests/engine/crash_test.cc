@@ -58,6 +58,7 @@ class CrashTest : public ::testing::Test {
     std::printf("PAGEFS_SEED=%" PRIu64 "\n", test_seed());
   }
   void TearDown() override {
+    stop_watchdog();
     set_log_sink(nullptr);
     if (HasFailure()) std::printf("to repeat: PAGEFS_SEED=%" PRIu64 "\n", test_seed());
   }
