@@ -26,6 +26,7 @@
 #include <cstring>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "engine/file_device.h"
@@ -36,6 +37,7 @@
 #include "fs/fuse_ops.h"
 #include "fs/log.h"
 #include "fs/mount_options.h"
+#include "fs/resize_command.h"
 #include "fs/stats_xattr.h"
 #include "version.h"
 
@@ -296,6 +298,9 @@ int run_mount(MountConfig config) {
 }  // namespace pagefs
 
 int main(int argc, char** argv) {
+  // Subcommands come first; a device named like one is written ./NAME.
+  const std::string_view command = argc >= 2 ? argv[1] : "";
+  if (command == "resize") return pagefs::resize_command(argc - 1, argv + 1);
   std::string error;
   auto invocation = pagefs::parse_command_line(argc, argv, &error);
   if (!invocation.ok()) {
