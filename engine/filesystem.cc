@@ -42,7 +42,8 @@ struct stat Attr::to_stat(uint32_t blksize) const {
 // ---- Impl: mount ------------------------------------------------------------
 
 FileSystem::Impl::Impl(std::unique_ptr<Device> device, const MountOptions& options)
-    : device_(std::move(device)), options_(options) {}
+    : device_(std::make_unique<MeteredDevice>(std::move(device), stats_.device)),
+      options_(options) {}
 
 FileSystem::Impl::~Impl() {
   readahead_.reset();
@@ -359,6 +360,7 @@ Result<Attr> FileSystem::getattr(InodeNo ino, Hold hold) {
 // concurrent fsync that finds it already committed returns at once (group
 // commit).
 Status FileSystem::fsync(InodeNo, bool) {
+  LatencyTimer timer(impl_->stats_.fsync_ns);
   std::unique_lock lock(impl_->mu_);
   if (impl_->failed_) return Err{EIO};
   if (impl_->read_only_) return ok_status();

@@ -128,6 +128,7 @@ Status FileSystem::Impl::commit_locked() {
   SegmentBoundary boundary(*this);
   if (failed_) return Err{EIO};
   if (read_only_ || (!dirty_ && pool_->txn_frames() == 0)) return ok_status();
+  LatencyTimer timer(stats_.commit_ns);
   sb_->tree_root = root_.page;
   sb_->tree_height = root_.height;
   sb_->free_pages = space_->free_pages_after_commit();
@@ -163,6 +164,7 @@ Status FileSystem::Impl::commit_locked() {
     return Err{EIO};
   }
   dirty_ = false;
+  timer.stop();
   // Keep room for the next transaction, whatever it holds.
   if (journal_->free_bytes() < 2 * journal_->staging_bytes() + 4ull * page_size_) {
     return checkpoint_locked();
@@ -174,6 +176,7 @@ Status FileSystem::Impl::commit_locked() {
 // after this, recovery has nothing to replay.
 Status FileSystem::Impl::checkpoint_locked() {
   SegmentBoundary boundary(*this);
+  LatencyTimer timer(stats_.checkpoint_ns);
   PAGEFS_TRY(commit_locked());
   Status st = pool_->flush_all();
   if (!st.ok()) {
