@@ -18,7 +18,6 @@
 #include <limits.h>
 #include <signal.h>
 #include <sys/stat.h>
-#include <sys/xattr.h>
 
 #include <cerrno>
 #include <cstdio>
@@ -38,7 +37,7 @@
 #include "fs/log.h"
 #include "fs/mount_options.h"
 #include "fs/resize_command.h"
-#include "fs/stats_xattr.h"
+#include "fs/stats_command.h"
 #include "version.h"
 
 namespace pagefs {
@@ -50,20 +49,6 @@ void print_error(const std::string& line) {
 
 std::string errno_text(int error) {
   return std::strerror(error);
-}
-
-int print_stats(const std::string& path) {
-  std::string name(kStatsXattrName);
-  char text[64 * 1024];
-  ssize_t len = getxattr(path.c_str(), name.c_str(), text, sizeof text);
-  if (len < 0) {
-    bool not_pagefs = errno == ENODATA || errno == ENOTSUP;
-    print_error(not_pagefs ? path + " is not the root of a pagefs mount"
-                           : "cannot read the statistics of " + path + ": " + errno_text(errno));
-    return 1;
-  }
-  std::fwrite(text, 1, static_cast<size_t>(len), stdout);
-  return 0;
 }
 
 // `path` made absolute, or "" (with errno) if it cannot be resolved.
@@ -260,7 +245,8 @@ class Session {
 // engine unmounted cleanly).
 int serve(const MountConfig& config, FileSystem& fs, Daemon& daemon) {
   FuseAdapter adapter(
-      &fs, AdapterOptions{config.kernel_cache, config.single_thread ? 1 : kSessionThreads});
+      &fs, AdapterOptions{config.kernel_cache, config.single_thread ? 1 : kSessionThreads,
+                          config.device});
   Session session;
   if (!session.open(config, fs.read_only(), &adapter)) {
     (void)adapter.shutdown();
@@ -301,6 +287,7 @@ int main(int argc, char** argv) {
   // Subcommands come first; a device named like one is written ./NAME.
   const std::string_view command = argc >= 2 ? argv[1] : "";
   if (command == "resize") return pagefs::resize_command(argc - 1, argv + 1);
+  if (command == "stats") return pagefs::stats_command(argc - 1, argv + 1);
   std::string error;
   auto invocation = pagefs::parse_command_line(argc, argv, &error);
   if (!invocation.ok()) {
@@ -314,8 +301,11 @@ int main(int argc, char** argv) {
     case pagefs::Command::kVersion:
       std::printf("pagefs %s\n", PAGEFS_VERSION);
       return 0;
-    case pagefs::Command::kStats:
-      return pagefs::print_stats(invocation->stats_path);
+    case pagefs::Command::kStats: {
+      char stats[] = "stats";
+      char* args[] = {stats, invocation->stats_path.data(), nullptr};
+      return pagefs::stats_command(2, args);
+    }
     case pagefs::Command::kMount:
       break;
   }
