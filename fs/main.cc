@@ -35,6 +35,7 @@
 #include "fs/daemon.h"
 #include "fs/fuse_ops.h"
 #include "fs/log.h"
+#include "fs/mount_helpers.h"
 #include "fs/mount_options.h"
 #include "fs/resize_command.h"
 #include "fs/stats_command.h"
@@ -252,12 +253,14 @@ int serve(const MountConfig& config, FileSystem& fs, Daemon& daemon) {
     (void)adapter.shutdown();
     return 1;
   }
+  register_mount(config.device, config.mountpoint);  // so that umount(8) waits for us
   sigset_t signals = session_signals();
   pthread_sigmask(SIG_UNBLOCK, &signals, nullptr);
   daemon.ready();
   int result = run_loop(session.get(), config.single_thread);
   if (result < 0) PAGEFS_LOG_ERROR("FUSE session failed: %s", std::strerror(-result));
   session.close();
+  unregister_mount(config.mountpoint);
   return adapter.shutdown().ok() ? 0 : 1;
 }
 
@@ -284,6 +287,19 @@ int run_mount(MountConfig config) {
 }  // namespace pagefs
 
 int main(int argc, char** argv) {
+  if (pagefs::is_umount_helper(argv[0])) return pagefs::umount_helper(argc, argv);
+  // As mount.pagefs, mount(8)'s arguments become a pagefs command line.
+  std::vector<std::string> helper_args;
+  std::vector<char*> helper_argv;
+  if (pagefs::is_mount_helper(argv[0])) {
+    int exit_code = 0;
+    helper_args = pagefs::mount_helper_args(argc, argv, &exit_code);
+    if (helper_args.empty()) return exit_code;
+    for (std::string& arg : helper_args) helper_argv.push_back(arg.data());
+    argc = static_cast<int>(helper_argv.size());
+    helper_argv.push_back(nullptr);
+    argv = helper_argv.data();
+  }
   // Subcommands come first; a device named like one is written ./NAME.
   const std::string_view command = argc >= 2 ? argv[1] : "";
   if (command == "resize") return pagefs::resize_command(argc - 1, argv + 1);
