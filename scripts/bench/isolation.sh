@@ -67,8 +67,12 @@ iso_run_target() {
   echo "$BASHPID" >"$iso_cgroup/cgroup.procs"
   setup
   dd if=/dev/urandom of="$mnt/ws" bs=1M count="$iso_ws_mb" conv=fsync status=none
+  # Start from a quiet, cold state (pagefs remounted, kernel caches dropped), so
+  # that no write-back of the file runs during the measurements; then warm it.
+  cold
   cat "$mnt/ws" >/dev/null
   cat "$mnt/ws" >/dev/null  # twice: a page read again counts as hot everywhere
+  sleep 1
   iso_read alone
   (while :; do dd if="$work/stream" of=/dev/null bs=1M status=none; done) &
   local streamer=$!
