@@ -7,11 +7,13 @@
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include "fs/stats_prometheus.h"
@@ -339,7 +341,7 @@ int run(const Options& o) {
   }
   for (uint64_t n = 0; o.count == 0 || n < o.count; n++) {
     prev = cur;
-    usleep(useconds_t(o.interval_s * 1e6));
+    std::this_thread::sleep_for(std::chrono::duration<double>(o.interval_s));
     if (!read_sample(o.mountpoint, &cur)) return kExitFailed;
     const double seconds =
         std::max(1e-3, double(cur.value("uptime_ms") - prev.value("uptime_ms")) / 1e3);
