@@ -4,7 +4,6 @@
 
 #include <gtest/gtest.h>
 
-#include <regex>
 #include <sstream>
 #include <string>
 
@@ -64,23 +63,26 @@ TEST(StatsPrometheusTest, FollowsTheExpositionFormat) {
   StatsSample s;
   ASSERT_TRUE(parse_stats(format_stats(sample_report(), requests, DaemonInfo{1, "/d", 1000}), &s));
   const std::string text = render_prometheus(s, "/mnt/a \"b\"");
-  const std::regex sample(
-      R"(^([a-z_]+)\{mountpoint="/mnt/a \\"b\\""(,[a-z]+="[^"]*")*\} ([0-9.e+-]+)$)");
-  const std::regex comment(R"(^# (HELP|TYPE) ([a-z_]+) .+$)");
+  const std::string labels = "{mountpoint=\"/mnt/a \\\"b\\\"\"";
   std::istringstream lines(text);
   std::string line, typed;
   double last_bucket = -1;
   int infs = 0;
   while (std::getline(lines, line)) {
-    std::smatch m;
-    if (std::regex_match(line, m, comment)) {
-      if (m[1] == "TYPE") typed = m[2];
+    if (line.rfind("# TYPE ", 0) == 0) {
+      typed = line.substr(7, line.find(' ', 7) - 7);
       continue;
     }
-    ASSERT_TRUE(std::regex_match(line, m, sample)) << line;
-    EXPECT_EQ(m[1].str().rfind(typed, 0), 0u) << line << " after TYPE " << typed;
-    if (line.find("pagefs_commit_duration_seconds_bucket") == 0) {
-      double v = std::stod(m[3]);
+    if (line.rfind("# HELP ", 0) == 0) continue;
+    // name{mountpoint="..."[,label="..."]} value
+    const size_t brace = line.find('{'), close = line.rfind("} ");
+    ASSERT_TRUE(brace != std::string::npos && close != std::string::npos) << line;
+    EXPECT_EQ(line.compare(brace, labels.size(), labels), 0) << line;
+    EXPECT_EQ(line.rfind(typed, 0), 0u) << line << " after TYPE " << typed;
+    const std::string value = line.substr(close + 2);
+    EXPECT_EQ(value.find_first_not_of("0123456789.e+-"), std::string::npos) << line;
+    if (line.rfind("pagefs_commit_duration_seconds_bucket", 0) == 0) {
+      double v = std::stod(value);
       EXPECT_GE(v, last_bucket) << line;
       last_bucket = v;
       infs += line.find("le=\"+Inf\"") != std::string::npos;
