@@ -174,7 +174,7 @@ void register_mount(const std::string& device, const std::string& mountpoint) {
   libmnt_fs* fs = mnt_new_fs();
   libmnt_update* update = mnt_new_update();
   if (fs != nullptr && update != nullptr && mnt_fs_set_source(fs, device.c_str()) == 0 &&
-      mnt_fs_set_target(fs, mountpoint.c_str()) == 0 && mnt_fs_set_root(fs, "/") == 0 &&
+      mnt_fs_set_target(fs, mountpoint.c_str()) == 0 &&
       mnt_fs_set_options(fs, "uhelper=pagefs") == 0 &&
       mnt_update_set_fs(update, 0, nullptr, fs) == 0) {
     (void)mnt_update_table(update, nullptr);
