@@ -572,6 +572,8 @@ Status BufferPool::write_frames(std::vector<uint32_t>& frames) {
     PAGEFS_LOG_ERROR("write-back of %zu pages failed: %s", frames.size(), strerror(st.error()));
   }
   pages_written_.fetch_add(frames.size(), std::memory_order_relaxed);
+  writeback_batches_.fetch_add(1, std::memory_order_relaxed);
+  writeback_requests_.fetch_add(batch.size(), std::memory_order_relaxed);
   return st;
 }
 
@@ -710,9 +712,16 @@ PoolStats BufferPool::stats() const {
   s.pages_written = pages_written_.load();
   s.checksum_errors = checksum_errors_.load();
   s.metadata_errors = metadata_errors_.load();
+  s.writeback_batches = writeback_batches_.load();
+  s.writeback_requests = writeback_requests_.load();
   std::lock_guard lock(mu_);
   s.dirty = dirty_count_;
   return s;
+}
+
+uint64_t BufferPool::pinned_frames() const {
+  std::lock_guard lock(mu_);
+  return std::count_if(frames_.begin(), frames_.end(), [](const Frame& f) { return f.pins > 0; });
 }
 
 void BufferPool::check_invariants() const {

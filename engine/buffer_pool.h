@@ -146,6 +146,8 @@ struct PoolStats {
   uint64_t checksum_errors = 0;
   uint64_t metadata_errors = 0;  // metadata that passed its checksum but cannot be right
   uint64_t dirty = 0;
+  uint64_t writeback_batches = 0;   // device writes of dirty pages (write-back, eviction, flush)
+  uint64_t writeback_requests = 0;  // their requests: runs of adjacent pages merged into one
 };
 
 // A data page to read ahead: its device page and the CRC it must match.
@@ -253,6 +255,8 @@ class BufferPool {
   Err metadata_error(PageNo page, const char* why, ...) __attribute__((format(printf, 3, 4)));
 
   PoolStats stats() const;
+  // Frames pinned now (a walk over every frame: for statistics, not hot paths).
+  uint64_t pinned_frames() const;
   uint32_t page_size() const { return page_size_; }
   uint32_t frame_count() const { return frame_count_; }
   Device& device() { return device_; }
@@ -366,7 +370,7 @@ class BufferPool {
   int write_error_ = 0;          // guarded by mu_
 
   std::atomic<uint64_t> hits_{0}, misses_{0}, pages_read_{0}, pages_written_{0},
-      checksum_errors_{0}, metadata_errors_{0};
+      checksum_errors_{0}, metadata_errors_{0}, writeback_batches_{0}, writeback_requests_{0};
 };
 
 // Stamps the header of a metadata page buffer: sets the CRC over page_size bytes.

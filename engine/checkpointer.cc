@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 
 #include "engine/format.h"
 #include "engine/log.h"
@@ -18,14 +19,15 @@ constexpr auto kIdleCheck = std::chrono::seconds(5);
 }  // namespace
 
 Checkpointer::Checkpointer(BufferPool& pool, Journal& journal, Committer& committer, Device& device,
-                           uint32_t page_size, FailureHandler on_failure)
+                           uint32_t page_size, FailureHandler on_failure, Histogram* checkpoint_ns)
     : pool_(pool),
       journal_(journal),
       committer_(committer),
       device_(device),
       page_size_(page_size),
       on_failure_(std::move(on_failure)),
-      buffer_(static_cast<std::byte*>(std::aligned_alloc(4096, page_size)), &std::free) {
+      buffer_(static_cast<std::byte*>(std::aligned_alloc(4096, page_size)), &std::free),
+      checkpoint_ns_(checkpoint_ns) {
   thread_ = std::thread([this] { loop(); });
 }
 
@@ -78,6 +80,8 @@ void Checkpointer::loop() {
 // Steps 1-4 of the class comment.
 Result<bool> Checkpointer::run() {
   std::lock_guard run_lock(run_mu_);
+  std::optional<LatencyTimer> timer;
+  if (checkpoint_ns_ != nullptr) timer.emplace(*checkpoint_ns_);
   Status st = pool_.write_home(committer_.durable_txn());
   const uint64_t oldest = pool_.oldest_pinned_txn();
   if (st.ok()) st = device_.flush();

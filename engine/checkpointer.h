@@ -34,6 +34,7 @@
 #include "engine/device.h"
 #include "engine/journal.h"
 #include "engine/result.h"
+#include "engine/stats.h"
 
 namespace pagefs {
 
@@ -41,8 +42,9 @@ class Checkpointer {
  public:
   using FailureHandler = Committer::FailureHandler;
 
+  // `checkpoint_ns` (may be null) records the time of each background checkpoint.
   Checkpointer(BufferPool& pool, Journal& journal, Committer& committer, Device& device,
-               uint32_t page_size, FailureHandler on_failure);
+               uint32_t page_size, FailureHandler on_failure, Histogram* checkpoint_ns);
   ~Checkpointer();
   Checkpointer(const Checkpointer&) = delete;
   Checkpointer& operator=(const Checkpointer&) = delete;
@@ -75,6 +77,7 @@ class Checkpointer {
   FailureHandler on_failure_;
   std::unique_ptr<std::byte, void (*)(void*)> buffer_;  // one page, aligned
   std::atomic<uint64_t> retired_{0};
+  Histogram* const checkpoint_ns_;
 
   std::mutex run_mu_;  // lock order: after the filesystem lock, before mu_
   std::mutex mu_;      // guards the fields below

@@ -3,18 +3,20 @@
 #include <cassert>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 
 #include "engine/log.h"
 
 namespace pagefs {
 
 Committer::Committer(BufferPool& pool, Journal& journal, uint32_t page_size, uint64_t max_images,
-                     FailureHandler on_failure)
+                     FailureHandler on_failure, Histogram* commit_ns)
     : pool_(pool),
       journal_(journal),
       page_size_(page_size),
       slot_images_(max_images + std::min<uint64_t>(max_images, 256)),
       on_failure_(std::move(on_failure)),
+      commit_ns_(commit_ns),
       image_memory_(static_cast<std::byte*>(std::aligned_alloc(4096, 2 * slot_images_ * page_size)),
                     &std::free) {
   for (int i = 0; i < 2; i++) {
@@ -138,6 +140,8 @@ void Committer::loop() {
 // Steps 2 and 3 of the protocol, on the committer thread. After a failure
 // nothing more is written: the slot only gives its frames back.
 void Committer::write(Slot& slot) {
+  std::optional<LatencyTimer> timer;
+  if (commit_ns_ != nullptr) timer.emplace(*commit_ns_);
   bool failed;
   {
     std::lock_guard lock(mu_);

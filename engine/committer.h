@@ -38,6 +38,7 @@
 #include "engine/buffer_pool.h"
 #include "engine/journal.h"
 #include "engine/result.h"
+#include "engine/stats.h"
 
 namespace pagefs {
 
@@ -58,8 +59,9 @@ class Committer {
 
   // `max_images`: the page images one transaction should journal at most
   // (Journal::max_images; the journal itself takes twice as many).
+  // `commit_ns` (may be null) records the time each commit takes to write.
   Committer(BufferPool& pool, Journal& journal, uint32_t page_size, uint64_t max_images,
-            FailureHandler on_failure);
+            FailureHandler on_failure, Histogram* commit_ns);
   ~Committer();
   Committer(const Committer&) = delete;
   Committer& operator=(const Committer&) = delete;
@@ -107,6 +109,7 @@ class Committer {
   const uint64_t slot_images_;
   FailureHandler on_failure_;
   std::function<void()> after_commit_;  // set before the first commit
+  Histogram* const commit_ns_;
   std::unique_ptr<std::byte, void (*)(void*)> image_memory_;
   Slot slots_[2];
 

@@ -42,7 +42,8 @@ struct stat Attr::to_stat(uint32_t blksize) const {
 // ---- Impl: mount ------------------------------------------------------------
 
 FileSystem::Impl::Impl(std::unique_ptr<Device> device, const MountOptions& options)
-    : device_(std::move(device)), options_(options) {}
+    : device_(std::make_unique<MeteredDevice>(std::move(device), stats_.device)),
+      options_(options) {}
 
 FileSystem::Impl::~Impl() {
   readahead_.reset();
@@ -114,9 +115,9 @@ Status FileSystem::Impl::open(std::string* message) {
 void FileSystem::Impl::start_journal_threads() {
   auto on_failure = [this](const char* what, int error) { fail(what, error); };
   committer_ = std::make_unique<Committer>(*pool_, *journal_, page_size_, journal_->max_images(),
-                                           on_failure);
+                                           on_failure, &stats_.commit_ns);
   checkpointer_ = std::make_unique<Checkpointer>(*pool_, *journal_, *committer_, *device_,
-                                                 page_size_, on_failure);
+                                                 page_size_, on_failure, &stats_.checkpoint_ns);
   // A journal more than half full gets a checkpoint before anyone waits.
   committer_->set_after_commit([this] {
     if (journal_->free_bytes() < journal_->capacity_bytes() / 2) checkpointer_->kick();
@@ -392,6 +393,7 @@ Result<Attr> FileSystem::getattr(InodeNo ino, Hold hold) {
 // all (group commit).
 Status FileSystem::fsync(InodeNo, bool) {
   Impl& fs = *impl_;
+  LatencyTimer timer(fs.stats_.fsync_ns);
   if (fs.read_only_) return ok_status();
   uint64_t txn = 0;
   for (;;) {

@@ -37,6 +37,7 @@
 
 #include "engine/device.h"
 #include "engine/result.h"
+#include "engine/stats.h"
 #include "engine/types.h"
 
 namespace pagefs {
@@ -212,6 +213,8 @@ class FileSystem {
   Status removexattr(InodeNo ino, std::string_view name);
 
   FsStats stats() const;
+  // Counters, latency histograms and gauges for `pagefs stats` (engine/stats.cc).
+  StatsReport stats_report() const;
   uint32_t page_size() const;
   bool read_only() const;
 

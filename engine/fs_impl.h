@@ -216,7 +216,8 @@ class FileSystem::Impl {
   uint64_t data_pages_fitting(uint64_t free_pages) const;
 
   // ---- state ----
-  std::unique_ptr<Device> device_;
+  EngineStats stats_;               // before device_, which records into it
+  std::unique_ptr<Device> device_;  // a MeteredDevice over the mounted device
   MountOptions options_;
   uint32_t page_size_ = 0;
   std::unique_ptr<BufferPool> pool_;

@@ -202,6 +202,7 @@ Status FileSystem::Impl::commit_locked() {
 // is reusable.
 Status FileSystem::Impl::checkpoint_locked() {
   SegmentBoundary boundary(*this);
+  LatencyTimer timer(stats_.checkpoint_ns);
   PAGEFS_TRY(commit_locked());
   std::lock_guard checkpoint_lock(checkpointer_->mutex());
   Status st = pool_->flush_all(/*superblocks=*/false);

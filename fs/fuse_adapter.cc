@@ -18,12 +18,18 @@ void want_if_offered(fuse_conn_info* conn, unsigned capability) {
 // libfuse's custom I/O hooks; `userdata` is the session's, the adapter.
 ssize_t channel_read(int fd, void* buf, size_t len, void* userdata) {
   ssize_t n = ::read(fd, buf, len);
-  if (n > 0) static_cast<FuseAdapter*>(userdata)->kernel_flags().note_request(buf, size_t(n));
+  if (n > 0) {
+    auto* adapter = static_cast<FuseAdapter*>(userdata);
+    adapter->kernel_flags().note_request(buf, size_t(n));
+    adapter->request_stats().note_request(buf, size_t(n));
+  }
   return n;
 }
 
 ssize_t channel_writev(int fd, iovec* iov, int count, void* userdata) {
-  return static_cast<FuseAdapter*>(userdata)->kernel_flags().send(fd, iov, count);
+  auto* adapter = static_cast<FuseAdapter*>(userdata);
+  adapter->request_stats().note_reply(iov, count);
+  return adapter->kernel_flags().send(fd, iov, count);
 }
 
 }  // namespace

@@ -33,10 +33,13 @@
 #include <fuse_lowlevel.h>
 
 #include <atomic>
+#include <chrono>
 #include <mutex>
+#include <string>
 
 #include "engine/filesystem.h"
 #include "fs/kernel_flags.h"
+#include "fs/request_stats.h"
 
 namespace pagefs {
 
@@ -46,6 +49,8 @@ struct AdapterOptions {
   bool kernel_cache = false;
   // Threads serving requests (1 with -s).
   unsigned session_threads = 1;
+  // The device as given at mount (made absolute), for the statistics.
+  std::string device;
 };
 
 // What pagefs can say to lseek(SEEK_DATA or SEEK_HOLE); see seek_knowledge().
@@ -89,6 +94,15 @@ class FuseAdapter {
   int attach(fuse_session* session);
   KernelFlags& kernel_flags() { return kernel_flags_; }
   const KernelFlags& kernel_flags() const { return kernel_flags_; }
+  // Requests by type, their latencies and the bytes applications moved.
+  RequestStats& request_stats() { return request_stats_; }
+  const RequestStats& request_stats() const { return request_stats_; }
+  // Milliseconds since the adapter was made, at mount.
+  uint64_t uptime_ms() const {
+    return uint64_t(std::chrono::duration_cast<std::chrono::milliseconds>(
+                        std::chrono::steady_clock::now() - started_)
+                        .count());
+  }
 
   // Replies with an entry for `attr`, whose reference the engine took, or the
   // error. A lookup's ENOENT becomes a cacheable negative entry when `negative`.
@@ -132,6 +146,8 @@ class FuseAdapter {
   FileSystem* const fs_;
   const AdapterOptions options_;
   KernelFlags kernel_flags_;
+  RequestStats request_stats_;
+  const std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   fuse_session* session_ = nullptr;  // set by attach(), before the session loop
   // Session threads inside seek_knowledge()'s notification; fewer than
   // session_threads, so that one is always free to serve the writes.

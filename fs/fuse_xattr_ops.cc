@@ -7,16 +7,16 @@
 // not enforced.
 //
 // The root directory carries one virtual, read-only attribute,
-// "user.pagefs.stats": a text block of the engine's counters, which
-// `pagefs --stats MOUNTPOINT` prints. listxattr does not show it, and setting
+// "user.pagefs.stats": a text block of the daemon's counters and histograms
+// (fs/stats_text.h), which `pagefs stats MOUNTPOINT` reads. listxattr does not show it, and setting
 // or removing it is EPERM.
-#include <algorithm>
-#include <cinttypes>
-#include <cstdio>
+#include <unistd.h>
+
 #include <string>
 #include <string_view>
 
 #include "fs/fuse_ops.h"
+#include "fs/stats_text.h"
 #include "fs/stats_xattr.h"
 
 namespace pagefs {
@@ -41,19 +41,6 @@ void reply_xattr(fuse_req_t req, std::string_view value, size_t size) {
   }
 }
 
-// Formats the engine's counters, one "name: value" line each.
-size_t format_stats(const FsStats& s, char* buffer, size_t size) {
-  int len = std::snprintf(
-      buffer, size,
-      "page_size: %" PRIu64 "\ntotal_pages: %" PRIu64 "\nfree_pages: %" PRIu64 "\ninodes: %" PRIu64
-      "\nchecksum_errors: %" PRIu64 "\nmetadata_errors: %" PRIu64 "\ncache_hits: %" PRIu64
-      "\ncache_misses: %" PRIu64 "\ncache_frames: %" PRIu64 "\npages_read: %" PRIu64
-      "\npages_written: %" PRIu64 "\n",
-      s.page_size, s.total_pages, s.free_pages, s.inodes, s.checksum_errors, s.metadata_errors,
-      s.cache_hits, s.cache_misses, s.cache_frames, s.pages_read, s.pages_written);
-  return len < 0 ? 0 : std::min(static_cast<size_t>(len), size - 1);
-}
-
 void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* value, size_t size,
                  int flags) noexcept {
   if (is_stats_xattr(ino, name) || is_acl_xattr(name)) {
@@ -65,10 +52,11 @@ void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* v
 }
 
 void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) noexcept {
-  FileSystem& fs = FuseAdapter::from(req).fs();
+  FuseAdapter& adapter = FuseAdapter::from(req);
+  FileSystem& fs = adapter.fs();
   if (is_stats_xattr(ino, name)) {
-    char text[1024];
-    reply_xattr(req, std::string_view(text, format_stats(fs.stats(), text, sizeof text)), size);
+    DaemonInfo daemon{getpid(), adapter.options().device, adapter.uptime_ms()};
+    reply_xattr(req, format_stats(fs.stats_report(), adapter.request_stats(), daemon), size);
     return;
   }
   if (is_acl_xattr(name)) {

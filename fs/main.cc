@@ -18,7 +18,6 @@
 #include <limits.h>
 #include <signal.h>
 #include <sys/stat.h>
-#include <sys/xattr.h>
 
 #include <cerrno>
 #include <cstdio>
@@ -26,6 +25,7 @@
 #include <cstring>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "engine/file_device.h"
@@ -35,8 +35,10 @@
 #include "fs/daemon.h"
 #include "fs/fuse_ops.h"
 #include "fs/log.h"
+#include "fs/mount_helpers.h"
 #include "fs/mount_options.h"
-#include "fs/stats_xattr.h"
+#include "fs/resize_command.h"
+#include "fs/stats_command.h"
 #include "version.h"
 
 namespace pagefs {
@@ -48,20 +50,6 @@ void print_error(const std::string& line) {
 
 std::string errno_text(int error) {
   return std::strerror(error);
-}
-
-int print_stats(const std::string& path) {
-  std::string name(kStatsXattrName);
-  char text[64 * 1024];
-  ssize_t len = getxattr(path.c_str(), name.c_str(), text, sizeof text);
-  if (len < 0) {
-    bool not_pagefs = errno == ENODATA || errno == ENOTSUP;
-    print_error(not_pagefs ? path + " is not the root of a pagefs mount"
-                           : "cannot read the statistics of " + path + ": " + errno_text(errno));
-    return 1;
-  }
-  std::fwrite(text, 1, static_cast<size_t>(len), stdout);
-  return 0;
 }
 
 // `path` made absolute, or "" (with errno) if it cannot be resolved.
@@ -258,18 +246,21 @@ class Session {
 // engine unmounted cleanly).
 int serve(const MountConfig& config, FileSystem& fs, Daemon& daemon) {
   FuseAdapter adapter(
-      &fs, AdapterOptions{config.kernel_cache, config.single_thread ? 1 : kSessionThreads});
+      &fs, AdapterOptions{config.kernel_cache, config.single_thread ? 1 : kSessionThreads,
+                          config.device});
   Session session;
   if (!session.open(config, fs.read_only(), &adapter)) {
     (void)adapter.shutdown();
     return 1;
   }
+  register_mount(config.device, config.mountpoint);  // so that umount(8) waits for us
   sigset_t signals = session_signals();
   pthread_sigmask(SIG_UNBLOCK, &signals, nullptr);
   daemon.ready();
   int result = run_loop(session.get(), config.single_thread);
   if (result < 0) PAGEFS_LOG_ERROR("FUSE session failed: %s", std::strerror(-result));
   session.close();
+  unregister_mount(config.mountpoint);
   return adapter.shutdown().ok() ? 0 : 1;
 }
 
@@ -296,6 +287,23 @@ int run_mount(MountConfig config) {
 }  // namespace pagefs
 
 int main(int argc, char** argv) {
+  if (pagefs::is_umount_helper(argv[0])) return pagefs::umount_helper(argc, argv);
+  // As mount.pagefs, mount(8)'s arguments become a pagefs command line.
+  std::vector<std::string> helper_args;
+  std::vector<char*> helper_argv;
+  if (pagefs::is_mount_helper(argv[0])) {
+    int exit_code = 0;
+    helper_args = pagefs::mount_helper_args(argc, argv, &exit_code);
+    if (helper_args.empty()) return exit_code;
+    for (std::string& arg : helper_args) helper_argv.push_back(arg.data());
+    argc = static_cast<int>(helper_argv.size());
+    helper_argv.push_back(nullptr);
+    argv = helper_argv.data();
+  }
+  // Subcommands come first; a device named like one is written ./NAME.
+  const std::string_view command = argc >= 2 ? argv[1] : "";
+  if (command == "resize") return pagefs::resize_command(argc - 1, argv + 1);
+  if (command == "stats") return pagefs::stats_command(argc - 1, argv + 1);
   std::string error;
   auto invocation = pagefs::parse_command_line(argc, argv, &error);
   if (!invocation.ok()) {
@@ -309,8 +317,11 @@ int main(int argc, char** argv) {
     case pagefs::Command::kVersion:
       std::printf("pagefs %s\n", PAGEFS_VERSION);
       return 0;
-    case pagefs::Command::kStats:
-      return pagefs::print_stats(invocation->stats_path);
+    case pagefs::Command::kStats: {
+      char stats[] = "stats";
+      char* args[] = {stats, invocation->stats_path.data(), nullptr};
+      return pagefs::stats_command(2, args);
+    }
     case pagefs::Command::kMount:
       break;
   }

@@ -1,7 +1,7 @@
 // The `pagefs` command line: what to do and with which options.
 //
 //   pagefs DEVICE MOUNTPOINT [-f] [-d] [-s] [-o opt[,opt...]]
-//   pagefs --stats MOUNTPOINT
+//   pagefs --stats MOUNTPOINT   (pagefs stats MOUNTPOINT, fs/stats_command.h)
 //   pagefs --help | --version
 //
 // Flags and -o lists may appear anywhere in argv, because mount.fuse3 runs

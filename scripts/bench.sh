@@ -16,6 +16,10 @@
 #   --targets "a b"     subset of: pagefs fuse2fs ext4 passthrough raw (default all)
 #   --out FILE          also write the table (and the target check) to FILE
 #   --no-build          do not run scripts/build.sh first
+#   --isolation         run only the isolation benchmark (scripts/bench/isolation.sh):
+#                       a cached reader alone and next to a page-cache stream, in one
+#                       memory cgroup; pagefs, ext4 and fuse2fs (ISO_ROUNDS, default 3)
+#   --no-isolation      skip it (a full run ends with it)
 #   -h, --help
 # Environment:
 #   BUILD_DIR   pagefs build directory (default ./build); built with scripts/build.sh
@@ -40,6 +44,8 @@ targets_arg="pagefs fuse2fs ext4 passthrough raw"
 out_file=
 do_build=1
 concurrency=0
+isolation=1       # run the isolation section after the main table
+only_isolation=0
 
 usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; }
 
@@ -51,6 +57,8 @@ while (($# > 0)); do
     --out) out_file=${2:?--out needs a file}; shift ;;
     --no-build) do_build=0 ;;
     --concurrency) concurrency=1 ;;
+    --isolation) only_isolation=1 ;;
+    --no-isolation) isolation=0 ;;
     -h | --help) usage; exit 0 ;;
     *) echo "bench.sh: unknown option $1 (try --help)" >&2; exit 2 ;;
   esac
@@ -134,6 +142,7 @@ cleanup() {
       umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null
     fi
   done
+  [[ -n ${iso_cgroup:-} ]] && iso_remove_cgroup
   for p in "${pids[@]}"; do
     if kill -0 "$p" 2>/dev/null; then
       kill "$p" 2>/dev/null
@@ -474,6 +483,13 @@ source "$root/scripts/bench/concurrency.sh"
 
 # ---------------------------------------------------------------- run
 
+# shellcheck source=scripts/bench/isolation.sh
+source "$root/scripts/bench/isolation.sh"
+if ((only_isolation)); then
+  run_isolation
+  exit 0
+fi
+
 start=$(now)
 log "work dir $work on $disk_desc; images $img_size, files ${file_mb} MiB, $nfiles files, fio ${runtime}s, $rounds round(s)"
 for ((round = 1; round <= rounds; round++)); do
@@ -595,3 +611,5 @@ report=$(awk -v rows="$rows" -v cache_mb="${cache_size%M}" '
   echo
   echo "$report"
 } | tee ${out_file:+"$out_file"}
+
+if ((isolation)); then run_isolation; fi

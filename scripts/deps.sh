@@ -5,7 +5,9 @@ set -euo pipefail
 
 packages=(
   build-essential cmake ninja-build pkg-config
-  libfuse3-dev fuse3 liburing-dev libzstd-dev libisal-dev clang-format
+  libfuse3-dev fuse3 liburing-dev libzstd-dev libisal-dev libmount-dev clang-format
+  scdoc       # man pages (docs/man/*.scd)
+  python3-prometheus-client  # checks pagefs stats --prometheus where promtool is missing
   libgtest-dev libbenchmark-dev
   util-linux  # fincore, flock
   attr        # getfattr, setfattr

@@ -96,7 +96,7 @@ void clear_log() {
 namespace {
 
 std::atomic<int64_t> g_progress_s{0};  // steady-clock seconds of the last progress
-std::atomic<bool> g_watching{false};    // a crash test is running
+std::atomic<bool> g_watching{false};   // a crash test is running
 
 int64_t now_s() {
   return std::chrono::duration_cast<std::chrono::seconds>(
