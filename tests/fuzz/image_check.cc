@@ -88,7 +88,7 @@ void exercise(std::unique_ptr<FileSystem> fs, const Oracle& oracle, const CheckO
                         " calls failed reading the tree, first: " + reader.first_error());
   }
   channel.phase("write");
-  o->write_errors = run_writes(*fs, oracle, rng, options.writes);
+  o->write_errors = run_writes(*fs, oracle, reader.suspects(), rng, options.writes);
   channel.phase("unmount");
   Status st = fs->unmount();
   o->unmount_error = st.ok() ? 0 : st.error();

@@ -103,28 +103,45 @@ constexpr SuperField kSuperFields[] = {
     {"state", offsetof(Superblock, state), 4},
 };
 
-// A value a damaged field might hold: near the old one, at the edges of the
-// device, in another region, or anything.
-uint64_t damaged_value(MutationContext& ctx, const SuperField& f, uint64_t old) {
-  const uint64_t pc = ctx.page_count(), ps = ctx.ps();
-  std::vector<uint64_t> c = {0,
-                             1,
-                             old - 1,
-                             old + 1,
-                             old * 2,
-                             old / 2,
-                             pc,
-                             pc + 1,
-                             pc - 1,
-                             UINT64_MAX,
-                             1ull << ctx.rng.below(64),
-                             ctx.rng.next(),
-                             ctx.any_page()};
-  std::string name = f.name;
-  if (name == "tree_root") c.insert(c.end(), {ctx.node_page(), ctx.data_page(), ctx.bitmap_page()});
+// Values that are wrong in a way particular to the field: a root that is
+// another kind of page, a journal tail off by a page or a byte or at an
+// older record, a data region that overlaps the bitmap.
+std::vector<uint64_t> field_values(MutationContext& ctx, const std::string& name, uint64_t old) {
+  const Superblock& sb = ctx.map.sb;
+  const uint64_t ps = ctx.ps();
+  if (name == "tree_root") return {ctx.node_page(), ctx.data_page(), ctx.bitmap_page()};
   if (name == "journal_tail") {
-    c.insert(c.end(), {old + ps, old - ps, old + 2 * ps, old - 2 * ps, old + 1,
-                       ctx.map.txns.empty() ? old + ps : ctx.rng.pick(ctx.map.txns).lsn});
+    return {old + ps,     old - ps,
+            old + 2 * ps, old - 2 * ps,
+            old + 1,      ctx.map.txns.empty() ? old + ps : ctx.rng.pick(ctx.map.txns).lsn};
+  }
+  if (name == "journal_sequence") return {old + 1, old - 1, old + 2};
+  if (name == "data_start" || name == "bitmap_start") {
+    return {sb.bitmap_start, sb.data_start - 1, sb.data_start + 1, sb.journal_start};
+  }
+  if (name == "bitmap_pages") return {old + 1, old - 1, 1ull << 40};
+  return {};
+}
+
+// A value a damaged field might hold: one particular to the field, or one
+// near the old value, at the edges of the device, or anything.
+uint64_t damaged_value(MutationContext& ctx, const SuperField& f, uint64_t old) {
+  const uint64_t pc = ctx.page_count();
+  std::vector<uint64_t> c = field_values(ctx, f.name, old);
+  if (c.empty() || ctx.rng.chance(0.4)) {
+    c = {0,
+         1,
+         old - 1,
+         old + 1,
+         old * 2,
+         old / 2,
+         pc,
+         pc + 1,
+         pc - 1,
+         UINT64_MAX,
+         1ull << ctx.rng.below(64),
+         ctx.rng.next(),
+         ctx.any_page()};
   }
   uint64_t v = ctx.rng.pick(c);
   if (f.bytes == 4) v &= 0xffffffffu;

@@ -77,11 +77,13 @@ TreeReader::TreeReader(FileSystem& fs, const Oracle& oracle, bool lies, Rng& rng
 
 bool TreeReader::failed(const std::string& what, int err) {
   errors_++;
+  suspects_.insert(current_path_);
   if (first_error_.empty()) first_error_ = what + ": " + errno_text(err);
   return false;
 }
 
 void TreeReader::wrong(const std::string& what) {
+  suspects_.insert(current_path_);
   if (lies_allowed_) {
     lies_++;
   } else if (wrong_reported_++ < kMaxWrongReports) {
@@ -91,6 +93,7 @@ void TreeReader::wrong(const std::string& what) {
 }
 
 void TreeReader::read_all() {
+  current_path_ = "/";
   auto root = fs_.getattr(kRootInode);
   if (!root.ok()) {
     failed("getattr /", root.error());
@@ -102,6 +105,7 @@ void TreeReader::read_all() {
 
 void TreeReader::walk(uint64_t dir, const std::string& path, int depth) {
   if (depth > kMaxDepth || !entered_.insert(dir).second) return;
+  current_path_ = path;
   std::vector<std::string> names;
   Status st = fs_.readdir(InodeNo{dir}, 0, [&](const DirEntry& e) {
     names.emplace_back(e.name);

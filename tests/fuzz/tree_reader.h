@@ -44,6 +44,8 @@ class TreeReader {
   uint64_t files() const { return files_; }
   // The first failed call, for a finding's detail.
   const std::string& first_error() const { return first_error_; }
+  // Paths where a call failed or returned wrong bytes: where the damage is.
+  const std::set<std::string>& suspects() const { return suspects_; }
 
  private:
   void walk(uint64_t dir, const std::string& path, int depth);
@@ -68,6 +70,8 @@ class TreeReader {
   uint64_t files_ = 0;
   uint64_t wrong_reported_ = 0;
   std::string first_error_;
+  std::string current_path_;  // of the entry being checked
+  std::set<std::string> suspects_;
 };
 
 }  // namespace pagefs::fuzz

@@ -14,9 +14,13 @@ const Caller kCaller{1000, 1000};
 
 class Writes {
  public:
-  Writes(FileSystem& fs, const Oracle& oracle, Rng& rng) : fs_(fs), rng_(rng) {
+  Writes(FileSystem& fs, const Oracle& oracle, const std::set<std::string>& suspects, Rng& rng)
+      : fs_(fs), rng_(rng) {
     for (const auto& [path, ino] : oracle.paths()) {
       if (path != "/") paths_.push_back(path);
+    }
+    for (const std::string& path : suspects) {
+      if (path != "/") suspects_.push_back(path);
     }
   }
 
@@ -47,6 +51,11 @@ class Writes {
   }
 
  private:
+  // A path to work on: a suspect half of the time, if there are any.
+  const std::string& any_path() {
+    return !suspects_.empty() && rng_.chance(0.5) ? rng_.pick(suspects_) : rng_.pick(paths_);
+  }
+
   // The inode at `path`, by lookups from the root.
   Result<InodeNo> resolve(const std::string& path) {
     InodeNo ino = kRootInode;
@@ -61,7 +70,7 @@ class Writes {
 
   // A known path with its parent resolved, split into (parent, name).
   bool pick(std::string* path, InodeNo* parent, std::string* name) {
-    *path = rng_.pick(paths_);
+    *path = any_path();
     size_t slash = path->rfind('/');
     *name = path->substr(slash + 1);
     auto dir = resolve(slash == 0 ? "/" : path->substr(0, slash));
@@ -89,13 +98,13 @@ class Writes {
   }
 
   void overwrite() {
-    auto ino = resolve(rng_.pick(paths_));
+    auto ino = resolve(any_path());
     if (!ino.ok()) return note(ino.error());
     write_bytes(*ino, rng_.below(256 << 10), rng_.range(1, 40 << 10));
   }
 
   void truncate() {
-    auto ino = resolve(rng_.pick(paths_));
+    auto ino = resolve(any_path());
     if (!ino.ok()) return note(ino.error());
     SetAttr change;
     change.set_size = true;
@@ -143,7 +152,7 @@ class Writes {
   }
 
   void fallocate() {
-    auto ino = resolve(rng_.pick(paths_));
+    auto ino = resolve(any_path());
     if (!ino.ok()) return note(ino.error());
     static const int kModes[] = {0, FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
                                  FALLOC_FL_ZERO_RANGE};
@@ -152,7 +161,7 @@ class Writes {
   }
 
   void xattrs() {
-    auto ino = resolve(rng_.pick(paths_));
+    auto ino = resolve(any_path());
     if (!ino.ok()) return note(ino.error());
     if (rng_.chance(0.3)) return note(fs_.removexattr(*ino, "user.a"));
     note(fs_.setxattr(*ino, "user.fz", pattern(rng_.next(), rng_.range(1, 300)), 0));
@@ -161,14 +170,16 @@ class Writes {
   FileSystem& fs_;
   Rng& rng_;
   std::vector<std::string> paths_;
+  std::vector<std::string> suspects_;
   uint64_t failures_ = 0;
   int serial_ = 0;
 };
 
 }  // namespace
 
-uint64_t run_writes(FileSystem& fs, const Oracle& oracle, Rng& rng, int count) {
-  Writes w(fs, oracle, rng);
+uint64_t run_writes(FileSystem& fs, const Oracle& oracle, const std::set<std::string>& suspects,
+                    Rng& rng, int count) {
+  Writes w(fs, oracle, suspects, rng);
   for (int i = 0; i < count; i++) w.run_one();
   return w.failures();
 }
