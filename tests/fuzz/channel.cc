@@ -20,9 +20,9 @@ std::string clean(std::string s) {
 std::string encode(const ImageOutcome& o) {
   char buf[256];
   std::snprintf(buf, sizeof buf,
-                "fsck_before=%d overlay_failed=%d mount_error=%d read_errors=%llu lies=%llu "
-                "files=%llu write_errors=%llu unmount_error=%d fsck_after=%d",
-                o.fsck_before, int(o.overlay_failed), o.mount_error,
+                "fsck_before=%d overlay_failed=%d mount_error=%d mount_only=%d read_errors=%llu "
+                "lies=%llu files=%llu write_errors=%llu unmount_error=%d fsck_after=%d",
+                o.fsck_before, int(o.overlay_failed), o.mount_error, int(o.mount_only),
                 (unsigned long long)o.read_errors, (unsigned long long)o.lies,
                 (unsigned long long)o.files, (unsigned long long)o.write_errors, o.unmount_error,
                 o.fsck_after);
@@ -40,6 +40,7 @@ void decode(const std::string& text, ImageOutcome* o) {
     if (k == "fsck_before") o->fsck_before = int(v);
     if (k == "overlay_failed") o->overlay_failed = v != 0;
     if (k == "mount_error") o->mount_error = int(v);
+    if (k == "mount_only") o->mount_only = v != 0;
     if (k == "read_errors") o->read_errors = uint64_t(v);
     if (k == "lies") o->lies = uint64_t(v);
     if (k == "files") o->files = uint64_t(v);

@@ -33,6 +33,7 @@ struct ImageOutcome {
   int fsck_before = -1;         // fsck -n's exit code before the mount; -1: not run
   bool overlay_failed = false;  // fsck -n could not lay the journal over the device
   int mount_error = -1;         // 0: mounted; else the errno; -1: not tried
+  bool mount_only = false;      // mounted and unmounted, nothing read or written
   uint64_t read_errors = 0;     // calls that failed while reading the tree
   uint64_t lies = 0;            // wrong bytes explained by a lie mutation
   uint64_t files = 0;           // regular files read

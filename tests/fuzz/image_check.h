@@ -7,12 +7,16 @@
 //   4. run changing operations (run_writes); errors are allowed;
 //   5. unmount;
 //   6. fsck -n again.
+// With mount_only, steps 3 and 4 are left out, as when a user mounts and
+// unmounts after a crash: nothing the reads (atime) and writes commit then
+// overwrites what recovery left in the journal past its stop.
 //
 // Findings, besides the TreeReader's wrong bytes:
 //   fsck-clean-mount-refused   fsck -n said clean but the mount failed;
 //   fsck-clean-read-errors     fsck -n said clean but reading the tree failed;
-//   writes-broke-clean-fs      fsck -n said clean before, not after the
-//                              mount, the writes and the unmount.
+//   clean-before-not-after     fsck -n said clean before, not after the
+//                              mount (its recovery, reads and writes) and
+//                              the unmount.
 // A crash, sanitizer report or hang is the parent's to see (runner.h).
 //
 // Thread-safety: none; one image at a time.
@@ -28,6 +32,7 @@ namespace pagefs::fuzz {
 struct CheckOptions {
   bool lies = false;  // the image carries a lie mutation
   int writes = 12;    // changing operations in step 4
+  bool mount_only = false;
 };
 
 void check_image(MemDevice& image, const Oracle& oracle, const CheckOptions& options, Rng& rng,

@@ -3,6 +3,7 @@
 //
 //   image_fuzzer [--images N] [--seconds S] [--timeout S]
 //   image_fuzzer --image I [--only J] [--fork] [--dump FILE]
+//   image_fuzzer --list N
 //
 // Image i is a copy of one base image (base_image.h) with 1-3 mutations
 // (mutator.h). Everything about it is drawn from Rngs seeded from
@@ -11,7 +12,9 @@
 // `PAGEFS_SEED=S image_fuzzer --image i` checks image i of run S again, in this
 // process (a debugger sees the crash) unless --fork is given; --only j applies
 // mutation j alone; --dump also writes the mutated image to FILE, for
-// fsck.pagefs and pagefs.
+// fsck.pagefs and pagefs. --list N prints what images 0..N-1 are made of
+// (base, mutations, whether only mounted) without checking them, to find an
+// image of a given kind.
 //
 // When an image with several mutations fails, the run checks each mutation
 // alone, and reports the one that fails the same way as the minimal
@@ -46,6 +49,7 @@ namespace {
 
 constexpr uint64_t kDefaultImages = 200;
 constexpr int kProgressSeconds = 10;
+constexpr double kMountOnlyShare = 0.2;  // images only mounted and unmounted
 
 struct Args {
   uint64_t images = 0;  // 0: the default
@@ -53,6 +57,7 @@ struct Args {
   int timeout_s = 30;
   int64_t image = -1;  // one image only
   int only = -1;       // with it: one of its mutations only
+  uint64_t list = 0;   // images to describe without checking them
   bool fork = false;
   std::string dump;
   std::string program;
@@ -62,6 +67,7 @@ void usage(FILE* out) {
   std::fprintf(out,
                "Usage: image_fuzzer [--images N] [--seconds S] [--timeout S]\n"
                "       image_fuzzer --image I [--only J] [--fork] [--dump FILE]\n"
+               "       image_fuzzer --list N\n"
                "Mutates populated pagefs images and checks fsck, mount, reads and writes on them.\n"
                "Environment: PAGEFS_SEED, PAGEFS_FUZZ_IMAGES, PAGEFS_FUZZ_SECONDS, "
                "PAGEFS_FUZZ_TIMEOUT.\n");
@@ -69,15 +75,12 @@ void usage(FILE* out) {
 
 // Returns -1 to go on, or the exit status.
 int parse_args(int argc, char** argv, Args* a) {
-  static const option kOptions[] = {{"images", required_argument, nullptr, 'n'},
-                                    {"seconds", required_argument, nullptr, 's'},
-                                    {"timeout", required_argument, nullptr, 't'},
-                                    {"image", required_argument, nullptr, 'i'},
-                                    {"only", required_argument, nullptr, 'o'},
-                                    {"fork", no_argument, nullptr, 'f'},
-                                    {"dump", required_argument, nullptr, 'd'},
-                                    {"help", no_argument, nullptr, 'h'},
-                                    {nullptr, 0, nullptr, 0}};
+  static const option kOptions[] = {
+      {"images", required_argument, nullptr, 'n'},  {"seconds", required_argument, nullptr, 's'},
+      {"timeout", required_argument, nullptr, 't'}, {"image", required_argument, nullptr, 'i'},
+      {"only", required_argument, nullptr, 'o'},    {"fork", no_argument, nullptr, 'f'},
+      {"dump", required_argument, nullptr, 'd'},    {"list", required_argument, nullptr, 'l'},
+      {"help", no_argument, nullptr, 'h'},          {nullptr, 0, nullptr, 0}};
   a->program = argv[0];
   a->images = testenv::env_u64("PAGEFS_FUZZ_IMAGES", 0);
   a->seconds = testenv::env_u64("PAGEFS_FUZZ_SECONDS", 0);
@@ -104,6 +107,9 @@ int parse_args(int argc, char** argv, Args* a) {
         break;
       case 'd':
         a->dump = optarg;
+        break;
+      case 'l':
+        a->list = std::strtoull(optarg, nullptr, 0);
         break;
       case 'h':
         usage(stdout);
@@ -145,9 +151,9 @@ void dump_image(const MemDevice& image, const std::string& path) {
 }
 
 // The body of one image, run in a child (or in-process for --image): all its
-// mutations, or only mutation `only`.
+// mutations, or only mutation `only`; then the check, unless `check` is false.
 void fuzz_one(const std::vector<BaseImage>& bases, uint64_t seed, uint64_t index, int only,
-              const std::string& dump, Channel& channel) {
+              const std::string& dump, Channel& channel, bool check = true) {
   Plan p = plan(seed, index, bases.size());
   const BaseImage& base = bases[p.base];
   channel.phase("mutate");
@@ -163,6 +169,11 @@ void fuzz_one(const std::vector<BaseImage>& bases, uint64_t seed, uint64_t index
   }
   if (!dump.empty()) dump_image(image, dump);
   Rng rng(check_seed(seed, index));
+  options.mount_only = rng.chance(kMountOnlyShare);
+  if (!check) {
+    channel.phase(std::string("base ") + base.name + (options.mount_only ? ", mount only" : ""));
+    return;
+  }
   check_image(image, base.oracle, options, rng, channel);
 }
 
@@ -246,6 +257,16 @@ int run_single(const Args& a, const std::vector<BaseImage>& bases, uint64_t seed
   return summary.failed_images() ? 1 : 0;
 }
 
+// --list: what each image is made of.
+int list_images(const Args& a, const std::vector<BaseImage>& bases, uint64_t seed) {
+  for (uint64_t i = 0; i < a.list; i++) {
+    std::fprintf(stderr, "[fuzz] image\t%llu\n", (unsigned long long)i);
+    Channel channel;
+    fuzz_one(bases, seed, i, -1, "", channel, false);
+  }
+  return 0;
+}
+
 bool bases_pass(const Args& a, const std::vector<BaseImage>& bases, Summary& summary) {
   for (const BaseImage& b : bases) {
     ChildResult r = run_in_child([&](Channel& ch) { check_base(b, ch); }, a.timeout_s);
@@ -298,5 +319,6 @@ int main(int argc, char** argv) {
   std::printf("image fuzzer: PAGEFS_SEED=%llu\n", (unsigned long long)seed);
   std::vector<BaseImage> bases;
   if (!build_bases(seed, &bases)) return 3;
+  if (args.list > 0) return list_images(args, bases, seed);
   return args.image >= 0 ? run_single(args, bases, seed) : run_all(args, bases, seed);
 }

@@ -61,8 +61,9 @@ void Summary::count_outcome(const ImageReport& r) {
   if (o.mount_error != 0) {
     outcomes_["mount refused"]++;
   } else {
-    outcomes_[o.read_errors > 0 ? "mounted, some reads failed (EIO etc.)"
-                                : "mounted, every read succeeded"]++;
+    outcomes_[o.mount_only        ? "mounted and unmounted, nothing read or written"
+              : o.read_errors > 0 ? "mounted, some reads failed (EIO etc.)"
+                                  : "mounted, every read succeeded"]++;
     if (o.unmount_error > 0) outcomes_["unmount failed"]++;
   }
   if (o.lies > 0) outcomes_["lies served (not failures)"]++;
