@@ -3,8 +3,9 @@
 // Families (the class name's prefix):
 //   raw.*      bit flips, a zeroed page, two pages swapped, a page copied over
 //              another; aimed at superblocks, journal, bitmap, tree nodes, data
-//              pages or anywhere. They break a checksum (or move a page away
-//              from its own number), so the damage is always detectable.
+//              pages or anywhere. They break a checksum or move a page away
+//              from its own number (or hit free space, or copy equal bytes),
+//              so whatever they change, a checksum or page number catches.
 //   super.*    one superblock field of one or both copies changed, with or
 //              without recomputing the copy's CRC.
 //   node.*     a tree node's layout damaged (level, count, cell_start, slots,
