@@ -25,8 +25,9 @@ void install_crash_handlers() {}
 void on_fatal_signal(int sig) {
   static const char kHead[] = "\nfuzz child: fatal signal, backtrace:\n";
   (void)!write(STDERR_FILENO, kHead, sizeof kHead - 1);
-  void* frames[48];
-  int n = backtrace(frames, 48);
+  constexpr int kFrames = 48;
+  void* frames[kFrames];
+  int n = backtrace(frames, kFrames);
   backtrace_symbols_fd(frames, n, STDERR_FILENO);
   signal(sig, SIG_DFL);
   raise(sig);
