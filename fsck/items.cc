@@ -5,6 +5,7 @@
 // an inode's record has always been seen before its xattrs, entries and extents.
 // Only the targets of directory entries and orphan items can lie ahead; they are
 // left to pass 4.
+#include <linux/limits.h>
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -101,6 +102,16 @@ void Checker::check_inode_item(const Cell& cell) {
   }
   if (r.flags != 0 || r.generation != 0) {
     report_.error("inode %llu has nonzero reserved fields", ull(key.ino));
+  }
+  // The limits the engine holds every inode to (engine/items.cc).
+  if (r.size > kMaxFileBytes) {
+    report_.error("inode %llu has an impossible size %llu", ull(key.ino), ull(r.size));
+  }
+  if (S_ISLNK(r.mode) && r.size >= PATH_MAX) {
+    report_.error("symlink %llu is longer than a path (%llu bytes)", ull(key.ino), ull(r.size));
+  }
+  if (r.nlink > kLinkMax) {
+    report_.error("inode %llu has an impossible link count %u", ull(key.ino), r.nlink);
   }
   InodeInfo& info = inodes_[key.ino];
   info.has_record = true;
