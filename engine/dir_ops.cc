@@ -216,7 +216,9 @@ Result<std::string> FileSystem::readlink(InodeNo ino) {
   PAGEFS_ASSIGN(InodeRecord rec, impl_->get_inode(ino));
   if (!S_ISLNK(rec.mode)) return Err{EINVAL};
   std::string target(rec.size, '\0');
-  PAGEFS_ASSIGN(size_t n, impl_->read_locked(ino, rec, 0, rec.size, target.data()));
+  std::vector<Extent> extents;
+  PAGEFS_TRY(impl_->read_extents(ino, 0, rec.size, &extents));
+  PAGEFS_ASSIGN(size_t n, impl_->read_copy(rec, extents, 0, rec.size, target.data()));
   target.resize(n);
   return target;
 }

@@ -26,11 +26,21 @@ uint32_t low_bits(uint32_t n) {
 
 // ---- read -------------------------------------------------------------------
 
+// The extents covering [off, off+len), read under the filesystem lock.
+Status FileSystem::Impl::read_extents(InodeNo ino, uint64_t off, size_t len,
+                                      std::vector<Extent>* extents) {
+  if (len == 0) return ok_status();
+  return collect_extents(ino, off / page_size_, (off + len - 1) / page_size_, extents);
+}
+
+// Fetches the pages of [off, off+len) named by `extents` (prefetched in one
+// batch) and hands them out in order. Needs no filesystem lock: the caller
+// holds the file's lock, so no one changes or frees these pages meanwhile,
+// and every fetch checks the page against the CRC its extent recorded.
 template <class Piece>
-Status FileSystem::Impl::for_each_piece(InodeNo ino, uint64_t off, size_t len, Piece&& piece) {
+Status FileSystem::Impl::for_each_piece(const std::vector<Extent>& extents, uint64_t off,
+                                        size_t len, Piece&& piece) {
   uint64_t first = off / page_size_, last = (off + len - 1) / page_size_;
-  std::vector<Extent> extents;
-  PAGEFS_TRY(collect_extents(ino, first, last, &extents));
   std::vector<DataPageRequest> wanted;
   for (const Extent& e : extents) {
     for (uint64_t fp = std::max(first, e.file_page); fp <= last && fp < e.end(); fp++) {
@@ -60,12 +70,14 @@ Status FileSystem::Impl::for_each_piece(InodeNo ino, uint64_t off, size_t len, P
   return ok_status();
 }
 
-Result<size_t> FileSystem::Impl::read_locked(InodeNo ino, const InodeRecord& rec, uint64_t off,
-                                             size_t len, char* buf) {
+// Copies [off, off+len) (cut at rec.size) into buf.
+Result<size_t> FileSystem::Impl::read_copy(const InodeRecord& rec,
+                                           const std::vector<Extent>& extents, uint64_t off,
+                                           size_t len, char* buf) {
   if (off >= rec.size || len == 0) return size_t(0);
   len = size_t(std::min<uint64_t>(len, rec.size - off));
   size_t done = 0;
-  PAGEFS_TRY(for_each_piece(ino, off, len, [&](PageRef ref, uint32_t in_page, size_t n) {
+  PAGEFS_TRY(for_each_piece(extents, off, len, [&](PageRef ref, uint32_t in_page, size_t n) {
     if (ref.valid()) {
       std::memcpy(buf + done, ref.data() + in_page, n);
     } else {
@@ -76,9 +88,9 @@ Result<size_t> FileSystem::Impl::read_locked(InodeNo ino, const InodeRecord& rec
   return done;
 }
 
-Result<size_t> FileSystem::Impl::read_pinned_locked(InodeNo ino, const InodeRecord& rec,
-                                                    uint64_t off, size_t len,
-                                                    const FileSystem::ReadReply& reply) {
+Result<size_t> FileSystem::Impl::read_pinned(const InodeRecord& rec,
+                                             const std::vector<Extent>& extents, uint64_t off,
+                                             size_t len, const FileSystem::ReadReply& reply) {
   if (off >= rec.size || len == 0) {
     reply({});
     return size_t(0);
@@ -102,7 +114,7 @@ Result<size_t> FileSystem::Impl::read_pinned_locked(InodeNo ino, const InodeReco
   std::vector<iovec> iov;
   pins.reserve(pages);
   iov.reserve(pages);
-  PAGEFS_TRY(for_each_piece(ino, off, len, [&](PageRef ref, uint32_t in_page, size_t n) {
+  PAGEFS_TRY(for_each_piece(extents, off, len, [&](PageRef ref, uint32_t in_page, size_t n) {
     std::byte* base = ref.valid() ? ref.data() + in_page : zero_page_.get();
     if (ref.valid()) pins.push_back(std::move(ref));
     // Frames next to each other in memory (read together) make one iovec.
@@ -286,39 +298,47 @@ bool atime_due(const InodeRecord& rec, int64_t now_sec) {
 }  // namespace
 
 // Both reads store a due atime before reading, so the reply goes out after
-// it: whatever the caller does next (a stat, a chmod) already sees it.
-template <class ReadLocked>
-Result<size_t> FileSystem::Impl::read_file(InodeNo ino, uint64_t off, ReadLocked&& read_locked,
-                                           bool atime) {
-  // The file's lock, shared: no write is copying into its pages meanwhile.
+// it: whatever the caller does next (a stat, a chmod) already sees it. The
+// filesystem lock is held only to read the inode and the extents: the pages
+// are fetched (device misses included) and handed to `read_pages` (the
+// reply, for in-place reads) without it, under the file's own lock, so
+// readers never keep writers of other files waiting on a device or on the
+// kernel.
+template <class ReadPages>
+Result<size_t> FileSystem::Impl::read_file(InodeNo ino, uint64_t off, size_t len,
+                                           ReadPages&& read_pages, bool atime) {
   std::shared_lock file_lock(inode_locks_.of(ino));
-  size_t n = 0;
+  InodeRecord rec;
+  std::vector<Extent> extents;
   for (bool atime_done = !atime;; atime_done = true) {
     std::shared_lock lock(mu_);
-    PAGEFS_ASSIGN(InodeRecord rec, get_inode(ino));
+    PAGEFS_ASSIGN(rec, get_inode(ino));
     if (S_ISDIR(rec.mode)) return Err{EISDIR};
     if (!atime_done && atime_wanted(rec)) {
       lock.unlock();
       update_atime(ino);
       continue;
     }
-    PAGEFS_ASSIGN(n, read_locked(rec));
+    if (off < rec.size) {
+      PAGEFS_TRY(read_extents(ino, off, size_t(std::min<uint64_t>(len, rec.size - off)), &extents));
+    }
     break;
   }
+  PAGEFS_ASSIGN(size_t n, read_pages(rec, extents));
   if (readahead_) readahead_->note_read(ino, off, n);
   return n;
 }
 
 Result<size_t> FileSystem::read(InodeNo ino, uint64_t off, size_t len, char* buf) {
-  return impl_->read_file(ino, off, [&](const InodeRecord& rec) {
-    return impl_->read_locked(ino, rec, off, len, buf);
+  return impl_->read_file(ino, off, len, [&](const InodeRecord& rec, const auto& extents) {
+    return impl_->read_copy(rec, extents, off, len, buf);
   });
 }
 
 Result<size_t> FileSystem::read_in_place(InodeNo ino, uint64_t off, size_t len,
                                          const ReadReply& reply) {
-  return impl_->read_file(ino, off, [&](const InodeRecord& rec) {
-    return impl_->read_pinned_locked(ino, rec, off, len, reply);
+  return impl_->read_file(ino, off, len, [&](const InodeRecord& rec, const auto& extents) {
+    return impl_->read_pinned(rec, extents, off, len, reply);
   });
 }
 
@@ -471,9 +491,9 @@ Result<size_t> FileSystem::copy_file_range(InodeNo in, uint64_t off_in, InodeNo 
     size_t want = std::min(kChunk, len - done);
     // No atime: a copy that fails must leave everything as it was.
     Result<size_t> got = impl_->read_file(
-        in, off_in + done,
-        [&](const InodeRecord& rec) {
-          return impl_->read_locked(in, rec, off_in + done, want, buf.data());
+        in, off_in + done, want,
+        [&](const InodeRecord& rec, const auto& extents) {
+          return impl_->read_copy(rec, extents, off_in + done, want, buf.data());
         },
         /*atime=*/false);
     if (!got.ok() || *got == 0) {

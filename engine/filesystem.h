@@ -173,7 +173,7 @@ class FileSystem {
   Result<size_t> read(InodeNo ino, uint64_t off, size_t len, char* buf);
   // Like read(), without copying: calls `reply` once with the bytes in place,
   // iovecs into pinned cache pages (and a page of zeros for holes), while the
-  // filesystem lock keeps writers out; the pages are unpinned when it returns.
+  // file's lock keeps its writers out; the pages are unpinned when it returns.
   // `reply` gets an empty span at EOF and must not call into the filesystem.
   // ENOBUFS if the range spans more pages than one read may pin (a 64th of
   // the cache), or if in-place reads in progress already pin a quarter of it:

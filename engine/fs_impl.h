@@ -170,19 +170,24 @@ class FileSystem::Impl {
   void begin_copies();
   void end_copies();
   void wait_for_copies();
-  Result<size_t> read_locked(InodeNo ino, const InodeRecord& rec, uint64_t off, size_t len,
-                             char* buf);
-  Result<size_t> read_pinned_locked(InodeNo ino, const InodeRecord& rec, uint64_t off, size_t len,
-                                    const FileSystem::ReadReply& reply);
+  // ---- reads (file_ops.cc) ----
+  Status read_extents(InodeNo ino, uint64_t off, size_t len, std::vector<Extent>* extents);
+  Result<size_t> read_copy(const InodeRecord& rec, const std::vector<Extent>& extents, uint64_t off,
+                           size_t len, char* buf);
+  Result<size_t> read_pinned(const InodeRecord& rec, const std::vector<Extent>& extents,
+                             uint64_t off, size_t len, const FileSystem::ReadReply& reply);
   // Calls `piece(ref, in_page, n)` for each page-sized piece of [off, off+len)
   // in order; `ref` is empty for holes and unwritten pages.
   template <class Piece>
-  Status for_each_piece(InodeNo ino, uint64_t off, size_t len, Piece&& piece);
-  // A read of `ino` at `off`: stores a due atime first (unless `atime` is
-  // false), then calls
-  // `read_locked(rec)` under the shared lock, then tells read-ahead.
-  template <class ReadLocked>
-  Result<size_t> read_file(InodeNo ino, uint64_t off, ReadLocked&& read_locked, bool atime = true);
+  Status for_each_piece(const std::vector<Extent>& extents, uint64_t off, size_t len,
+                        Piece&& piece);
+  // A read of [off, off+len) of `ino`: stores a due atime first (unless
+  // `atime` is false), reads the inode and its extents under the shared
+  // lock, then calls `read_pages(rec, extents)` without it, and tells
+  // read-ahead.
+  template <class ReadPages>
+  Result<size_t> read_file(InodeNo ino, uint64_t off, size_t len, ReadPages&& read_pages,
+                           bool atime = true);
   // Whether a read now should store a new atime (writable, and as the mount's
   // atime_updates says).
   bool atime_wanted(const InodeRecord& rec) const;
