@@ -208,6 +208,7 @@ Result<InodeNo> FileSystem::Impl::new_inode(uint32_t mode, uint64_t rdev, const 
   timespec now = now_timespec();
   rec.atime_sec = rec.mtime_sec = rec.ctime_sec = rec.crtime_sec = now.tv_sec;
   rec.atime_nsec = rec.mtime_nsec = rec.ctime_nsec = rec.crtime_nsec = uint32_t(now.tv_nsec);
+  if (sb_->next_inode >= kMaxInodeNumber) return Err{ENOSPC};  // numbers are never reused
   InodeNo ino{sb_->next_inode};
   PAGEFS_TRY(insert_inode(ino, rec));
   sb_->next_inode++;

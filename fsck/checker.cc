@@ -272,6 +272,10 @@ bool Checker::check_geometry() {
     report_.error("superblock has an invalid state %u", sb_.state);
   }
   if (sb_.next_inode < 2) report_.error("superblock next_inode %llu < 2", ull(sb_.next_inode));
+  if (sb_.next_inode > kMaxInodeNumber) {
+    report_.error("superblock next_inode %llu is past the largest inode number",
+                  ull(sb_.next_inode));
+  }
   if (!check_regions()) return false;
   referenced_ = PageSet(sb_.page_count);
   for (uint64_t p = 0; p < sb_.data_start; p++) referenced_.set(p);
