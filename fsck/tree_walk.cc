@@ -169,6 +169,12 @@ void Checker::add_children(const NodeRef& ref, const std::vector<Cell>& cells,
                     ull(ref.page));
       continue;
     }
+    // A separator is a copy of a real key (the first one is not a key at all).
+    if (i > 0 &&
+        (cell.key.kind < uint8_t(KeyKind::kInode) || cell.key.kind > uint8_t(KeyKind::kOrphan))) {
+      report_.error("tree node %llu: separator %zu has an unknown key kind %u", ull(ref.page), i,
+                    cell.key.kind);
+    }
     NodeRef child_ref{child, uint16_t(ref.level - 1), ref.has_lo, ref.has_hi, ref.lo, ref.hi};
     if (i > 0) {
       child_ref.has_lo = true;
