@@ -14,7 +14,7 @@ cd "$root"
 build_dir=${BUILD_DIR:-$root/build-asan}
 seconds=${1:-${PAGEFS_FUZZ_SECONDS:-3600}}
 
-"$root/scripts/deps.sh"
+"$root/scripts/deps.sh" >/dev/null
 cmake -S "$root" -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPAGEFS_SANITIZE=ON
 cmake --build "$build_dir" --target image_fuzzer -j "$(nproc)"
 

@@ -24,6 +24,17 @@ fi
 status=0
 ctest --test-dir "$build_dir" --output-on-failure --no-tests=error -j "$(nproc)" || status=1
 
+# The corrupt-image fuzzer's fixed-seed smoke run under AddressSanitizer and
+# UBSan (ctest's fuzz.image_smoke runs the same images in the build above):
+# 200 damaged images, in a build of just the fuzzer in ./build-asan-fuzz.
+# PAGEFS_FUZZ_SMOKE=0 skips it; scripts/fuzz.sh runs the long version.
+if [[ ${PAGEFS_FUZZ_SMOKE:-1} != 0 && ${SANITIZE:-0} == 0 ]]; then
+  echo "test.sh: corrupt-image fuzzer smoke run under ASan + UBSan"
+  BUILD_DIR=$root/build-asan-fuzz PAGEFS_SEED=20261121 PAGEFS_FUZZ_IMAGES=200 \
+    "$root/scripts/fuzz.sh" 600 >"$build_dir/fuzz-asan-smoke.log" 2>&1 || status=1
+  tail -30 "$build_dir/fuzz-asan-smoke.log"
+fi
+
 if ((status == 0)); then
   echo "test.sh: all tests passed ($build_dir)"
 else
