@@ -15,7 +15,9 @@
 
 conc_threads=${CONC_THREADS:-"1 2 4 8 16"}
 conc_file_mb=64  # per thread
-conc_creates=2000  # per thread
+# per thread; passthrough_ll holds an fd for every inode the kernel knows, so
+# 16 threads x 1000 stays under the 20,000 open files a process may hold here
+conc_creates=1000
 
 # Writes the files the overwrite jobs use: c.0 ... c.15 of conc_file_mb each.
 conc_layout() {
