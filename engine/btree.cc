@@ -30,14 +30,36 @@ bool valid_node(const std::byte* page, uint32_t page_size, const char** why) {
 
 }  // namespace
 
-Result<PageRef> Btree::node_page(uint64_t page, uint32_t level) {
+// The level check bounds every descent (cycles included); the range check
+// catches a child pointer aimed at another node of the right level, and a
+// separator key changed, which would otherwise hide or misplace items.
+Result<PageRef> Btree::node_page(uint64_t page, uint32_t level, const KeyRange& range) {
   PAGEFS_ASSIGN(PageRef ref, pool_.fetch_meta(PageNo{page}, PageType::kTreeNode, valid_node));
-  uint16_t found = Node(ref.data(), pool_.page_size()).level();
-  if (found != level) {
-    return pool_.metadata_error(PageNo{page}, "tree node at level %u where level %u belongs", found,
-                                level);
+  Node node(ref.data(), pool_.page_size());
+  if (node.level() != level) {
+    return pool_.metadata_error(PageNo{page}, "tree node at level %u where level %u belongs",
+                                node.level(), level);
+  }
+  const bool root = level == root_.height - 1;
+  if (node.count() == 0) {
+    if (root) return ref;
+    return pool_.metadata_error(PageNo{page}, "empty tree node below the root");
+  }
+  // An internal node's first key stands for the lowest one its range allows.
+  const uint16_t first = node.is_leaf() ? 0 : 1;
+  if (first < node.count() &&
+      (node.key_at(first) < range.lo || !(node.key_at(node.count() - 1) < range.hi))) {
+    return pool_.metadata_error(PageNo{page},
+                                "tree node keys outside the range its parent gives it");
   }
   return ref;
+}
+
+Btree::KeyRange Btree::child_range(const Node& node, uint16_t i, const KeyRange& range) {
+  KeyRange r = range;
+  if (i > 0) r.lo = node.key_at(i);
+  if (i + 1 < node.count()) r.hi = node.key_at(i + 1);
+  return r;
 }
 
 // Checked before the child is read: a pointer at a superblock, the journal or
@@ -86,8 +108,9 @@ Status Btree::free_node(uint64_t page) {
 // leaf after at most height steps.
 Result<bool> Btree::get(const Key& key, std::string* out) {
   uint64_t page = root_.page;
+  KeyRange range = kAllKeys;
   for (uint32_t level = root_.height - 1;; level--) {
-    PAGEFS_ASSIGN(PageRef ref, node_page(page, level));
+    PAGEFS_ASSIGN(PageRef ref, node_page(page, level, range));
     Node node(ref.data(), pool_.page_size());
     if (node.is_leaf()) {
       uint16_t i = node.lower_bound(key);
@@ -99,19 +122,20 @@ Result<bool> Btree::get(const Key& key, std::string* out) {
     }
     PAGEFS_ASSIGN(uint16_t idx, child_for(ref, node, key));
     PAGEFS_ASSIGN(page, child_page(ref, node, idx));
+    range = child_range(node, idx, range);
   }
 }
 
 Status Btree::scan(const Key& lo, const Key& hi, const Visitor& visit) {
   if (hi < lo) return ok_status();
-  PAGEFS_TRY(scan_rec(root_.page, root_.height - 1, lo, hi, visit));
+  PAGEFS_TRY(scan_rec(root_.page, root_.height - 1, kAllKeys, lo, hi, visit));
   return ok_status();
 }
 
 // Returns false once the visitor asked to stop or the keys passed `hi`.
-Result<bool> Btree::scan_rec(uint64_t page, uint32_t level, const Key& lo, const Key& hi,
-                             const Visitor& visit) {
-  PAGEFS_ASSIGN(PageRef ref, node_page(page, level));
+Result<bool> Btree::scan_rec(uint64_t page, uint32_t level, const KeyRange& range, const Key& lo,
+                             const Key& hi, const Visitor& visit) {
+  PAGEFS_ASSIGN(PageRef ref, node_page(page, level, range));
   Node node(ref.data(), pool_.page_size());
   if (node.is_leaf()) {
     for (uint16_t i = node.lower_bound(lo); i < node.count(); i++) {
@@ -126,7 +150,8 @@ Result<bool> Btree::scan_rec(uint64_t page, uint32_t level, const Key& lo, const
   for (uint16_t i = first; i < node.count(); i++) {
     if (i > 0 && hi < node.key_at(i)) return false;
     PAGEFS_ASSIGN(uint64_t child, child_page(ref, node, i));
-    PAGEFS_ASSIGN(bool more, scan_rec(child, level - 1, lo, hi, visit));
+    PAGEFS_ASSIGN(bool more,
+                  scan_rec(child, level - 1, child_range(node, i, range), lo, hi, visit));
     if (!more) return false;
   }
   return true;
@@ -136,7 +161,8 @@ Result<bool> Btree::scan_rec(uint64_t page, uint32_t level, const Key& lo, const
 
 Status Btree::put(const Key& key, std::span<const std::byte> value) {
   if (value.size() > max_value()) return Err{E2BIG};
-  PAGEFS_ASSIGN(auto split, put_rec(root_.page, root_.height - 1, key, value, PutMode::kUpsert));
+  PAGEFS_ASSIGN(auto split,
+                put_rec(root_.page, root_.height - 1, kAllKeys, key, value, PutMode::kUpsert));
   if (split) PAGEFS_TRY(grow_root(*split));
   return ok_status();
 }
@@ -144,14 +170,15 @@ Status Btree::put(const Key& key, std::span<const std::byte> value) {
 Status Btree::insert(const Key& key, std::span<const std::byte> value) {
   if (value.size() > max_value()) return Err{E2BIG};
   PAGEFS_ASSIGN(auto split,
-                put_rec(root_.page, root_.height - 1, key, value, PutMode::kInsertOnly));
+                put_rec(root_.page, root_.height - 1, kAllKeys, key, value, PutMode::kInsertOnly));
   if (split) PAGEFS_TRY(grow_root(*split));
   return ok_status();
 }
 
-Result<std::optional<Btree::Split>> Btree::put_rec(uint64_t page, uint32_t level, const Key& key,
+Result<std::optional<Btree::Split>> Btree::put_rec(uint64_t page, uint32_t level,
+                                                   const KeyRange& range, const Key& key,
                                                    std::span<const std::byte> value, PutMode mode) {
-  PAGEFS_ASSIGN(PageRef ref, node_page(page, level));
+  PAGEFS_ASSIGN(PageRef ref, node_page(page, level, range));
   Node node(ref.data(), pool_.page_size());
   if (node.is_leaf()) {
     uint16_t pos = node.lower_bound(key);
@@ -174,7 +201,8 @@ Result<std::optional<Btree::Split>> Btree::put_rec(uint64_t page, uint32_t level
   }
   PAGEFS_ASSIGN(uint16_t idx, child_for(ref, node, key));
   PAGEFS_ASSIGN(uint64_t child_no, child_page(ref, node, idx));
-  PAGEFS_ASSIGN(auto child_split, put_rec(child_no, level - 1, key, value, mode));
+  PAGEFS_ASSIGN(auto child_split,
+                put_rec(child_no, level - 1, child_range(node, idx, range), key, value, mode));
   if (!child_split) return std::optional<Split>();
   uint64_t child = child_split->page;
   std::span<const std::byte> child_bytes(reinterpret_cast<const std::byte*>(&child), 8);
@@ -233,14 +261,14 @@ Status Btree::grow_root(const Split& split) {
 
 Result<bool> Btree::erase(const Key& key) {
   bool emptied = false;
-  PAGEFS_ASSIGN(bool found, erase_rec(root_.page, root_.height - 1, key, true, &emptied));
+  PAGEFS_ASSIGN(bool found, erase_rec(root_.page, root_.height - 1, kAllKeys, key, true, &emptied));
   if (found) PAGEFS_TRY(shrink_root());
   return found;
 }
 
-Result<bool> Btree::erase_rec(uint64_t page, uint32_t level, const Key& key, bool is_root,
-                              bool* emptied) {
-  PAGEFS_ASSIGN(PageRef ref, node_page(page, level));
+Result<bool> Btree::erase_rec(uint64_t page, uint32_t level, const KeyRange& range, const Key& key,
+                              bool is_root, bool* emptied) {
+  PAGEFS_ASSIGN(PageRef ref, node_page(page, level, range));
   Node node(ref.data(), pool_.page_size());
   bool found = false;
   if (node.is_leaf()) {
@@ -253,7 +281,8 @@ Result<bool> Btree::erase_rec(uint64_t page, uint32_t level, const Key& key, boo
     PAGEFS_ASSIGN(uint16_t idx, child_for(ref, node, key));
     PAGEFS_ASSIGN(uint64_t child, child_page(ref, node, idx));
     bool child_emptied = false;
-    PAGEFS_ASSIGN(found, erase_rec(child, level - 1, key, false, &child_emptied));
+    PAGEFS_ASSIGN(found, erase_rec(child, level - 1, child_range(node, idx, range), key, false,
+                                   &child_emptied));
     if (child_emptied) {
       ref.mark_dirty();
       node.erase_at(idx);
@@ -284,7 +313,7 @@ Status Btree::shrink_root() {
     }
     if (node.count() > 1) return ok_status();
     PAGEFS_ASSIGN(uint64_t child, child_page(ref, node, 0));
-    PAGEFS_TRY(node_page(child, root_.height - 2));
+    PAGEFS_TRY(node_page(child, root_.height - 2, kAllKeys));
     uint64_t old = root_.page;
     ref.reset();
     PAGEFS_TRY(free_node(old));

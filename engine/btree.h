@@ -78,24 +78,35 @@ class Btree {
   };
   enum class PutMode { kUpsert, kInsertOnly };
 
-  // The node at `page`, which its parent says is at `level`.
-  Result<PageRef> node_page(uint64_t page, uint32_t level);
-  Result<PageRef> root_page() { return node_page(root_.page, root_.height - 1); }
+  // The keys a subtree may hold: lo <= key < hi (its parent's separators).
+  struct KeyRange {
+    Key lo;
+    Key hi;
+  };
+  static constexpr KeyRange kAllKeys{Key::min(), Key::max()};
+
+  // The node at `page`, which its parent says is at `level` and holds keys
+  // of `range` only; a node below the root is never empty.
+  Result<PageRef> node_page(uint64_t page, uint32_t level, const KeyRange& range);
+  Result<PageRef> root_page() { return node_page(root_.page, root_.height - 1, kAllKeys); }
+  // The range of child i of `node`, whose own range is `range`.
+  static KeyRange child_range(const Node& node, uint16_t i, const KeyRange& range);
   // Child pointer i of the internal node `node` held by `ref`.
   Result<uint64_t> child_page(const PageRef& ref, const Node& node, uint16_t i);
   // The index of the child of `node` that may hold `key`.
   Result<uint16_t> child_for(const PageRef& ref, const Node& node, const Key& key);
   // Item i of the leaf `node` held by `ref`, checked by item_check_.
   Status check_item(const PageRef& ref, const Node& node, uint16_t i);
-  Result<std::optional<Split>> put_rec(uint64_t page, uint32_t level, const Key& key,
-                                       std::span<const std::byte> value, PutMode mode);
+  Result<std::optional<Split>> put_rec(uint64_t page, uint32_t level, const KeyRange& range,
+                                       const Key& key, std::span<const std::byte> value,
+                                       PutMode mode);
   Result<std::optional<Split>> split_and_insert(PageRef& ref, uint16_t pos, const Key& key,
                                                 std::span<const std::byte> value);
   // Returns true through `emptied` when the node became empty (and was freed).
-  Result<bool> erase_rec(uint64_t page, uint32_t level, const Key& key, bool is_root,
-                         bool* emptied);
-  Result<bool> scan_rec(uint64_t page, uint32_t level, const Key& lo, const Key& hi,
-                        const Visitor& visit);
+  Result<bool> erase_rec(uint64_t page, uint32_t level, const KeyRange& range, const Key& key,
+                         bool is_root, bool* emptied);
+  Result<bool> scan_rec(uint64_t page, uint32_t level, const KeyRange& range, const Key& lo,
+                        const Key& hi, const Visitor& visit);
   Status grow_root(const Split& split);
   Status shrink_root();
   Result<PageRef> new_node(uint16_t level, uint64_t near);

@@ -301,7 +301,7 @@ void BufferPool::prefetch_data(std::span<const DataPageRequest> pages) {
   io_done_.notify_all();
 }
 
-Result<PageRef> BufferPool::create(PageNo page, bool meta, bool fresh) {
+Result<PageRef> BufferPool::create(PageNo page, bool meta, bool fresh, bool zero) {
   std::unique_lock lock(mu_);
   for (;;) {
     auto it = table_.find(page.value);
@@ -321,20 +321,20 @@ Result<PageRef> BufferPool::create(PageNo page, bool meta, bool fresh) {
     f.fresh_txn = fresh || was_fresh ? running_txn_ : 0;
     f.usage = 0;
     f.crc_known = false;
-    std::memset(frame_data(it->second), 0, page_size_);
+    if (zero) std::memset(frame_data(it->second), 0, page_size_);
     return PageRef(this, it->second, page, frame_data(it->second));
   }
   PAGEFS_ASSIGN(uint32_t frame, grab_frame(lock));
   if (table_.count(page.value)) {
     free_frames_.push_back(frame);
     lock.unlock();
-    return create(page, meta, fresh);
+    return create(page, meta, fresh, zero);
   }
   insert(frame, page, meta);
   record_undo(frame);
   frames_[frame].pins = 1;
   frames_[frame].fresh_txn = fresh ? running_txn_ : 0;
-  std::memset(frame_data(frame), 0, page_size_);
+  if (zero) std::memset(frame_data(frame), 0, page_size_);
   return PageRef(this, frame, page, frame_data(frame));
 }
 
@@ -404,6 +404,7 @@ void BufferPool::insert(uint32_t frame, PageNo page, bool meta) {
 void BufferPool::release_frame(uint32_t frame) {
   Frame& f = frames_[frame];
   assert(f.in_use && f.pins == 0 && !f.busy);
+  unpin_journal(f);  // a discarded page's bytes are needed by nobody
   table_.erase(f.page.value);
   if (f.dirty) dirty_count_--;
   f = Frame{};
@@ -451,6 +452,27 @@ bool BufferPool::writable(const Frame& f) const {
   return f.txn == 0 || (fresh(f) && f.txn == running_txn_);
 }
 
+bool BufferPool::takes(const Frame& f, Take take, uint64_t pinned_up_to) const {
+  if (!writable(f)) return false;
+  switch (take) {
+    case Take::kAll:
+      return true;
+    case Take::kNoSuperblock:
+      return f.page.value >= 2;
+    case Take::kPinned:
+      return f.page.value >= 2 && f.home_txn != 0 && f.home_txn <= pinned_up_to;
+  }
+  return false;
+}
+
+void BufferPool::unpin_journal(Frame& f) {
+  if (f.home_txn == 0) return;
+  auto it = journal_pins_.find(f.home_txn);
+  assert(it != journal_pins_.end() && it->second > 0);
+  if (--it->second == 0) journal_pins_.erase(it);
+  f.home_txn = 0;
+}
+
 // Two sweeps of the clock: the first lowers usage counts, the second finds
 // a frame at zero. Pinned and busy frames are skipped. Returns kNoFrame if
 // every frame is pinned or busy.
@@ -466,7 +488,7 @@ uint32_t BufferPool::find_victim() {
       continue;
     }
     if (!fr.dirty) return f;
-    if (fallback == kNoFrame && writable(fr)) fallback = f;
+    if (fallback == kNoFrame && takes(fr, Take::kNoSuperblock, 0)) fallback = f;
   }
   return fallback;
 }
@@ -497,13 +519,14 @@ Result<uint32_t> BufferPool::grab_frame(std::unique_lock<std::mutex>& lock) {
 
 // Writes back up to max_pages dirty, unpinned frames (sorted, merged). Called
 // with mu_ held; drops it during the I/O.
-Status BufferPool::write_back_batch(std::unique_lock<std::mutex>& lock, uint32_t max_pages) {
+Status BufferPool::write_back_batch(std::unique_lock<std::mutex>& lock, uint32_t max_pages,
+                                    Take take, uint64_t pinned_up_to) {
   std::vector<uint32_t> batch;
   batch.reserve(max_pages);
   for (uint32_t i = 0; i < frame_count_ && batch.size() < max_pages; i++) {
     uint32_t f = (clock_hand_ + i) % frame_count_;
     Frame& fr = frames_[f];
-    if (writable(fr)) {
+    if (takes(fr, take, pinned_up_to)) {
       fr.busy = true;
       batch.push_back(f);
     }
@@ -521,6 +544,7 @@ Status BufferPool::write_back_batch(std::unique_lock<std::mutex>& lock, uint32_t
       fr.dirty = false;
       dirty_count_--;
       if (fr.txn != running_txn_) fr.txn = 0;
+      unpin_journal(fr);
     }
   }
   io_done_.notify_all();
@@ -565,15 +589,23 @@ Status BufferPool::write_frames(std::vector<uint32_t>& frames) {
     PAGEFS_LOG_ERROR("write-back of %zu pages failed: %s", frames.size(), strerror(st.error()));
   }
   pages_written_.fetch_add(frames.size(), std::memory_order_relaxed);
+  writeback_batches_.fetch_add(1, std::memory_order_relaxed);
+  writeback_requests_.fetch_add(batch.size(), std::memory_order_relaxed);
   return st;
 }
 
-Status BufferPool::flush_all() {
+Status BufferPool::flush_all(bool superblocks) {
+  const Take take = superblocks ? Take::kAll : Take::kNoSuperblock;
   std::unique_lock lock(mu_);
-  while (dirty_count_ > 0) {
-    uint64_t before = dirty_count_;
-    PAGEFS_TRY(write_back_batch(lock, 4096));
-    if (dirty_count_ < before) continue;
+  // Dirty frames this flush must write (superblocks aside, when asked).
+  auto left = [&] {
+    uint64_t n = 0;
+    for (const Frame& f : frames_) n += f.in_use && f.dirty && (superblocks || f.page.value >= 2);
+    return n;
+  };
+  for (uint64_t dirty = left(); dirty > 0; dirty = left()) {
+    PAGEFS_TRY(write_back_batch(lock, 4096, take));
+    if (left() < dirty) continue;
     // Pages under background write-back come home shortly: wait for them.
     bool in_flight = false;
     for (const Frame& f : frames_) in_flight |= f.dirty && f.busy;
@@ -584,7 +616,7 @@ Status BufferPool::flush_all() {
     // Only pinned or uncommitted pages remain; callers commit first and
     // flush with no pins held.
     PAGEFS_LOG_ERROR("flush: %llu dirty pages cannot be written yet",
-                     static_cast<unsigned long long>(dirty_count_));
+                     static_cast<unsigned long long>(dirty));
     return Err{EBUSY};
   }
   lock.unlock();
@@ -673,88 +705,8 @@ Status BufferPool::write_through(PageRef& ref) {
   if (f.dirty) dirty_count_--;
   f.dirty = false;
   f.txn = 0;
+  unpin_journal(f);
   return ok_status();
-}
-
-// ---- transactions -------------------------------------------------------------
-
-uint64_t BufferPool::txn_images() const {
-  std::lock_guard lock(mu_);
-  return txn_images_;
-}
-
-uint64_t BufferPool::txn_frames() const {
-  std::lock_guard lock(mu_);
-  return txn_frames_.size();
-}
-
-std::vector<TxnPage> BufferPool::begin_commit(uint64_t* txn_id, bool* fresh_written) {
-  std::unique_lock lock(mu_);
-  assert(undo_.empty());  // a commit point: no operation is half done
-  // A fresh page may be under background write-back: let it finish, so the
-  // commit's flush covers it.
-  for (bool waited = true; waited;) {
-    waited = false;
-    for (uint32_t f : txn_frames_) {
-      if (frames_[f].busy) {
-        io_done_.wait(lock);
-        waited = true;
-        break;
-      }
-    }
-  }
-  std::vector<TxnPage> pages;
-  pages.reserve(txn_frames_.size());
-  for (uint32_t f : txn_frames_) {
-    Frame& fr = frames_[f];
-    if (!fr.in_use || !fr.dirty || fr.txn != running_txn_) continue;  // cleaned or reused
-    assert(fr.pins == 0 && !fr.busy);
-    if (fresh(fr)) fr.busy = true;  // written home by the commit; nobody may touch it
-    fr.usage = std::min<uint8_t>(fr.usage, 1);
-    pages.push_back(TxnPage{f, fr.page, fr.meta, fresh(fr), frame_data(f)});
-    fr.txn = UINT64_MAX;  // listed; set to the id below
-  }
-  *txn_id = running_txn_;
-  *fresh_written = fresh_written_;
-  fresh_written_ = false;
-  for (const TxnPage& p : pages) frames_[p.frame].txn = running_txn_;
-  running_txn_++;
-  txn_frames_.clear();
-  txn_images_ = 0;
-  return pages;
-}
-
-void BufferPool::stamp_lsn(const TxnPage& page, uint64_t lsn) {
-  assert(page.meta);
-  reinterpret_cast<PageHeader*>(page.data)->lsn = lsn;
-  stamp_meta_page(page.data, page_size_);
-}
-
-void BufferPool::ordered_writes(const std::vector<TxnPage>& pages, std::vector<iovec>& iov,
-                                std::vector<IoRequest>& batch) const {
-  std::vector<uint32_t> frames;
-  for (const TxnPage& p : pages) {
-    if (p.fresh) frames.push_back(p.frame);
-  }
-  build_batch(frames, iov, batch);
-}
-
-void BufferPool::end_commit(uint64_t txn_id, const std::vector<TxnPage>& pages, bool ok) {
-  std::lock_guard lock(mu_);
-  for (const TxnPage& p : pages) {
-    Frame& f = frames_[p.frame];
-    if (p.fresh) {
-      f.busy = false;
-      if (ok) pages_written_.fetch_add(1, std::memory_order_relaxed);
-      if (ok && f.dirty && f.txn == txn_id) {
-        f.dirty = false;
-        dirty_count_--;
-      }
-      f.fresh_txn = 0;
-    }
-    if (f.txn == txn_id && ok) f.txn = 0;
-  }
-  io_done_.notify_all();
 }
 
 Err BufferPool::metadata_error(PageNo page, const char* why, ...) {
@@ -777,9 +729,16 @@ PoolStats BufferPool::stats() const {
   s.pages_written = pages_written_.load();
   s.checksum_errors = checksum_errors_.load();
   s.metadata_errors = metadata_errors_.load();
+  s.writeback_batches = writeback_batches_.load();
+  s.writeback_requests = writeback_requests_.load();
   std::lock_guard lock(mu_);
   s.dirty = dirty_count_;
   return s;
+}
+
+uint64_t BufferPool::pinned_frames() const {
+  std::lock_guard lock(mu_);
+  return std::count_if(frames_.begin(), frames_.end(), [](const Frame& f) { return f.pins > 0; });
 }
 
 void BufferPool::check_invariants() const {

@@ -26,6 +26,17 @@
 // nodes, bitmaps), so a `cat` of a huge file does not flush the metadata.
 // Dirty victims are written back in sorted, merged batches.
 //
+// Journal pins: a page whose changes a durable transaction journaled, and
+// that is not home yet, still needs that transaction's journal record: the
+// journal's tail may not pass it. Each such frame names the transaction
+// (home_txn), and the pool counts the frames per transaction; a checkpoint
+// writes the pinned frames home, flushes, and moves the tail to the oldest
+// transaction still pinned. A frame changed again by a later transaction keeps
+// its old pin until that transaction commits: its bytes are not home, and the
+// later record that supersedes them is not durable yet. The superblock pages
+// (0 and 1) are not pinned and never written by background write-back: their
+// home copies carry the journal tail, which only a checkpoint may move.
+//
 // Write-back: a background thread writes dirty pages that may go home (see
 // below) in sorted, merged batches when more than a high-water share of the
 // pool is dirty, down to a low-water share, so that eviction finds clean
@@ -55,6 +66,7 @@
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <span>
@@ -134,6 +146,8 @@ struct PoolStats {
   uint64_t checksum_errors = 0;
   uint64_t metadata_errors = 0;  // metadata that passed its checksum but cannot be right
   uint64_t dirty = 0;
+  uint64_t writeback_batches = 0;   // device writes of dirty pages (write-back, eviction, flush)
+  uint64_t writeback_requests = 0;  // their requests: runs of adjacent pages merged into one
 };
 
 // A data page to read ahead: its device page and the CRC it must match.
@@ -171,7 +185,9 @@ class BufferPool {
   // A page whose old contents do not matter (newly allocated): a zeroed frame,
   // no device read. `meta` pages get their CRC stamped at write-out. A
   // `fresh` data page held nothing live before the running transaction.
-  Result<PageRef> create(PageNo page, bool meta, bool fresh = false);
+  // Without `zero`, the frame's bytes are whatever it held: for a caller
+  // that overwrites the whole page before anyone else may see it.
+  Result<PageRef> create(PageNo page, bool meta, bool fresh = false, bool zero = true);
   // Forgets a page that was freed: its frame is dropped without write-back.
   // The page must not be pinned. Under a savepoint, done when it is released.
   void discard(PageNo page);
@@ -206,7 +222,9 @@ class BufferPool {
 
   // Writes every dirty page home in sorted, merged batches, then flushes the
   // device. Pages of the running transaction must have been committed first.
-  Status flush_all();
+  // Without `superblocks`, pages 0 and 1 are left to the caller (their home
+  // copies carry the journal tail, which must not go back).
+  Status flush_all(bool superblocks = true);
   // Writes one pinned page home now (stamped) and flushes; it is clean after.
   Status write_through(PageRef& ref);
 
@@ -225,8 +243,15 @@ class BufferPool {
   // Builds sorted, merged write requests for the fresh pages in `pages`.
   void ordered_writes(const std::vector<TxnPage>& pages, std::vector<iovec>& iov,
                       std::vector<IoRequest>& batch) const;
-  // The commit of `txn_id` is durable (ok) or failed.
-  void end_commit(uint64_t txn_id, const std::vector<TxnPage>& pages, bool ok);
+  // The commit of `txn_id`, written at journal position `lsn`, is durable
+  // (ok) or failed. Its pages are pinned to it until they are home.
+  void end_commit(uint64_t txn_id, const std::vector<TxnPage>& pages, bool ok, uint64_t lsn);
+  // The oldest transaction some frame is pinned to; UINT64_MAX if none.
+  uint64_t oldest_pinned_txn() const;
+  // Writes home the frames pinned to transactions up to `txn` that may go
+  // home, in sorted, merged batches (no flush).
+  Status write_home(uint64_t txn);
+  uint64_t running_txn() const;
 
   // Starts and stops the background write-back thread.
   void start_writeback(const WritebackOptions& options);
@@ -241,6 +266,8 @@ class BufferPool {
   Err metadata_error(PageNo page, const char* why, ...) __attribute__((format(printf, 3, 4)));
 
   PoolStats stats() const;
+  // Frames pinned now (a walk over every frame: for statistics, not hot paths).
+  uint64_t pinned_frames() const;
   uint32_t page_size() const { return page_size_; }
   uint32_t frame_count() const { return frame_count_; }
   Device& device() { return device_; }
@@ -265,6 +292,7 @@ class BufferPool {
     bool savepoint = false;  // has an undo entry in the open savepoint: stays put
     bool crc_known = false;  // data frames: data_crc is the CRC32C of the bytes
     uint32_t data_crc = 0;
+    uint64_t home_txn = 0;  // durable transaction whose record this frame still needs; 0: none
   };
 
   // How to undo the changes to one frame: restore `image` (an index into the
@@ -290,7 +318,15 @@ class BufferPool {
   // held; may drop and retake it.
   Result<uint32_t> grab_frame(std::unique_lock<std::mutex>& lock);
   uint32_t find_victim();
-  Status write_back_batch(std::unique_lock<std::mutex>& lock, uint32_t max_pages);
+  // Which dirty frames a write-back may take: any that may go home (a full
+  // checkpoint), all but the superblocks (background), or only those pinned
+  // to transactions up to a bound (a checkpoint's first pass).
+  enum class Take { kAll, kNoSuperblock, kPinned };
+  Status write_back_batch(std::unique_lock<std::mutex>& lock, uint32_t max_pages,
+                          Take take = Take::kNoSuperblock, uint64_t pinned_up_to = 0);
+  bool takes(const Frame& f, Take take, uint64_t pinned_up_to) const;
+  // The frame's bytes are home: its journal pin, if any, goes.
+  void unpin_journal(Frame& f);
   Status write_frames(std::vector<uint32_t>& frames);
   bool writable(const Frame& f) const;
   bool fresh(const Frame& f) const { return f.fresh_txn != 0 && f.fresh_txn == running_txn_; }
@@ -325,8 +361,10 @@ class BufferPool {
   uint32_t clock_hand_ = 0;                       // guarded by mu_
   uint64_t dirty_count_ = 0;                      // guarded by mu_
   uint64_t running_txn_ = 1;                      // guarded by mu_
-  std::vector<uint32_t> txn_frames_;              // guarded by mu_
-  uint64_t txn_images_ = 0;                       // guarded by mu_
+  uint64_t durable_txn_ = 0;  // last transaction whose commit succeeded; guarded by mu_
+  std::map<uint64_t, uint64_t> journal_pins_;  // txn -> frames pinned to it; guarded by mu_
+  std::vector<uint32_t> txn_frames_;           // guarded by mu_
+  uint64_t txn_images_ = 0;                    // guarded by mu_
   // A fresh page of the running transaction went home outside the commit: the
   // commit must flush before its commit record. Guarded by mu_.
   bool fresh_written_ = false;
@@ -343,7 +381,7 @@ class BufferPool {
   int write_error_ = 0;          // guarded by mu_
 
   std::atomic<uint64_t> hits_{0}, misses_{0}, pages_read_{0}, pages_written_{0},
-      checksum_errors_{0}, metadata_errors_{0};
+      checksum_errors_{0}, metadata_errors_{0}, writeback_batches_{0}, writeback_requests_{0};
 };
 
 // Stamps the header of a metadata page buffer: sets the CRC over page_size bytes.

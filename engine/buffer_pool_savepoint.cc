@@ -80,7 +80,11 @@ void BufferPool::undo(const UndoEntry& e) {
   f.dirty = e.saved.dirty;
   f.meta = e.saved.meta;
   f.fresh_txn = e.saved.fresh_txn;
-  f.txn = e.saved.txn;
+  // The frame was in a transaction being committed when the operation took
+  // it; if that commit has succeeded since, the bytes put back are committed
+  // and pinned to it (end_commit saw to the pin), and may go home. After a
+  // failed commit they may never go home: the frame keeps that transaction.
+  f.txn = e.saved.txn != 0 && e.saved.txn <= durable_txn_ ? 0 : e.saved.txn;
   f.usage = e.saved.usage;
   f.crc_known = e.saved.crc_known;
   f.data_crc = e.saved.data_crc;

@@ -144,7 +144,7 @@ Result<Attr> FileSystem::Impl::create_node(InodeNo parent, std::string_view name
   PAGEFS_ASSIGN(InodeNo ino, new_inode(mode, rdev, caller, dir, &rec));
   if (S_ISDIR(mode)) rec.parent = parent.value;
   if (S_ISLNK(mode)) {
-    PAGEFS_TRY(write_locked(ino, rec, 0, symlink_target.data(), symlink_target.size(), false));
+    PAGEFS_TRY(write_locked(ino, rec, 0, symlink_target.data(), symlink_target.size()));
   }
   PAGEFS_TRY(put_inode(ino, rec));
   PAGEFS_TRY(dir_add(parent, name, ino.value, dirent_type(mode)));
@@ -216,7 +216,9 @@ Result<std::string> FileSystem::readlink(InodeNo ino) {
   PAGEFS_ASSIGN(InodeRecord rec, impl_->get_inode(ino));
   if (!S_ISLNK(rec.mode)) return Err{EINVAL};
   std::string target(rec.size, '\0');
-  PAGEFS_ASSIGN(size_t n, impl_->read_locked(ino, rec, 0, rec.size, target.data()));
+  std::vector<Extent> extents;
+  PAGEFS_TRY(impl_->read_extents(ino, 0, rec.size, &extents));
+  PAGEFS_ASSIGN(size_t n, impl_->read_copy(rec, extents, 0, rec.size, target.data()));
   target.resize(n);
   return target;
 }

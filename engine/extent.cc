@@ -4,6 +4,7 @@
 
 #include "engine/fs_impl.h"
 #include "engine/log.h"
+#include "engine/node.h"
 
 namespace pagefs {
 
@@ -99,6 +100,30 @@ Status FileSystem::Impl::erase_extent(InodeNo ino, uint64_t file_page) {
   PAGEFS_ASSIGN(bool erased, tree_->erase(Key::of(ino.value, KeyKind::kExtent, file_page)));
   dirty_ = true;
   return erased ? ok_status() : Status(Err{EIO});
+}
+
+// A leaf has page_size - kSlotsOffset bytes for cells. With 4 KiB pages that
+// is 4048; the record of a full extent takes 17 + 2 + 16 + 4 * 32 + 2 = 165
+// bytes, so 24 fit, and an append splits a full leaf 23 + 1: 23 records, 736
+// data pages per leaf. An internal cell takes 17 + 2 + 8 + 2 = 29 bytes: 139
+// children. 1 GiB of new data (262144 pages, 8192 records) takes 357 leaves,
+// plus 2 for the leaves split where the records go in, and 2 internal pages
+// plus 3 for splits along the path: 364 pages, 0.14%.
+uint64_t FileSystem::Impl::extent_tree_pages(uint64_t data_pages) const {
+  const uint64_t cell_room = page_size_ - kSlotsOffset;
+  const uint64_t per_leaf = cell_room / Node::cell_bytes(extent_value_size(kMaxExtentPages)) - 1;
+  const uint64_t per_internal = cell_room / Node::cell_bytes(sizeof(uint64_t));
+  assert(per_leaf >= 2 && per_internal >= 2);
+  uint64_t records = (data_pages + kMaxExtentPages - 1) / kMaxExtentPages;
+  uint64_t leaves = (records + per_leaf - 1) / per_leaf + 2;
+  return leaves + leaves / per_internal + 3;
+}
+
+// Monotone tree_pages() makes this safe: d = F - tree(F) gives
+// d + tree(d) <= F - tree(F) + tree(F) = F.
+uint64_t FileSystem::Impl::data_pages_fitting(uint64_t free_pages) const {
+  uint64_t tree = extent_tree_pages(free_pages);
+  return free_pages > tree ? free_pages - tree : 0;
 }
 
 // Frees file pages [first_page, end_page): extents wholly inside go away,

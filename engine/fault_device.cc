@@ -271,6 +271,11 @@ std::optional<uint32_t> FaultDevice::torn_sectors() const {
   return torn_sectors_;
 }
 
+size_t FaultDevice::event_count() const {
+  std::lock_guard lock(mu_);
+  return events_.size();
+}
+
 bool FaultDevice::events_overflowed() const {
   std::lock_guard lock(mu_);
   return events_overflowed_;

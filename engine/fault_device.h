@@ -97,6 +97,9 @@ class FaultDevice final : public Device {
   std::optional<uint32_t> torn_sectors() const;  // K of the torn write, once torn
 
   const std::vector<Event>& events() const { return events_; }
+  // Events logged so far; safe while I/O runs (a filesystem's commits and
+  // checkpoints go on in the background after its calls return).
+  size_t event_count() const;
   bool events_overflowed() const;
   // Applies the first event_count logged events (writes and flushes) to target.
   Status replay(Device& target, size_t event_count) const;

@@ -1,9 +1,8 @@
-// File data: read, write, truncate, fallocate, lseek and copy_file_range.
+// File data: read, truncate, fallocate, lseek and copy_file_range (writes
+// are in file_write.cc).
 //
-// A file page lives in a device page named by an extent (extent.cc). Writes
-// fill pages in the buffer pool and record each page's CRC32C in its extent;
-// sequential writes grow the current extent page by page while the next device
-// page is free, so a file written in order lands in few, contiguous extents.
+// A file page lives in a device page named by an extent (extent.cc), which
+// records each page's CRC32C.
 #include <fcntl.h>
 #include <linux/falloc.h>
 #include <sys/stat.h>
@@ -25,151 +24,23 @@ uint32_t low_bits(uint32_t n) {
 
 }  // namespace
 
-// ---- write ------------------------------------------------------------------
-
-Status FileSystem::Impl::write_page(InodeNo ino, InodeRecord& rec, uint64_t fp, uint32_t in_page,
-                                    const char* buf, uint32_t len, Extent& cur, bool& cur_valid,
-                                    bool& cur_dirty) {
-  auto flush_cur = [&]() -> Status {
-    if (cur_valid && cur_dirty) PAGEFS_TRY(put_extent(ino, cur));
-    cur_dirty = false;
-    return ok_status();
-  };
-  bool covered = cur_valid && fp >= cur.file_page && fp < cur.end();
-  if (!covered) {
-    // Grow the current extent in place when the next device page is free.
-    bool grown = false;
-    if (!(cur_valid && cur.end() == fp)) {
-      PAGEFS_TRY(flush_cur());
-      Extent found;
-      bool hit = false;
-      PAGEFS_TRY(find_extent(ino, fp, &found, &hit));
-      if (hit) {
-        cur = found, cur_valid = true, covered = true;
-      } else if (fp > 0) {
-        PAGEFS_TRY(find_extent(ino, fp - 1, &found, &hit));
-        if (hit) cur = found, cur_valid = true;
-      }
-    }
-    // Extents never overlap, so when cur ends just before fp, an extent that
-    // covers fp starts exactly at fp: one lookup says whether to grow cur.
-    if (!covered && cur_valid && cur.end() == fp) {
-      Extent next;
-      bool hit = false;
-      PAGEFS_TRY(find_extent(ino, fp, &next, &hit));
-      if (hit) {
-        PAGEFS_TRY(flush_cur());
-        cur = next, covered = true;
-      }
-    }
-    if (!covered && cur_valid && cur.end() == fp && cur.pages < kMaxExtentPages) {
-      PAGEFS_ASSIGN(bool got, space_->allocate_at(PageNo{cur.phys + cur.pages}, false));
-      if (got) {
-        cur.crc[cur.pages] = 0;
-        cur.unwritten |= 1u << cur.pages;
-        cur.pages++;
-        cur_dirty = grown = true;
-        rec.blocks++;
-      }
-    }
-    if (!covered && !grown) {
-      PAGEFS_TRY(flush_cur());
-      uint64_t hint = cur_valid ? cur.phys + cur.pages : 0;
-      PAGEFS_ASSIGN(PageRun run, space_->allocate(PageNo{hint}, 1, false));
-      cur = Extent{};
-      cur.file_page = fp;
-      cur.phys = run.start.value;
-      cur.pages = 1;
-      cur.unwritten = 1;
-      cur_valid = cur_dirty = true;
-      rec.blocks++;
-    }
-  }
-  uint32_t idx = uint32_t(fp - cur.file_page);
-  PageNo phys{cur.phys + idx};
-  bool whole = in_page == 0 && len == page_size_;
-  PageRef ref;
-  // A page allocated just now, or allocated but never written (fallocate),
-  // holds nothing live: it is fresh, goes home before the commit and needs
-  // no journal copy. Overwriting a live page, even whole, is journaled.
-  if (cur.is_unwritten(idx)) {
-    PAGEFS_ASSIGN(ref, pool_->create(phys, false, /*fresh=*/true));
-  } else if (whole) {
-    PAGEFS_ASSIGN(ref, pool_->create(phys, false));
-  } else {
-    PAGEFS_ASSIGN(ref, pool_->fetch_data(phys, cur.crc[idx]));
-  }
-  ref.mark_dirty();
-  std::memcpy(ref.data() + in_page, buf, len);
-  cur.crc[idx] = crc32c(ref.data(), page_size_);
-  ref.set_data_crc(cur.crc[idx]);
-  cur.unwritten &= ~(1u << idx);
-  cur_dirty = true;
-  return ok_status();
-}
-
-// Writes as much as fits, in chunks of kChunkPages. With commit points, each
-// chunk is a segment (transaction.cc) ending with its extents and the inode
-// stored: a chunk that fails is undone whole, and the write returns the bytes
-// of the chunks before it, or the error if there are none. Without commit
-// points (a symlink's target, inside create) any failure is the caller's to
-// undo.
-Result<size_t> FileSystem::Impl::write_locked(InodeNo ino, InodeRecord& rec, uint64_t off,
-                                              const char* buf, size_t len, bool commit_points) {
-  constexpr uint64_t kChunkPages = 32;
-  if (off >= kMaxFileBytes || len > kMaxFileBytes - off) return Err{EFBIG};
-  size_t done = 0;
-  Status st;
-  while (done < len) {
-    uint64_t pos = off + done;
-    uint64_t chunk_end =
-        std::min<uint64_t>(off + len, (pos / page_size_ + kChunkPages) * page_size_);
-    if (commit_points) {
-      uint64_t pages = (chunk_end - pos + page_size_ - 1) / page_size_ + 1;
-      st = begin_op(2 * pages + 16, pages);
-      if (!st.ok()) break;
-    }
-    const InodeRecord before = rec;
-    st = write_chunk(ino, rec, pos, buf + done, size_t(chunk_end - pos));
-    if (!st.ok()) {
-      if (!commit_points) return Err{st.error()};
-      rec = before;
-      undo_segment();
-      break;
-    }
-    done += size_t(chunk_end - pos);
-  }
-  if (done == 0 && !st.ok()) return Err{st.error()};
-  return done;
-}
-
-// Writes [pos, pos+len) inside one chunk, then stores its extent and the inode.
-Status FileSystem::Impl::write_chunk(InodeNo ino, InodeRecord& rec, uint64_t pos, const char* buf,
-                                     size_t len) {
-  Extent cur;
-  bool cur_valid = false, cur_dirty = false;
-  size_t done = 0;
-  while (done < len) {
-    uint64_t at = pos + done;
-    uint32_t in_page = uint32_t(at % page_size_);
-    uint32_t n = uint32_t(std::min<uint64_t>(page_size_ - in_page, len - done));
-    PAGEFS_TRY(
-        write_page(ino, rec, at / page_size_, in_page, buf + done, n, cur, cur_valid, cur_dirty));
-    done += n;
-  }
-  if (cur_valid && cur_dirty) PAGEFS_TRY(put_extent(ino, cur));
-  rec.size = std::max<uint64_t>(rec.size, pos + len);
-  touch(rec, true, true);
-  return put_inode(ino, rec);
-}
-
 // ---- read -------------------------------------------------------------------
 
+// The extents covering [off, off+len), read under the filesystem lock.
+Status FileSystem::Impl::read_extents(InodeNo ino, uint64_t off, size_t len,
+                                      std::vector<Extent>* extents) {
+  if (len == 0) return ok_status();
+  return collect_extents(ino, off / page_size_, (off + len - 1) / page_size_, extents);
+}
+
+// Fetches the pages of [off, off+len) named by `extents` (prefetched in one
+// batch) and hands them out in order. Needs no filesystem lock: the caller
+// holds the file's lock, so no one changes or frees these pages meanwhile,
+// and every fetch checks the page against the CRC its extent recorded.
 template <class Piece>
-Status FileSystem::Impl::for_each_piece(InodeNo ino, uint64_t off, size_t len, Piece&& piece) {
+Status FileSystem::Impl::for_each_piece(const std::vector<Extent>& extents, uint64_t off,
+                                        size_t len, Piece&& piece) {
   uint64_t first = off / page_size_, last = (off + len - 1) / page_size_;
-  std::vector<Extent> extents;
-  PAGEFS_TRY(collect_extents(ino, first, last, &extents));
   std::vector<DataPageRequest> wanted;
   for (const Extent& e : extents) {
     for (uint64_t fp = std::max(first, e.file_page); fp <= last && fp < e.end(); fp++) {
@@ -199,12 +70,14 @@ Status FileSystem::Impl::for_each_piece(InodeNo ino, uint64_t off, size_t len, P
   return ok_status();
 }
 
-Result<size_t> FileSystem::Impl::read_locked(InodeNo ino, const InodeRecord& rec, uint64_t off,
-                                             size_t len, char* buf) {
+// Copies [off, off+len) (cut at rec.size) into buf.
+Result<size_t> FileSystem::Impl::read_copy(const InodeRecord& rec,
+                                           const std::vector<Extent>& extents, uint64_t off,
+                                           size_t len, char* buf) {
   if (off >= rec.size || len == 0) return size_t(0);
   len = size_t(std::min<uint64_t>(len, rec.size - off));
   size_t done = 0;
-  PAGEFS_TRY(for_each_piece(ino, off, len, [&](PageRef ref, uint32_t in_page, size_t n) {
+  PAGEFS_TRY(for_each_piece(extents, off, len, [&](PageRef ref, uint32_t in_page, size_t n) {
     if (ref.valid()) {
       std::memcpy(buf + done, ref.data() + in_page, n);
     } else {
@@ -215,9 +88,9 @@ Result<size_t> FileSystem::Impl::read_locked(InodeNo ino, const InodeRecord& rec
   return done;
 }
 
-Result<size_t> FileSystem::Impl::read_pinned_locked(InodeNo ino, const InodeRecord& rec,
-                                                    uint64_t off, size_t len,
-                                                    const FileSystem::ReadReply& reply) {
+Result<size_t> FileSystem::Impl::read_pinned(const InodeRecord& rec,
+                                             const std::vector<Extent>& extents, uint64_t off,
+                                             size_t len, const FileSystem::ReadReply& reply) {
   if (off >= rec.size || len == 0) {
     reply({});
     return size_t(0);
@@ -241,7 +114,7 @@ Result<size_t> FileSystem::Impl::read_pinned_locked(InodeNo ino, const InodeReco
   std::vector<iovec> iov;
   pins.reserve(pages);
   iov.reserve(pages);
-  PAGEFS_TRY(for_each_piece(ino, off, len, [&](PageRef ref, uint32_t in_page, size_t n) {
+  PAGEFS_TRY(for_each_piece(extents, off, len, [&](PageRef ref, uint32_t in_page, size_t n) {
     std::byte* base = ref.valid() ? ref.data() + in_page : zero_page_.get();
     if (ref.valid()) pins.push_back(std::move(ref));
     // Frames next to each other in memory (read together) make one iovec.
@@ -328,6 +201,10 @@ Status FileSystem::Impl::truncate_locked(InodeNo ino, InodeRecord& rec, uint64_t
 }
 
 // Allocates unwritten extents over the holes in file pages [first, end).
+// All or nothing: the pages and the tree pages mapping them must fit before
+// anything is allocated (the space statfs reports is exactly what fits), and
+// when fragmented free space makes the records outgrow that estimate, what
+// this call allocated is freed again before it fails.
 Status FileSystem::Impl::allocate_unwritten(InodeNo ino, InodeRecord& rec, uint64_t first,
                                             uint64_t end) {
   std::vector<Extent> extents;
@@ -338,21 +215,27 @@ Status FileSystem::Impl::allocate_unwritten(InodeNo ino, InodeRecord& rec, uint6
     p = std::max(p, e.end());
   }
   if (p < end) need += end - p;
-  if (need > space_->data_free_pages() && space_->pending_pages() > 0) {
+  auto fits = [&] { return need + extent_tree_pages(need) <= space_->data_free_pages(); };
+  if (!fits() && space_->pending_pages() > 0) {
     // Freed space comes back at a checkpoint; the state so far is consistent.
     PAGEFS_TRY(put_inode(ino, rec));
     PAGEFS_TRY(checkpoint_locked());
   }
-  if (need > space_->data_free_pages()) return Err{ENOSPC};
+  if (!fits()) return Err{ENOSPC};
   p = first;
   uint64_t hint = 0;
   int since_commit_point = 0;
+  // File page ranges given extents so far, and those of them kept at the
+  // last commit point (the ones a failure must remove by hand).
+  std::vector<std::pair<uint64_t, uint64_t>> filled, kept;
   auto fill = [&](uint64_t from, uint64_t to) -> Status {
+    filled.emplace_back(from, from);
     while (from < to) {
       if (++since_commit_point == 32) {
         // Unwritten extents past what the size covers are consistent.
         PAGEFS_TRY(put_inode(ino, rec));
         PAGEFS_TRY(begin_op(160, kMaxExtentPages));
+        kept = filled;
         since_commit_point = 0;
       }
       uint32_t want = uint32_t(std::min<uint64_t>(kMaxExtentPages, to - from));
@@ -366,6 +249,7 @@ Status FileSystem::Impl::allocate_unwritten(InodeNo ino, InodeRecord& rec, uint6
       rec.blocks += run.count;
       hint = run.start.value + run.count;
       from += run.count;
+      filled.back().second = from;
     }
     return ok_status();
   };
@@ -376,10 +260,25 @@ Status FileSystem::Impl::allocate_unwritten(InodeNo ino, InodeRecord& rec, uint6
     p = std::max(p, e.end());
   }
   if (st.ok() && p < end) st = fill(p, end);
-  // Extents allocated before a failure stay (past the size if need be); the
-  // inode's block count must describe them.
-  if (!st.ok()) (void)put_inode(ino, rec);
+  if (!st.ok() && !kept.empty()) PAGEFS_TRY(unfill(ino, rec, kept));
   return st;
+}
+
+// After a fallocate failed past a commit point: its last segment is undone,
+// and the extents it allocated in the segments before it (`kept`) are
+// removed, since those ranges were holes. The removal is kept, so the failed call
+// leaves the file and the free space as they were. Should the removal fail
+// too, the extents stay, past the size if need be and counted in the inode's
+// blocks: a consistent file.
+Status FileSystem::Impl::unfill(InodeNo ino, InodeRecord& rec,
+                                const std::vector<std::pair<uint64_t, uint64_t>>& kept) {
+  undo_segment();
+  PAGEFS_ASSIGN(rec, get_inode(ino));
+  for (const auto& [from, to] : kept) {
+    if (to > from) PAGEFS_TRY(remove_pages(ino, rec, from, to));
+  }
+  PAGEFS_TRY(put_inode(ino, rec));
+  return begin_op(16);  // keeps the removal
 }
 
 // ---- FileSystem: public ---------------------------------------------------------
@@ -399,42 +298,61 @@ bool atime_due(const InodeRecord& rec, int64_t now_sec) {
 }  // namespace
 
 // Both reads store a due atime before reading, so the reply goes out after
-// it: whatever the caller does next (a stat, a chmod) already sees it.
-template <class ReadLocked>
-Result<size_t> FileSystem::Impl::read_file(InodeNo ino, uint64_t off, ReadLocked&& read_locked,
-                                           bool atime) {
-  size_t n = 0;
+// it: whatever the caller does next (a stat, a chmod) already sees it. The
+// filesystem lock is held only to read the inode and the extents: the pages
+// are fetched (device misses included) and handed to `read_pages` (the
+// reply, for in-place reads) without it, under the file's own lock, so
+// readers never keep writers of other files waiting on a device or on the
+// kernel.
+template <class ReadPages>
+Result<size_t> FileSystem::Impl::read_file(InodeNo ino, uint64_t off, size_t len,
+                                           ReadPages&& read_pages, bool atime) {
+  std::shared_lock file_lock(inode_locks_.of(ino));
+  InodeRecord rec;
+  std::vector<Extent> extents;
   for (bool atime_done = !atime;; atime_done = true) {
     std::shared_lock lock(mu_);
-    PAGEFS_ASSIGN(InodeRecord rec, get_inode(ino));
+    PAGEFS_ASSIGN(rec, get_inode(ino));
     if (S_ISDIR(rec.mode)) return Err{EISDIR};
     if (!atime_done && atime_wanted(rec)) {
       lock.unlock();
       update_atime(ino);
       continue;
     }
-    PAGEFS_ASSIGN(n, read_locked(rec));
+    if (off < rec.size) {
+      PAGEFS_TRY(read_extents(ino, off, size_t(std::min<uint64_t>(len, rec.size - off)), &extents));
+    }
     break;
   }
+  PAGEFS_ASSIGN(size_t n, read_pages(rec, extents));
   if (readahead_) readahead_->note_read(ino, off, n);
   return n;
 }
 
 Result<size_t> FileSystem::read(InodeNo ino, uint64_t off, size_t len, char* buf) {
-  return impl_->read_file(ino, off, [&](const InodeRecord& rec) {
-    return impl_->read_locked(ino, rec, off, len, buf);
+  return impl_->read_file(ino, off, len, [&](const InodeRecord& rec, const auto& extents) {
+    return impl_->read_copy(rec, extents, off, len, buf);
   });
 }
 
 Result<size_t> FileSystem::read_in_place(InodeNo ino, uint64_t off, size_t len,
                                          const ReadReply& reply) {
-  return impl_->read_file(ino, off, [&](const InodeRecord& rec) {
-    return impl_->read_pinned_locked(ino, rec, off, len, reply);
+  return impl_->read_file(ino, off, len, [&](const InodeRecord& rec, const auto& extents) {
+    return impl_->read_pinned(rec, extents, off, len, reply);
   });
 }
 
 bool FileSystem::Impl::atime_wanted(const InodeRecord& rec) const {
-  return !read_only_ && !failed_ && atime_due(rec, now_timespec().tv_sec);
+  if (read_only_ || failed_) return false;
+  switch (options_.atime_updates) {
+    case AtimeUpdates::kNever:
+      return false;
+    case AtimeUpdates::kAlways:
+      return true;
+    case AtimeUpdates::kRelative:
+      break;
+  }
+  return atime_due(rec, now_timespec().tv_sec);
 }
 
 // Best effort: a read does not fail for its atime.
@@ -451,24 +369,10 @@ void FileSystem::Impl::update_atime(InodeNo ino) {
   });
 }
 
-Result<size_t> FileSystem::write(InodeNo ino, uint64_t off, const char* buf, size_t len,
-                                 bool drop_setid) {
-  std::unique_lock lock(impl_->mu_);
-  return impl_->run_op([&]() -> Result<size_t> {
-    PAGEFS_TRY(impl_->check_writable());
-    PAGEFS_ASSIGN(InodeRecord rec, impl_->get_inode(ino));
-    if (S_ISDIR(rec.mode)) return Err{EISDIR};
-    if (!S_ISREG(rec.mode)) return Err{EINVAL};
-    if (len == 0) return size_t(0);
-    if (drop_setid) {
-      rec.mode &= ~uint32_t(S_ISUID);
-      if (rec.mode & S_IXGRP) rec.mode &= ~uint32_t(S_ISGID);
-    }
-    return impl_->write_locked(ino, rec, off, buf, len, true);
-  });
-}
-
 Result<Attr> FileSystem::setattr(InodeNo ino, const SetAttr& c) {
+  // A size change takes the file's lock (file_write.cc) before the filesystem's.
+  std::unique_lock<std::shared_mutex> file_lock;
+  if (c.set_size) file_lock = std::unique_lock(impl_->inode_locks_.of(ino));
   std::unique_lock lock(impl_->mu_);
   return impl_->run_op([&] { return impl_->setattr_locked(ino, c); });
 }
@@ -500,18 +404,21 @@ Result<Attr> FileSystem::Impl::setattr_locked(InodeNo ino, const SetAttr& c) {
   return a;
 }
 
-Status FileSystem::fallocate(InodeNo ino, int mode, uint64_t off, uint64_t len) {
+Status FileSystem::fallocate(InodeNo ino, int mode, uint64_t off, uint64_t len,
+                             uint32_t clear_mode) {
   const int known = FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE;
   if (mode & ~known) return Err{EOPNOTSUPP};
   if ((mode & FALLOC_FL_PUNCH_HOLE) && !(mode & FALLOC_FL_KEEP_SIZE)) return Err{EOPNOTSUPP};
   if ((mode & FALLOC_FL_PUNCH_HOLE) && (mode & FALLOC_FL_ZERO_RANGE)) return Err{EOPNOTSUPP};
   if (len == 0) return Err{EINVAL};
   if (off >= kMaxFileBytes || len > kMaxFileBytes - off) return Err{EFBIG};
+  std::unique_lock file_lock(impl_->inode_locks_.of(ino));
   std::unique_lock lock(impl_->mu_);
-  return impl_->run_op([&] { return impl_->fallocate_locked(ino, mode, off, len); });
+  return impl_->run_op([&] { return impl_->fallocate_locked(ino, mode, off, len, clear_mode); });
 }
 
-Status FileSystem::Impl::fallocate_locked(InodeNo ino, int mode, uint64_t off, uint64_t len) {
+Status FileSystem::Impl::fallocate_locked(InodeNo ino, int mode, uint64_t off, uint64_t len,
+                                          uint32_t clear_mode) {
   Impl& fs = *this;
   PAGEFS_TRY(fs.begin_op(64));
   PAGEFS_ASSIGN(InodeRecord rec, fs.get_inode(ino));
@@ -541,6 +448,7 @@ Status FileSystem::Impl::fallocate_locked(InodeNo ino, int mode, uint64_t off, u
     rec.size = end;
     Impl::touch(rec, true, true);
   }
+  rec.mode &= ~(clear_mode & uint32_t(S_ISUID | S_ISGID));
   return fs.put_inode(ino, rec);
 }
 
@@ -583,9 +491,9 @@ Result<size_t> FileSystem::copy_file_range(InodeNo in, uint64_t off_in, InodeNo 
     size_t want = std::min(kChunk, len - done);
     // No atime: a copy that fails must leave everything as it was.
     Result<size_t> got = impl_->read_file(
-        in, off_in + done,
-        [&](const InodeRecord& rec) {
-          return impl_->read_locked(in, rec, off_in + done, want, buf.data());
+        in, off_in + done, want,
+        [&](const InodeRecord& rec, const auto& extents) {
+          return impl_->read_copy(rec, extents, off_in + done, want, buf.data());
         },
         /*atime=*/false);
     if (!got.ok() || *got == 0) {

@@ -42,12 +42,15 @@ struct stat Attr::to_stat(uint32_t blksize) const {
 // ---- Impl: mount ------------------------------------------------------------
 
 FileSystem::Impl::Impl(std::unique_ptr<Device> device, const MountOptions& options)
-    : device_(std::move(device)), options_(options) {}
+    : device_(std::make_unique<MeteredDevice>(std::move(device), stats_.device)),
+      options_(options) {}
 
 FileSystem::Impl::~Impl() {
   scrubber_.reset();
   readahead_.reset();
-  stop_committer();
+  stop_ticker();
+  if (checkpointer_) checkpointer_->stop();
+  if (committer_) committer_->stop();
   if (pool_) pool_->stop_writeback();
 }
 
@@ -98,6 +101,7 @@ Status FileSystem::Impl::open(std::string* message) {
     return Err{EIO};
   }
   if (read_only_) return ok_status();
+  start_journal_threads();
   std::unique_lock lock(mu_);
   PAGEFS_TRY(purge_orphans());
   sb_->state = static_cast<uint32_t>(FsState::kMounted);
@@ -109,30 +113,48 @@ Status FileSystem::Impl::open(std::string* message) {
   return st;
 }
 
-void FileSystem::Impl::start_committer() {
+void FileSystem::Impl::start_journal_threads() {
+  auto on_failure = [this](const char* what, int error) { fail(what, error); };
+  committer_ = std::make_unique<Committer>(*pool_, *journal_, page_size_, journal_->max_images(),
+                                           on_failure, &stats_.commit_ns);
+  checkpointer_ = std::make_unique<Checkpointer>(*pool_, *journal_, *committer_, *device_,
+                                                 page_size_, on_failure, &stats_.checkpoint_ns);
+  // A journal more than half full gets a checkpoint before anyone waits.
+  committer_->set_after_commit([this] {
+    if (journal_->free_bytes() < journal_->capacity_bytes() / 2) checkpointer_->kick();
+  });
+}
+
+void FileSystem::Impl::start_ticker() {
   if (read_only_) return;
-  committer_ = std::thread([this] {
-    std::unique_lock lk(committer_mu_);
-    while (!committer_stop_) {
-      committer_cv_.wait_for(lk, std::chrono::seconds(std::max(1u, options_.commit_interval_s)));
-      if (committer_stop_) break;
+  ticker_ = std::thread([this] {
+    std::unique_lock lk(ticker_mu_);
+    while (!ticker_stop_) {
+      ticker_cv_.wait_for(lk, std::chrono::seconds(std::max(1u, options_.commit_interval_s)));
+      if (ticker_stop_) break;
       lk.unlock();
-      {
-        std::unique_lock lock(mu_);
-        (void)commit_locked();  // a failure is sticky and logged by fail()
-      }
+      close_if_idle();
       lk.lock();
     }
   });
 }
 
-void FileSystem::Impl::stop_committer() {
+void FileSystem::Impl::stop_ticker() {
   {
-    std::lock_guard lk(committer_mu_);
-    committer_stop_ = true;
+    std::lock_guard lk(ticker_mu_);
+    ticker_stop_ = true;
   }
-  committer_cv_.notify_all();
-  if (committer_.joinable()) committer_.join();
+  ticker_cv_.notify_all();
+  if (ticker_.joinable()) ticker_.join();
+}
+
+// The committer writes what is closed; nobody waits for it here. With both
+// slots taken, the next tick (or an fsync) closes instead.
+void FileSystem::Impl::close_if_idle() {
+  if (!committer_->slot_free()) return;
+  std::unique_lock lock(mu_);
+  if (failed_ || !has_changes() || !committer_->slot_free()) return;
+  (void)close_txn_locked();  // a failure is sticky and logged by fail()
 }
 
 // ---- Impl: inodes -------------------------------------------------------------
@@ -187,6 +209,7 @@ Result<InodeNo> FileSystem::Impl::new_inode(uint32_t mode, uint64_t rdev, const 
   timespec now = now_timespec();
   rec.atime_sec = rec.mtime_sec = rec.ctime_sec = rec.crtime_sec = now.tv_sec;
   rec.atime_nsec = rec.mtime_nsec = rec.ctime_nsec = rec.crtime_nsec = uint32_t(now.tv_nsec);
+  if (sb_->next_inode >= kMaxInodeNumber) return Err{ENOSPC};  // numbers are never reused
   InodeNo ino{sb_->next_inode};
   PAGEFS_TRY(insert_inode(ino, rec));
   sb_->next_inode++;
@@ -316,7 +339,7 @@ Result<std::unique_ptr<FileSystem>> FileSystem::mount(std::unique_ptr<Device> de
   std::unique_ptr<FileSystem> fs(new FileSystem());
   fs->impl_ = std::make_unique<Impl>(std::move(device), options);
   PAGEFS_TRY(fs->impl_->open(message));
-  fs->impl_->start_committer();
+  fs->impl_->start_ticker();
   // Read ahead at most an eighth of the pool, so a window never evicts itself.
   Impl* impl = fs->impl_.get();
   impl->readahead_ = std::make_unique<Readahead>(
@@ -332,17 +355,25 @@ Result<std::unique_ptr<FileSystem>> FileSystem::mount(std::unique_ptr<Device> de
   return fs;
 }
 
+// The last commit, then the background checkpoints stop before the full one
+// that marks the filesystem clean, so nothing writes a superblock after it.
 Status FileSystem::unmount() {
-  impl_->scrubber_.reset();
-  impl_->readahead_.reset();
-  impl_->stop_committer();
-  impl_->pool_->stop_writeback();
-  std::unique_lock lock(impl_->mu_);
-  if (impl_->read_only_) return ok_status();
-  if (impl_->failed_) return Err{EIO};
-  PAGEFS_TRY(impl_->checkpoint_locked());
-  impl_->sb_->state = static_cast<uint32_t>(FsState::kClean);
-  return impl_->write_superblocks();
+  Impl& fs = *impl_;
+  fs.scrubber_.reset();
+  fs.readahead_.reset();
+  fs.stop_ticker();
+  fs.pool_->stop_writeback();
+  std::unique_lock lock(fs.mu_);
+  if (fs.read_only_) return ok_status();
+  Status st = fs.failed_ ? Status(Err{EIO}) : fs.commit_locked();
+  fs.checkpointer_->stop();
+  if (st.ok()) st = fs.checkpoint_locked();
+  if (st.ok()) {
+    fs.sb_->state = static_cast<uint32_t>(FsState::kClean);
+    st = fs.write_superblocks();
+  }
+  fs.committer_->stop();
+  return st;
 }
 
 Result<Attr> FileSystem::Impl::attr_of(InodeNo ino, Hold hold) {
@@ -358,14 +389,26 @@ Result<Attr> FileSystem::getattr(InodeNo ino, Hold hold) {
   return impl_->attr_of(ino, hold);
 }
 
-// Commits the running transaction, which holds every change made so far: a
-// concurrent fsync that finds it already committed returns at once (group
-// commit).
+// Waits until every change made so far is durable. The running transaction
+// is closed under the lock, and the wait for its commit happens without it.
+// An fsync waits for a free commit slot before taking the lock, so ops are
+// not held up behind it; fsyncs that arrive while a commit is being written
+// find their changes in the next transaction, which one of them closes for
+// all (group commit).
 Status FileSystem::fsync(InodeNo, bool) {
-  std::unique_lock lock(impl_->mu_);
-  if (impl_->failed_) return Err{EIO};
-  if (impl_->read_only_) return ok_status();
-  return impl_->commit_locked();
+  Impl& fs = *impl_;
+  LatencyTimer timer(fs.stats_.fsync_ns);
+  if (fs.read_only_) return ok_status();
+  uint64_t txn = 0;
+  for (;;) {
+    fs.committer_->wait_slot_free();
+    std::unique_lock lock(fs.mu_);
+    if (fs.failed_) return Err{EIO};
+    if (fs.has_changes() && !fs.committer_->slot_free()) continue;  // another closer won
+    PAGEFS_ASSIGN(txn, fs.close_txn_locked());
+    break;
+  }
+  return fs.committer_->wait_durable(txn);
 }
 
 Status FileSystem::forget(InodeNo ino, uint64_t n) {
@@ -408,9 +451,12 @@ FsStats FileSystem::stats() const {
   s.page_size = impl_->page_size_;
   s.total_pages = impl_->sb_->page_count - impl_->sb_->data_start;
   // What will be free once the running transaction commits: a removed file's
-  // space shows as free at once, as df users expect.
+  // space shows as free at once, as df users expect. Reported is the file
+  // data that fits, besides the metadata reserve and the extent records
+  // that would map it: a fallocate of all of it succeeds.
   uint64_t free = impl_->space_->free_pages_after_commit();
-  s.free_pages = free > SpaceMap::kMetadataReserve ? free - SpaceMap::kMetadataReserve : 0;
+  free = free > SpaceMap::kMetadataReserve ? free - SpaceMap::kMetadataReserve : 0;
+  s.free_pages = impl_->data_pages_fitting(free);
   s.inodes = impl_->sb_->inode_count;
   s.checksum_errors = ps.checksum_errors;
   s.metadata_errors = ps.metadata_errors;

@@ -37,6 +37,7 @@
 
 #include "engine/device.h"
 #include "engine/result.h"
+#include "engine/stats.h"
 #include "engine/types.h"
 
 namespace pagefs {
@@ -46,12 +47,20 @@ class Btree;
 class SpaceMap;
 struct Superblock;
 
+// When a read of a file stores a new access time (the atime mount options).
+enum class AtimeUpdates {
+  kNever,     // noatime
+  kRelative,  // relatime: when atime is not after mtime or ctime, or is a day old
+  kAlways,    // strictatime: on every read
+};
+
 struct MountOptions {
   uint64_t cache_bytes = 256ull << 20;  // buffer pool budget
   bool read_only = false;
   uint32_t commit_interval_s = 5;  // dirty data reaches the device within this
   uint64_t max_write_iops = 0;     // background write-back limit; 0: none
   uint64_t max_write_mbps = 0;     // background write-back limit in MB/s; 0: none
+  AtimeUpdates atime_updates = AtimeUpdates::kRelative;
 };
 
 // What the filesystem reports about an inode (a subset of struct stat).
@@ -129,10 +138,13 @@ struct ScrubStatus {
   std::vector<ScrubDamage> damage;  // the first Scrubber::kMaxReported
 };
 
+// "never", "running", "done", "cancelled", "failed".
+const char* scrub_state_name(ScrubStatus::State state);
+
 struct FsStats {
   uint64_t page_size = 0;
   uint64_t total_pages = 0;
-  uint64_t free_pages = 0;
+  uint64_t free_pages = 0;  // file data pages that still fit, once the running transaction commits
   uint64_t inodes = 0;
   uint64_t checksum_errors = 0;  // CRC mismatches found on reads since mount
   uint64_t metadata_errors = 0;  // metadata with a good CRC but impossible contents, since mount
@@ -196,12 +208,11 @@ class FileSystem {
   void forget_all();
 
   // Reads up to `len` bytes at `off` into `buf`; returns bytes read (short at
-  // EOF). Updates atime the relatime way: when it is not newer than mtime or
-  // ctime, or is a day old.
+  // EOF). Stores a new atime first as MountOptions::atime_updates says.
   Result<size_t> read(InodeNo ino, uint64_t off, size_t len, char* buf);
   // Like read(), without copying: calls `reply` once with the bytes in place,
   // iovecs into pinned cache pages (and a page of zeros for holes), while the
-  // filesystem lock keeps writers out; the pages are unpinned when it returns.
+  // file's lock keeps its writers out; the pages are unpinned when it returns.
   // `reply` gets an empty span at EOF and must not call into the filesystem.
   // ENOBUFS if the range spans more pages than one read may pin (a 64th of
   // the cache), or if in-place reads in progress already pin a quarter of it:
@@ -215,7 +226,10 @@ class FileSystem {
                        bool drop_setid = false);
   // mode: 0, FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE|FALLOC_FL_KEEP_SIZE,
   // FALLOC_FL_ZERO_RANGE (optionally with KEEP_SIZE). Others: EOPNOTSUPP.
-  Status fallocate(InodeNo ino, int mode, uint64_t off, uint64_t len);
+  // `clear_mode`: the S_ISUID/S_ISGID bits the call clears from the file's
+  // mode when it succeeds; the caller decides them, as the kernel's
+  // file_remove_privs does (other bits are ignored).
+  Status fallocate(InodeNo ino, int mode, uint64_t off, uint64_t len, uint32_t clear_mode = 0);
   // whence: SEEK_DATA or SEEK_HOLE. ENXIO past the end or when no data follows.
   Result<uint64_t> lseek(InodeNo ino, uint64_t off, int whence);
   Result<size_t> copy_file_range(InodeNo in, uint64_t off_in, InodeNo out, uint64_t off_out,
@@ -244,6 +258,8 @@ class FileSystem {
   ScrubStatus scrub_status() const;
 
   FsStats stats() const;
+  // Counters, latency histograms and gauges for `pagefs stats` (engine/stats.cc).
+  StatsReport stats_report() const;
   uint32_t page_size() const;
   bool read_only() const;
 

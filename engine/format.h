@@ -37,7 +37,10 @@ inline constexpr uint32_t kPageMagic = 0x53464750;  // "PGFS" in little-endian b
 inline constexpr char kSuperMagic[8] = {'p', 'a', 'g', 'e', 'f', 's', '\0', '\x1a'};
 inline constexpr uint32_t kNameMax = 255;
 inline constexpr uint64_t kMaxFileBytes = 1ull << 52;  // 4 PiB: the largest file size
-inline constexpr uint32_t kLinkMax = 65000;            // the most links an inode may have
+// Inode numbers stay below this (so no count of them wraps, and none is the
+// kernel's or a tool's sentinel); a filesystem that reaches it makes no more.
+inline constexpr uint64_t kMaxInodeNumber = 1ull << 62;
+inline constexpr uint32_t kLinkMax = 65000;  // the most links an inode may have
 inline constexpr uint32_t kMaxExtentPages = 32;
 inline constexpr uint64_t kMinJournalPages = 256;  // mkfs never makes a smaller journal
 // LSNs and sequence numbers stay below this, so sums of them never wrap.

@@ -19,7 +19,23 @@ struct Geometry {
   uint64_t page_count, journal_start, journal_pages, bitmap_start, bitmap_pages, data_start;
 };
 
-Geometry plan(uint64_t device_bytes, uint32_t page_size, uint64_t journal_bytes) {
+uint64_t bitmap_pages_for(uint64_t page_count, uint32_t page_size) {
+  uint64_t bits = bitmap_bits_per_page(page_size);
+  return page_count / bits + (page_count % bits != 0);
+}
+
+// `grow_limit_bytes` as FormatOptions says, in pages; saturates rather than wraps.
+uint64_t grow_limit_pages(uint64_t device_bytes, uint32_t page_size, uint64_t grow_limit_bytes) {
+  uint64_t limit = grow_limit_bytes;
+  if (limit == 0) {
+    limit = device_bytes > UINT64_MAX / kDefaultGrowFactor ? UINT64_MAX
+                                                           : device_bytes * kDefaultGrowFactor;
+  }
+  return limit / page_size;
+}
+
+Geometry plan(uint64_t device_bytes, uint32_t page_size, uint64_t journal_bytes,
+              uint64_t limit_pages) {
   Geometry g{};
   g.page_count = device_bytes / page_size;
   if (journal_bytes == 0) {
@@ -31,9 +47,8 @@ Geometry plan(uint64_t device_bytes, uint32_t page_size, uint64_t journal_bytes)
   g.journal_start = 2;
   g.journal_pages = std::max<uint64_t>(journal_bytes / page_size, kMinJournalPages);
   g.bitmap_start = g.journal_start + g.journal_pages;
-  uint64_t bits = bitmap_bits_per_page(page_size);
-  g.bitmap_pages = (g.page_count + bits - 1) / bits;
-  g.data_start = g.bitmap_start + g.bitmap_pages;
+  g.bitmap_pages = bitmap_pages_for(g.page_count, page_size);
+  g.data_start = g.bitmap_start + bitmap_area_pages(g.page_count, limit_pages, page_size);
   return g;
 }
 
@@ -75,6 +90,14 @@ void fill_superblock(Superblock* sb, const Geometry& g, const FormatOptions& o) 
 
 }  // namespace
 
+// No room to grow: the bitmap alone. Otherwise two slots, each large enough for
+// the bitmap at the limit; the bitmap starts in the first.
+uint64_t bitmap_area_pages(uint64_t page_count, uint64_t limit_pages, uint32_t page_size) {
+  uint64_t now = bitmap_pages_for(page_count, page_size);
+  if (limit_pages <= page_count) return now;
+  return 2 * bitmap_pages_for(limit_pages, page_size);
+}
+
 uint64_t min_device_bytes(uint32_t page_size) {
   // Superblocks, the smallest journal, one bitmap page and 64 pages of data.
   return uint64_t(2 + kMinJournalPages + 1 + 64) * page_size;
@@ -97,7 +120,10 @@ Status format_device(Device& device, const FormatOptions& o, std::string* messag
         "device's block size";
     return Err{EINVAL};
   }
-  Geometry g = plan(device.size_bytes(), ps, o.journal_bytes);
+  const uint64_t limit_pages = grow_limit_pages(device.size_bytes(), ps, o.grow_limit_bytes);
+  Geometry g = plan(device.size_bytes(), ps, o.journal_bytes, limit_pages);
+  // A device too small to keep room for growth gets none.
+  if (g.data_start + 64 > g.page_count) g = plan(device.size_bytes(), ps, o.journal_bytes, 0);
   if (device.size_bytes() < min_device_bytes(ps) || g.data_start + 64 > g.page_count) {
     *message = "device is too small (need at least " +
                std::to_string((g.data_start + 64) * ps / 1024) + " KiB with this journal size)";

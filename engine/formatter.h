@@ -20,10 +20,21 @@ struct FormatOptions {
   std::string label;
   uint32_t root_uid = 0;
   uint32_t root_gid = 0;
+  // The largest size `pagefs resize` may grow the filesystem to: mkfs keeps
+  // room for the bitmap of that size between the bitmap and the data region.
+  // 0: kDefaultGrowFactor times the device. At most the device size: no room.
+  uint64_t grow_limit_bytes = 0;
 };
+
+inline constexpr uint64_t kDefaultGrowFactor = 16;
 
 // Smallest device format_device accepts, for a given page size.
 uint64_t min_device_bytes(uint32_t page_size);
+
+// Pages between the end of the journal and the data region that the bitmap
+// of a filesystem of `page_count` pages may grow into, for a grow limit of
+// `limit_pages` pages (engine/resize.h explains the two slots).
+uint64_t bitmap_area_pages(uint64_t page_count, uint64_t limit_pages, uint32_t page_size);
 
 // `message` receives one line for the user on failure.
 Status format_device(Device& device, const FormatOptions& options, std::string* message);

@@ -19,8 +19,11 @@
 
 #include "engine/btree.h"
 #include "engine/buffer_pool.h"
+#include "engine/checkpointer.h"
+#include "engine/committer.h"
 #include "engine/filesystem.h"
 #include "engine/format.h"
+#include "engine/inode_locks.h"
 #include "engine/inode_refs.h"
 #include "engine/items.h"
 #include "engine/journal.h"
@@ -68,6 +71,12 @@ class FileSystem::Impl {
   // a new segment starts. `data_pages`: new data pages the next segment may
   // allocate; `pages`: a bound on the pages it changes.
   Status begin_op(uint64_t pages, uint64_t data_pages = 0);
+  // The journal-room part of begin_op (see transaction.cc).
+  Status admit(uint64_t pages);
+  // Ends the running transaction and hands it to the committer; returns the
+  // transaction holding every change so far (see transaction.cc).
+  Result<uint64_t> close_txn_locked();
+  bool has_changes() const;
   // Undoes the open segment's changes and opens a new one (a write whose
   // chunk failed keeps the chunks before it).
   void undo_segment();
@@ -81,8 +90,14 @@ class FileSystem::Impl {
   // Ends the open segment (keeping it) for a commit, and opens the next one
   // when it goes out of scope.
   class SegmentBoundary;
-  void start_committer();
-  void stop_committer();
+  // The commit-interval thread: closes the running transaction every
+  // commit_interval_s, so changes reach the journal without an fsync.
+  void start_ticker();
+  // The committer and checkpointer threads (read-write mounts).
+  void start_journal_threads();
+  void stop_ticker();
+  // Closes the running transaction if a slot is free, without waiting.
+  void close_if_idle();
 
   // ---- inodes (filesystem.cc) ----
   Result<InodeRecord> get_inode(InodeNo ino);
@@ -129,24 +144,53 @@ class FileSystem::Impl {
   // At most `limit` extents (0: no limit).
   Status collect_extents(InodeNo ino, uint64_t first_page, uint64_t last_page,
                          std::vector<Extent>* out, size_t limit = 0);
-  // With commit_points, commits may happen between chunks of the write.
+  // ---- writes (file_write.cc) ----
+  // A whole page a write copies after the filesystem lock is released.
+  struct PendingCopy {
+    PageRef frame;       // pinned and marked dirty
+    const char* source;  // page_size_ bytes of the caller's buffer
+    uint32_t crc;        // their CRC32C, already in the extent
+  };
+  // The extent a write is filling, and whether it needs storing.
+  struct WriteCursor {
+    Extent cur;
+    bool valid = false;
+    bool dirty = false;
+  };
+  // The whole write under the filesystem lock (inside a larger operation).
   Result<size_t> write_locked(InodeNo ino, InodeRecord& rec, uint64_t off, const char* buf,
-                              size_t len, bool commit_points = true);
-  Status write_chunk(InodeNo ino, InodeRecord& rec, uint64_t pos, const char* buf, size_t len);
-  Result<size_t> read_locked(InodeNo ino, const InodeRecord& rec, uint64_t off, size_t len,
-                             char* buf);
-  Result<size_t> read_pinned_locked(InodeNo ino, const InodeRecord& rec, uint64_t off, size_t len,
-                                    const FileSystem::ReadReply& reply);
+                              size_t len);
+  Result<size_t> write_one_chunk(InodeNo ino, uint64_t pos, const char* buf, size_t len,
+                                 const uint32_t* crcs, bool drop_setid);
+  Status write_chunk(InodeNo ino, InodeRecord& rec, uint64_t pos, const char* buf, size_t len,
+                     std::vector<PendingCopy>* copies, const uint32_t* crcs);
+  Status map_page(InodeNo ino, InodeRecord& rec, uint64_t file_page, Extent& cur, bool& cur_valid,
+                  bool& cur_dirty);
+  // Copies in flight (file_write.cc): a transaction is closed only when none
+  // is, so no commit takes a page half copied.
+  void begin_copies();
+  void end_copies();
+  void wait_for_copies();
+  // ---- reads (file_ops.cc) ----
+  Status read_extents(InodeNo ino, uint64_t off, size_t len, std::vector<Extent>* extents);
+  Result<size_t> read_copy(const InodeRecord& rec, const std::vector<Extent>& extents, uint64_t off,
+                           size_t len, char* buf);
+  Result<size_t> read_pinned(const InodeRecord& rec, const std::vector<Extent>& extents,
+                             uint64_t off, size_t len, const FileSystem::ReadReply& reply);
   // Calls `piece(ref, in_page, n)` for each page-sized piece of [off, off+len)
   // in order; `ref` is empty for holes and unwritten pages.
   template <class Piece>
-  Status for_each_piece(InodeNo ino, uint64_t off, size_t len, Piece&& piece);
-  // A read of `ino` at `off`: stores a due atime first (unless `atime` is
-  // false), then calls
-  // `read_locked(rec)` under the shared lock, then tells read-ahead.
-  template <class ReadLocked>
-  Result<size_t> read_file(InodeNo ino, uint64_t off, ReadLocked&& read_locked, bool atime = true);
-  // Whether a read now should store a new atime (relatime, writable).
+  Status for_each_piece(const std::vector<Extent>& extents, uint64_t off, size_t len,
+                        Piece&& piece);
+  // A read of [off, off+len) of `ino`: stores a due atime first (unless
+  // `atime` is false), reads the inode and its extents under the shared
+  // lock, then calls `read_pages(rec, extents)` without it, and tells
+  // read-ahead.
+  template <class ReadPages>
+  Result<size_t> read_file(InodeNo ino, uint64_t off, size_t len, ReadPages&& read_pages,
+                           bool atime = true);
+  // Whether a read now should store a new atime (writable, and as the mount's
+  // atime_updates says).
   bool atime_wanted(const InodeRecord& rec) const;
   // Stores a new atime if still wanted. Takes the filesystem lock itself.
   void update_atime(InodeNo ino);
@@ -156,7 +200,8 @@ class FileSystem::Impl {
   void collect_data_pages(InodeNo ino, uint64_t off, uint64_t len,
                           std::vector<DataPageRequest>* wanted);
   Status write_page(InodeNo ino, InodeRecord& rec, uint64_t file_page, uint32_t in_page,
-                    const char* buf, uint32_t len, Extent& cur, bool& cur_valid, bool& cur_dirty);
+                    const char* buf, uint32_t len, WriteCursor& c, std::vector<PendingCopy>* copies,
+                    uint32_t whole_crc);
   // Frees file pages [first_page, end_page) in chunks; between chunks the
   // inode record is stored and a commit may happen.
   Status remove_pages(InodeNo ino, InodeRecord& rec, uint64_t first_page, uint64_t end_page);
@@ -165,11 +210,20 @@ class FileSystem::Impl {
   Status zero_bytes(InodeNo ino, uint64_t off, uint32_t len);
   Status truncate_locked(InodeNo ino, InodeRecord& rec, uint64_t size);
   Status allocate_unwritten(InodeNo ino, InodeRecord& rec, uint64_t first_page, uint64_t end_page);
+  Status unfill(InodeNo ino, InodeRecord& rec,
+                const std::vector<std::pair<uint64_t, uint64_t>>& kept);
   Result<Attr> setattr_locked(InodeNo ino, const SetAttr& changes);
-  Status fallocate_locked(InodeNo ino, int mode, uint64_t off, uint64_t len);
+  Status fallocate_locked(InodeNo ino, int mode, uint64_t off, uint64_t len, uint32_t clear_mode);
+  // Tree pages the extent records of `data_pages` new data pages can take
+  // when their space is contiguous (extent.cc has a worked example).
+  uint64_t extent_tree_pages(uint64_t data_pages) const;
+  // The most data pages that fit in `free_pages` with the tree pages that
+  // map them.
+  uint64_t data_pages_fitting(uint64_t free_pages) const;
 
   // ---- state ----
-  std::unique_ptr<Device> device_;
+  EngineStats stats_;               // before device_, which records into it
+  std::unique_ptr<Device> device_;  // a MeteredDevice over the mounted device
   MountOptions options_;
   uint32_t page_size_ = 0;
   std::unique_ptr<BufferPool> pool_;
@@ -180,8 +234,13 @@ class FileSystem::Impl {
   std::unique_ptr<Journal> journal_;
   std::unique_ptr<Readahead> readahead_;
   std::unique_ptr<Scrubber> scrubber_;  // online verification; stopped before the rest
-  InodeRefs refs_;                      // the kernel's references; added to under mu_
-  bool failed_ = false;                 // sticky: a journal or device write failed; guarded by mu_
+  InodeLocks inode_locks_;              // each file's data; taken before mu_
+  std::mutex copies_mu_;                // a leaf
+  std::condition_variable copies_cv_;
+  uint64_t copies_in_flight_ = 0;    // guarded by copies_mu_
+  InodeRefs refs_;                   // the kernel's references; added to under mu_
+  std::atomic<bool> failed_{false};  // sticky: a journal or device write failed
+  std::mutex fail_mu_;               // makes fail() log once
   TreeRoot root_;
   ItemLimits limits_;         // what extents may point at, from the superblock
   Superblock* sb_ = nullptr;  // in-memory copy, guarded by mu_
@@ -196,10 +255,13 @@ class FileSystem::Impl {
 
   mutable std::shared_mutex mu_;
 
-  std::mutex committer_mu_;
-  std::condition_variable committer_cv_;
-  bool committer_stop_ = false;
-  std::thread committer_;
+  std::unique_ptr<Committer> committer_;        // read-write mounts only
+  std::unique_ptr<Checkpointer> checkpointer_;  // read-write mounts only
+
+  std::mutex ticker_mu_;
+  std::condition_variable ticker_cv_;
+  bool ticker_stop_ = false;  // guarded by ticker_mu_
+  std::thread ticker_;
 };
 
 template <class Fn>

@@ -61,7 +61,55 @@ Journal::Journal(Device& device, const Superblock& sb, uint64_t head, uint64_t s
       head_(head),
       tail_(sb.journal_tail),
       sequence_(sequence),
-      tail_sequence_(sb.journal_sequence) {}
+      tail_sequence_(sb.journal_sequence),
+      noted_end_(head),
+      noted_next_sequence_(sequence),
+      noted_superblock_(new std::byte[sb.page_size]) {}
+
+uint64_t Journal::available_bytes() const {
+  uint64_t free = free_bytes(), promised = reserved_.load();
+  return free > promised ? free - promised : 0;
+}
+
+// Worked example, 4 KiB pages, 10 images: header 48 + table 160 + images at
+// most 40960 bytes, rounded up to 11 pages, plus the commit page: 12 pages.
+uint64_t Journal::record_bound(uint64_t images) const {
+  uint64_t bytes = sizeof(JournalHeader) + images * (sizeof(JournalImage) + page_size_);
+  return round_up(bytes, page_size_) + page_size_;
+}
+
+void Journal::reserve(uint64_t bytes) {
+  reserved_.fetch_add(bytes);
+}
+
+void Journal::unreserve(uint64_t bytes) {
+  [[maybe_unused]] uint64_t before = reserved_.fetch_sub(bytes);
+  assert(before >= bytes);
+}
+
+void Journal::note_durable(uint64_t txn, uint64_t lsn, uint64_t sequence,
+                           const std::byte* superblock) {
+  std::lock_guard lock(noted_mu_);
+  noted_.push_back(Noted{txn, lsn, sequence});
+  noted_end_ = head();
+  noted_next_sequence_ = sequence + 1;
+  noted_last_txn_ = txn;
+  std::memcpy(noted_superblock_.get(), superblock, page_size_);
+}
+
+bool Journal::tail_move(uint64_t oldest_pinned, TailMove* move, std::byte* superblock) const {
+  std::lock_guard lock(noted_mu_);
+  if (noted_.empty()) return false;
+  *move = TailMove{noted_end_, noted_next_sequence_, noted_last_txn_};
+  for (const Noted& n : noted_) {
+    if (n.txn >= oldest_pinned) {
+      *move = TailMove{n.lsn, n.sequence, n.txn - 1};
+      break;
+    }
+  }
+  std::memcpy(superblock, noted_superblock_.get(), page_size_);
+  return move->lsn > tail();
+}
 
 Journal::~Journal() {
   std::free(staging_);
@@ -197,9 +245,11 @@ Status Journal::commit(std::span<const IoRequest> ordered, bool barrier) {
 }
 
 void Journal::set_tail(uint64_t lsn, uint64_t sequence) {
-  assert(lsn >= tail_ && lsn <= head_);
+  assert(lsn >= tail() && lsn <= head());
+  std::lock_guard lock(noted_mu_);
   tail_ = lsn;
   tail_sequence_ = sequence;
+  while (!noted_.empty() && noted_.front().lsn < lsn) noted_.pop_front();
 }
 
 // ---- recovery ---------------------------------------------------------------

@@ -22,12 +22,18 @@
 // It writes their images home in order and stops at the first that is not
 // whole, so half a transaction is never applied. Replaying twice is harmless.
 //
-// Thread-safety: none; the filesystem serializes commits and checkpoints.
+// Thread-safety: records are built and written by one thread at a time (the
+// committer: add_image, commit). The positions (head, tail, sequence numbers),
+// the reservations and the list of durable transactions may be read and
+// changed from any thread.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <vector>
 
@@ -82,13 +88,39 @@ class Journal {
   static Result<uint64_t> scan_region(Device& device, const Superblock& sb,
                                       const RegionVisitor& visit);
 
-  // ---- building a transaction ----
+  // ---- positions (any thread) ----
   // LSN the next transaction's record will have; pages in it carry this LSN.
-  uint64_t head() const { return head_; }
-  uint64_t tail() const { return tail_; }
-  uint64_t next_sequence() const { return sequence_; }
+  uint64_t head() const { return head_.load(); }
+  uint64_t tail() const { return tail_.load(); }
+  uint64_t next_sequence() const { return sequence_.load(); }
   uint64_t capacity_bytes() const { return capacity_; }
-  uint64_t free_bytes() const { return capacity_ - (head_ - tail_); }
+  uint64_t free_bytes() const { return capacity_ - (head() - tail()); }
+  // Room not yet promised to closed transactions waiting to be written.
+  uint64_t available_bytes() const;
+  // The most bytes a record of `images` page images takes, commit page included.
+  uint64_t record_bound(uint64_t images) const;
+  // Promises (and later releases) room to a closed transaction.
+  void reserve(uint64_t bytes);
+  void unreserve(uint64_t bytes);
+
+  // ---- durable transactions (any thread) ----
+  // The committer notes each transaction once its pages are pinned to it
+  // (BufferPool::end_commit), with the superblock image it carried.
+  void note_durable(uint64_t txn, uint64_t lsn, uint64_t sequence, const std::byte* superblock);
+  // Where the tail may move once every page pinned to a transaction before
+  // `oldest_pinned` is home: the record of the first noted transaction from
+  // `oldest_pinned` on, or the end of the last noted one. `retired` is the
+  // last transaction before that position; `superblock` receives the image
+  // of the last noted transaction (page_size bytes), to be written with the
+  // new tail. False if nothing was noted since the tail last moved.
+  struct TailMove {
+    uint64_t lsn = 0;
+    uint64_t sequence = 0;
+    uint64_t retired = 0;
+  };
+  bool tail_move(uint64_t oldest_pinned, TailMove* move, std::byte* superblock) const;
+
+  // ---- building a transaction (the committer) ----
   // Bytes the staging buffer holds: the most one transaction may need.
   uint64_t staging_bytes() const { return staging_bytes_; }
   // Images that always fit in one transaction, whatever they compress to.
@@ -103,9 +135,10 @@ class Journal {
   // `barrier`: fresh pages went home earlier by write-back and are not
   // flushed yet, so flush before the commit record even without `ordered`.
   Status commit(std::span<const IoRequest> ordered, bool barrier = false);
-  // A checkpoint made every page up to `lsn` durable at home.
+  // A checkpoint made every page up to `lsn` durable at home; noted
+  // transactions before it are forgotten.
   void set_tail(uint64_t lsn, uint64_t sequence);
-  uint64_t tail_sequence() const { return tail_sequence_; }
+  uint64_t tail_sequence() const { return tail_sequence_.load(); }
 
  private:
   Journal(Device& device, const Superblock& sb, uint64_t head, uint64_t sequence);
@@ -118,11 +151,25 @@ class Journal {
   const uint32_t page_size_;
   const uint64_t region_offset_;  // byte offset of the region on the device
   const uint64_t capacity_;       // bytes in the region
-  uint64_t head_;
-  uint64_t tail_;
-  uint64_t sequence_;       // of the next transaction
-  uint64_t tail_sequence_;  // of the transaction at the tail
+  std::atomic<uint64_t> head_;
+  std::atomic<uint64_t> tail_;
+  std::atomic<uint64_t> sequence_;       // of the next transaction
+  std::atomic<uint64_t> tail_sequence_;  // of the transaction at the tail
+  std::atomic<uint64_t> reserved_{0};    // promised to closed transactions
   uint64_t staging_bytes_ = 0;
+
+  struct Noted {
+    uint64_t txn;
+    uint64_t lsn;
+    uint64_t sequence;
+  };
+  // Lock order: a leaf.
+  mutable std::mutex noted_mu_;
+  std::deque<Noted> noted_;           // guarded by noted_mu_; bounded by the region's records
+  uint64_t noted_end_ = 0;            // guarded by noted_mu_: LSN after the last noted record
+  uint64_t noted_next_sequence_ = 0;  // guarded by noted_mu_
+  uint64_t noted_last_txn_ = 0;       // guarded by noted_mu_
+  std::unique_ptr<std::byte[]> noted_superblock_;  // guarded by noted_mu_; page_size bytes
 
   std::byte* staging_ = nullptr;  // images, compressed; staging_bytes_
   std::byte* record_ = nullptr;   // assembled record + commit page; staging_bytes_ + 2 pages

@@ -172,7 +172,9 @@ bool Node::fail(const char** why, const char* reason) {
 }
 
 // Cell i: inside [cell_start, page_size), a value length the format allows,
-// a key above the previous one and, in a leaf, of a known kind.
+// a key above the previous one and of a known kind (an internal node's first
+// key excepted: it stands for the lowest key, whatever it holds; the others
+// are copies of real keys, and one of an unknown kind would hide items).
 bool Node::check_cell(uint16_t i, const char** why) const {
   size_t at = slots()[i];
   if (at < cell_start() || at + kCellOverhead > page_size_) return fail(why, "cell out of bounds");
@@ -181,9 +183,8 @@ bool Node::check_cell(uint16_t i, const char** why) const {
   if (is_leaf() && len > max_value_size(page_size_)) return fail(why, "value too long");
   if (!is_leaf() && len != sizeof(uint64_t)) return fail(why, "child pointer is not 8 bytes");
   Key key = key_at(i);
-  if (is_leaf() && (key.kind < uint8_t(KeyKind::kInode) || key.kind > uint8_t(KeyKind::kOrphan))) {
-    return fail(why, "unknown key kind");
-  }
+  bool known = key.kind >= uint8_t(KeyKind::kInode) && key.kind <= uint8_t(KeyKind::kOrphan);
+  if (!known && (is_leaf() || i > 0)) return fail(why, "unknown key kind");
   if (i > 0 && !(key_at(i - 1) < key)) return fail(why, "keys out of order");
   return true;
 }

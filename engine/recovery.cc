@@ -128,9 +128,6 @@ Status load_superblock(Device& device, Superblock* out, std::string* message) {
   return ok_status();
 }
 
-namespace {
-
-// Writes the superblock to page 0, flushes, then page 1, flushes.
 Status write_superblock_copies(Device& device, Superblock sb) {
   const uint32_t ps = sb.page_size;
   void* buf = std::aligned_alloc(4096, ps);
@@ -151,8 +148,6 @@ Status write_superblock_copies(Device& device, Superblock sb) {
   }
   return ok_status();
 }
-
-}  // namespace
 
 namespace {
 

@@ -24,6 +24,11 @@ namespace pagefs {
 // for users.
 Status load_superblock(Device& device, Superblock* out, std::string* message);
 
+// Writes `sb` with its generation incremented to page 0, flushes, then to
+// page 1, flushes: whatever a crash interrupts, one copy is whole, and the
+// newer one wins at the next load_superblock().
+Status write_superblock_copies(Device& device, Superblock sb);
+
 // Loads the superblock and replays the journal. When transactions were
 // replayed, both superblock copies are rewritten with the journal emptied
 // (tail = head), so the replay is not repeated; a crash during recovery just

@@ -636,6 +636,22 @@ std::string Scrubber::Walk::path_of(
 
 // ---- Scrubber -------------------------------------------------------------------------
 
+const char* scrub_state_name(ScrubStatus::State state) {
+  switch (state) {
+    case ScrubStatus::State::kNever:
+      return "never";
+    case ScrubStatus::State::kRunning:
+      return "running";
+    case ScrubStatus::State::kDone:
+      return "done";
+    case ScrubStatus::State::kCancelled:
+      return "cancelled";
+    case ScrubStatus::State::kFailed:
+      return "failed";
+  }
+  return "unknown";
+}
+
 Scrubber::Scrubber(FileSystem::Impl& fs) : fs_(fs) {}
 
 Scrubber::~Scrubber() {

@@ -102,13 +102,27 @@ bool SpaceMap::is_pending(uint64_t page) const {
   auto it = pending_.upper_bound(page);
   if (it == pending_.begin()) return false;
   --it;
-  return page < it->first + it->second;
+  return page < it->first + it->second.count;
 }
 
 void SpaceMap::checkpoint_done() {
   assert(!savepoint_open_);
   pending_.clear();
   pending_pages_ = 0;
+}
+
+void SpaceMap::release_retired(uint64_t txn) {
+  assert(!savepoint_open_);
+  if (txn <= released_txn_) return;
+  released_txn_ = txn;
+  for (auto it = pending_.begin(); it != pending_.end();) {
+    if (it->second.txn > txn) {
+      ++it;
+      continue;
+    }
+    pending_pages_ -= it->second.count;
+    it = pending_.erase(it);
+  }
 }
 
 void SpaceMap::begin_savepoint() {
@@ -131,7 +145,7 @@ void SpaceMap::rollback_savepoint() {
   savepoint_open_ = false;
   for (auto it = saved_.pending.rbegin(); it != saved_.pending.rend(); ++it) {
     if (it->merged) {
-      pending_[it->grown_run] -= it->count;
+      pending_[it->grown_run].count -= it->count;
     } else {
       pending_.erase(it->start);
     }
@@ -216,13 +230,16 @@ Status SpaceMap::free(PageNo start, uint32_t count) {
     return pool_.metadata_error(start, "free of %u pages outside the data region", count);
   }
   PAGEFS_TRY(set_bits(start.value, count, false));
-  // Merge with a pending run ending here (frees of a file come in order).
+  // Merge with a pending run of the same transaction ending here (frees of a
+  // file come in order).
+  const uint64_t txn = pool_.running_txn();
   auto it = pending_.upper_bound(start.value);
-  if (it != pending_.begin() && std::prev(it)->first + std::prev(it)->second == start.value) {
-    std::prev(it)->second += count;
+  if (it != pending_.begin() && std::prev(it)->first + std::prev(it)->second.count == start.value &&
+      std::prev(it)->second.txn == txn) {
+    std::prev(it)->second.count += count;
     if (savepoint_open_) saved_.pending.push_back({start.value, count, true, std::prev(it)->first});
   } else {
-    pending_.emplace(start.value, count);
+    pending_.emplace(start.value, PendingRun{count, txn});
     if (savepoint_open_) saved_.pending.push_back({start.value, count, false, 0});
   }
   pending_pages_ += count;

@@ -9,14 +9,15 @@
 // is kept for metadata, so that unlink, rmdir and truncate (which may need a
 // tree page) still work on a filesystem that data has filled.
 //
-// Frees become reusable only after the next checkpoint. Until the freeing
-// transaction commits, a crash would bring back the old owner, so the pages
-// must keep their contents; and until the journal is emptied, it may still
-// hold images of the pages that recovery would write over a new owner's
-// data (jbd2 needs revoke records for this; waiting for the checkpoint makes
-// them unnecessary). free() clears the bits (the bitmap change is part of the
-// transaction) and remembers the run as pending; checkpoint_done() releases
-// the pending runs to the allocator.
+// Frees become reusable only once the journal's tail has passed the freeing
+// transaction. Until that transaction commits, a crash would bring back the
+// old owner, so the pages must keep their contents; and until the tail passes
+// it, the journal may still hold images of the pages that recovery would
+// write over a new owner's data (jbd2 needs revoke records for this; waiting
+// for the tail makes them unnecessary). free() clears the bits (the bitmap
+// change is part of the transaction) and remembers the run as pending, with
+// the transaction that freed it; release_retired() hands back the runs of
+// transactions the tail passed, checkpoint_done() all of them.
 //
 // Savepoints: the space map's half of an all-or-nothing operation. Under an
 // open savepoint it logs what it changes in memory (counters, pending frees),
@@ -75,6 +76,9 @@ class SpaceMap {
   size_t pending_runs() const { return pending_.size(); }
   // A checkpoint emptied the journal: pending frees become reusable.
   void checkpoint_done();
+  // The tail passed transaction `txn`: frees it and earlier ones made are
+  // reusable.
+  void release_retired(uint64_t txn);
 
   void begin_savepoint();
   void release_savepoint();
@@ -106,8 +110,13 @@ class SpaceMap {
   uint64_t data_start_;
   uint64_t bits_per_page_;
   uint64_t free_pages_ = 0;
-  std::vector<uint32_t> free_in_page_;    // free bits per bitmap page
-  std::map<uint64_t, uint32_t> pending_;  // start -> count, freed since the last checkpoint
+  std::vector<uint32_t> free_in_page_;  // free bits per bitmap page
+  struct PendingRun {
+    uint32_t count;
+    uint64_t txn;  // the transaction that freed it
+  };
+  std::map<uint64_t, PendingRun> pending_;  // start -> run, not yet reusable
+  uint64_t released_txn_ = 0;               // release_retired() handed back up to here
   uint64_t pending_pages_ = 0;
   uint64_t next_fit_ = 0;  // where an allocation without a hint starts looking
 

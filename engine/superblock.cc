@@ -45,6 +45,7 @@ bool superblock_valid(const Superblock& s, const char** why) {
     return fail(why, "tree height out of range");
   }
   if (s.next_inode < 2) return fail(why, "next_inode below 2");
+  if (s.next_inode > kMaxInodeNumber) return fail(why, "next_inode past the largest inode number");
   if (s.journal_tail % s.page_size != 0 || s.journal_tail > kMaxLsn ||
       s.journal_sequence > kMaxLsn) {
     return fail(why, "journal tail out of range");

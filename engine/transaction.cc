@@ -100,6 +100,10 @@ class FileSystem::Impl::SegmentBoundary {
 
 // ---- transactions ---------------------------------------------------------------
 
+// Room a transaction keeps beyond what its operations declare: the superblock
+// page and the pages an operation may change beyond its estimate.
+constexpr uint64_t kSlackImages = 16;
+
 Status FileSystem::Impl::begin_op(uint64_t pages, uint64_t data_pages) {
   SegmentBoundary boundary(*this);
   if (failed_) return Err{EIO};
@@ -108,74 +112,100 @@ Status FileSystem::Impl::begin_op(uint64_t pages, uint64_t data_pages) {
     fail("page write-back", error);
     return Err{EIO};
   }
-  // Freed space comes back at checkpoints: take one when it is needed now.
+  space_->release_retired(checkpointer_->retired_txn());
+  // Freed space comes back as the journal's tail moves: when it is needed
+  // now, move the tail all the way.
   bool short_of_space = data_pages > space_->data_free_pages() ||
                         space_->free_pages() < pages + SpaceMap::kMetadataReserve;
   if (space_->pending_runs() > kMaxPendingRuns || (short_of_space && space_->pending_pages() > 0)) {
     return checkpoint_locked();
   }
-  uint64_t images = pool_->txn_images() + pages;
-  bool commit = images > journal_->max_images() || images > pool_->frame_count() / 4 ||
-                pool_->txn_frames() > pool_->frame_count();
-  if (commit) PAGEFS_TRY(commit_locked());
-  return ok_status();
+  return admit(pages);
 }
 
-// Steps 1-2 of the journal protocol happen here under mu_: the superblock is
-// copied into page 0, the running transaction's pages are gathered and their
-// images staged. journal_->commit() does steps 3-5.
-Status FileSystem::Impl::commit_locked() {
+// A transaction is admitted only with the journal room it can need: the
+// running one, grown by this operation's pages, must fit in the room no closed
+// transaction was promised. If it might not, it is closed first (it fits: it
+// was admitted), and the operation waits, if it must, for checkpoints to make
+// room for what it adds. Nothing then pins old records but transactions on
+// their way to the journal, so the checkpoints can always make that room.
+Status FileSystem::Impl::admit(uint64_t pages) {
+  uint64_t images = pool_->txn_images() + pages;
+  bool close = images > journal_->max_images() || images > pool_->frame_count() / 4 ||
+               pool_->txn_frames() > pool_->frame_count() ||
+               journal_->available_bytes() < journal_->record_bound(images + kSlackImages);
+  if (!close) return ok_status();
+  PAGEFS_TRY(close_txn_locked());
+  uint64_t room = journal_->record_bound(pages + kSlackImages);
+  if (journal_->available_bytes() >= room) return ok_status();
+  Status st = checkpointer_->wait_for_room(room);
+  if (!st.ok()) fail("waiting for journal room", st.error());
+  return st;
+}
+
+bool FileSystem::Impl::has_changes() const {
+  return dirty_ || pool_->txn_frames() > 0;
+}
+
+// Step 1 of the commit protocol (committer.h): the superblock is copied into
+// page 0, the running transaction ends and the bytes of its journaled pages
+// are copied into a slot for the committer. Returns the transaction that
+// holds every change made so far, closed now or before.
+Result<uint64_t> FileSystem::Impl::close_txn_locked() {
   SegmentBoundary boundary(*this);
   if (failed_) return Err{EIO};
-  if (read_only_ || (!dirty_ && pool_->txn_frames() == 0)) return ok_status();
+  if (read_only_ || !has_changes()) return committer_->closed_txn();
+  wait_for_copies();  // no write may be half copied into a page we take
+  Committer::Slot* slot = committer_->acquire_slot();
+  if (slot == nullptr) return Err{EIO};
   sb_->tree_root = root_.page;
   sb_->tree_height = root_.height;
   sb_->free_pages = space_->free_pages_after_commit();
-  sb_->generation++;
+  sb_->journal_tail = journal_->tail();
+  sb_->journal_sequence = journal_->tail_sequence();
+  // Steps of two: a background checkpoint writes the image of a committed
+  // transaction with its generation minus one, which no commit uses
+  // (checkpointer.cc).
+  sb_->generation += 2;
   {
     PAGEFS_ASSIGN(PageRef ref, pool_->create(PageNo{0}, true));
+    ref.mark_dirty();
     std::memcpy(ref.data(), sb_, sizeof(Superblock));
     auto* h = ref.as<PageHeader>();
     h->magic = kPageMagic;
     h->type = static_cast<uint16_t>(PageType::kSuperblock);
     h->page_no = 0;
-    ref.mark_dirty();
   }
   uint64_t txn = 0;
   bool fresh_written = false;
   std::vector<TxnPage> pages = pool_->begin_commit(&txn, &fresh_written);
-  Status st;
-  for (const TxnPage& p : pages) {
-    if (p.fresh) continue;
-    if (p.meta) pool_->stamp_lsn(p, journal_->head());
-    st = journal_->add_image(p.page, p.data);
-    if (!st.ok()) break;
-  }
-  if (st.ok()) {
-    std::vector<iovec> iov;
-    std::vector<IoRequest> ordered;
-    pool_->ordered_writes(pages, iov, ordered);
-    st = journal_->commit(ordered, fresh_written);
-  }
-  pool_->end_commit(txn, pages, st.ok());
-  if (!st.ok()) {
-    fail("journal commit", st.error());
+  if (Status filled = committer_->fill(*slot, txn, std::move(pages), fresh_written); !filled.ok()) {
+    committer_->abandon(*slot);
+    fail("closing a transaction", filled.error());
     return Err{EIO};
   }
+  committer_->submit(*slot);
   dirty_ = false;
-  // Keep room for the next transaction, whatever it holds.
-  if (journal_->free_bytes() < 2 * journal_->staging_bytes() + 4ull * page_size_) {
-    return checkpoint_locked();
-  }
-  return ok_status();
+  return txn;
 }
 
-// Writes every page home, flushes, and moves the journal tail to the head:
-// after this, recovery has nothing to replay.
+// Closes the running transaction and waits until it is durable. Holding the
+// filesystem lock while waiting is safe: the committer never takes it.
+Status FileSystem::Impl::commit_locked() {
+  PAGEFS_ASSIGN(uint64_t txn, close_txn_locked());
+  if (read_only_) return ok_status();
+  return committer_->wait_durable(txn);
+}
+
+// A full checkpoint: every change committed and written home, the journal's
+// tail at its head, so recovery has nothing to replay and every pending free
+// is reusable.
 Status FileSystem::Impl::checkpoint_locked() {
   SegmentBoundary boundary(*this);
+  LatencyTimer timer(stats_.checkpoint_ns);
   PAGEFS_TRY(commit_locked());
-  Status st = pool_->flush_all();
+  std::lock_guard checkpoint_lock(checkpointer_->mutex());
+  Status st = pool_->flush_all(/*superblocks=*/false);
   if (!st.ok()) {
     fail("checkpoint write-back", st.error());
     return Err{EIO};
@@ -183,6 +213,7 @@ Status FileSystem::Impl::checkpoint_locked() {
   journal_->set_tail(journal_->head(), journal_->next_sequence());
   PAGEFS_TRY(write_superblocks());
   space_->checkpoint_done();
+  checkpointer_->note_full_checkpoint(committer_->durable_txn());
   return ok_status();
 }
 
@@ -194,7 +225,7 @@ Status FileSystem::Impl::write_superblocks() {
   sb_->journal_tail = journal_->tail();
   sb_->journal_sequence = journal_->tail_sequence();
   sb_->write_time = now_timespec().tv_sec;
-  sb_->generation++;
+  sb_->generation += 2;
   for (uint64_t copy = 0; copy < 2; copy++) {
     PAGEFS_ASSIGN(PageRef ref, pool_->create(PageNo{copy}, true));
     std::memcpy(ref.data(), sb_, sizeof(Superblock));
@@ -211,13 +242,17 @@ Status FileSystem::Impl::write_superblocks() {
   return ok_status();
 }
 
+// Any thread may fail the filesystem (the committer, the checkpointer, an
+// operation). The line is logged before the flag is set, so whoever sees the
+// filesystem failed also finds it in the log.
 void FileSystem::Impl::fail(const char* what, int error) {
+  std::lock_guard lock(fail_mu_);
   if (failed_) return;
-  failed_ = true;
   PAGEFS_LOG_ERROR(
       "%s failed (%s): the filesystem is now read-only; every change since the "
       "last durable commit is lost. Unmount it and run fsck.pagefs.",
       what, strerror(error));
+  failed_ = true;
 }
 
 }  // namespace pagefs

@@ -1,5 +1,7 @@
 #include "fs/fuse_adapter.h"
 
+#include <unistd.h>
+
 #include <cstring>
 #include <memory>
 #include <new>
@@ -11,6 +13,23 @@ namespace {
 
 void want_if_offered(fuse_conn_info* conn, unsigned capability) {
   if (conn->capable & capability) conn->want |= capability;
+}
+
+// libfuse's custom I/O hooks; `userdata` is the session's, the adapter.
+ssize_t channel_read(int fd, void* buf, size_t len, void* userdata) {
+  ssize_t n = ::read(fd, buf, len);
+  if (n > 0) {
+    auto* adapter = static_cast<FuseAdapter*>(userdata);
+    adapter->kernel_flags().note_request(buf, size_t(n));
+    adapter->request_stats().note_request(buf, size_t(n));
+  }
+  return n;
+}
+
+ssize_t channel_writev(int fd, iovec* iov, int count, void* userdata) {
+  auto* adapter = static_cast<FuseAdapter*>(userdata);
+  adapter->request_stats().note_reply(iov, count);
+  return adapter->kernel_flags().send(fd, iov, count);
 }
 
 }  // namespace
@@ -26,7 +45,7 @@ char* thread_buffer(size_t bytes) {
 }
 
 FuseAdapter::FuseAdapter(FileSystem* fs, const AdapterOptions& options)
-    : fs_(fs), options_(options) {
+    : fs_(fs), options_(options), kernel_flags_(!options.kernel_cache) {
   assert(fs_ != nullptr);
 }
 
@@ -39,6 +58,10 @@ Caller FuseAdapter::caller(fuse_req_t req) {
 // checks mode bits only). O_TRUNC arrives as setattr(size=0), and the kernel
 // clears setuid/setgid on chown and truncate itself (the engine does it on
 // write). Writeback caching only with -o cache=kernel.
+//
+// libfuse 3.14 never sends FUSE_PARALLEL_DIROPS, although it takes
+// FUSE_CAP_PARALLEL_DIROPS here; fs/kernel_flags.h puts it in the reply, with
+// the flags libfuse 3.14 does not know.
 //
 // Directories keep OPENDIR: answering it ENOSYS would save two round trips
 // per listing, but the kernel then caches every listing until the next
@@ -56,6 +79,14 @@ void FuseAdapter::init(fuse_conn_info* conn) const {
   conn->max_write = kMaxTransferBytes;
   conn->max_readahead = kMaxTransferBytes;
   conn->time_gran = 1;
+}
+
+int FuseAdapter::attach(fuse_session* session) {
+  session_ = session;
+  fuse_custom_io io{};
+  io.read = channel_read;
+  io.writev = channel_writev;
+  return fuse_session_custom_io(session, &io, fuse_session_fd(session));
 }
 
 fuse_entry_param FuseAdapter::entry_param(const Attr& attr) const {
@@ -115,6 +146,31 @@ void FuseAdapter::set_open_flags(fuse_file_info* fi) const {
   fi->noflush = 1;
   fi->direct_io = options_.kernel_cache ? 0 : 1;
   fi->keep_cache = options_.kernel_cache ? 1 : 0;
+}
+
+SeekKnowledge FuseAdapter::seek_knowledge(uint64_t ino, off_t off) {
+  if (options_.kernel_cache) return SeekKnowledge::kKernelAlone;
+  // Without shared maps of direct-I/O files the kernel caches no file data.
+  if (!kernel_flags_.granted(kFuseDirectIoAllowMmap)) return SeekKnowledge::kExact;
+  if (seek_flushes_.fetch_add(1) + 1 >= options_.session_threads || session_ == nullptr) {
+    seek_flushes_.fetch_sub(1);
+    return SeekKnowledge::kSizeOnly;
+  }
+  int error = fuse_lowlevel_notify_inval_inode(session_, ino, off, 0);
+  seek_flushes_.fetch_sub(1);
+  // ENOENT: the kernel has no such inode cached, so no pages of it either.
+  return error == 0 || error == -ENOENT ? SeekKnowledge::kExact : SeekKnowledge::kSizeOnly;
+}
+
+void FuseAdapter::invalidate_attributes(uint64_t ino) {
+  // A negative offset: the attributes only, no cached pages. The kernel
+  // takes no lock a request in flight may hold, so this is safe from a
+  // handler.
+  int error = session_ != nullptr ? fuse_lowlevel_notify_inval_inode(session_, ino, -1, 0) : 0;
+  if (error != 0 && error != -ENOENT) {
+    PAGEFS_LOG_WARN("cannot invalidate the cached attributes of inode %llu: %s",
+                    static_cast<unsigned long long>(ino), std::strerror(-error));
+  }
 }
 
 void FuseAdapter::forget(uint64_t ino, uint64_t n) {

@@ -2,11 +2,15 @@
 //
 // The handlers in fs/fuse_*_ops.cc follow one contract (libfuse's
 // passthrough_hp): decode the request, make one engine call, send exactly one
-// reply, with a positive errno to fuse_reply_err. The adapter holds what they
-// need beyond the request itself: the engine, the cache mode and the timeouts,
-// plus the helpers that turn engine results into replies. The kernel's lookup
-// counts live in the engine: the calls that hand out an inode take its
-// reference with Hold::kYes, and a reply the kernel did not take gives it back.
+// reply, with a positive errno to fuse_reply_err (a write or fallocate by a
+// caller other than root reads the mode first, to tell which setid bits it
+// clears; readdirplus reads each entry's attributes). The adapter holds what
+// they need beyond the request itself: the engine, the cache mode, the
+// timeouts and the INIT flags negotiated beyond libfuse (KernelFlags, which
+// /dev/fuse traffic passes through), plus the helpers that turn engine
+// results into replies. The kernel's lookup counts live in the engine: the
+// calls that hand out an inode take its reference with Hold::kYes, and a
+// reply the kernel did not take gives it back.
 //
 // Caching: this daemon is the only writer of the filesystem, and every change
 // goes through it and therefore through the kernel, which updates or drops its
@@ -28,9 +32,14 @@
 #endif
 #include <fuse_lowlevel.h>
 
+#include <atomic>
+#include <chrono>
 #include <mutex>
+#include <string>
 
 #include "engine/filesystem.h"
+#include "fs/kernel_flags.h"
+#include "fs/request_stats.h"
 
 namespace pagefs {
 
@@ -38,6 +47,17 @@ struct AdapterOptions {
   // -o cache=kernel: file data goes through the kernel page cache (with
   // writeback caching). Default "private": direct I/O, only our pool caches.
   bool kernel_cache = false;
+  // Threads serving requests (1 with -s).
+  unsigned session_threads = 1;
+  // The device as given at mount (made absolute), for the statistics.
+  std::string device;
+};
+
+// What pagefs can say to lseek(SEEK_DATA or SEEK_HOLE); see seek_knowledge().
+enum class SeekKnowledge {
+  kExact,        // the extents it stores are the whole truth
+  kSizeOnly,     // its size is right, but data may be anywhere before it
+  kKernelAlone,  // only the kernel knows the size and where data is
 };
 
 // Seconds the kernel may trust an entry, a negative entry or attributes.
@@ -68,6 +88,21 @@ class FuseAdapter {
 
   // Negotiates capabilities and sizes with the kernel (the init handler).
   void init(fuse_conn_info* conn) const;
+  // Routes the mounted session's /dev/fuse traffic through kernel_flags(),
+  // so that INIT asks for what libfuse 3.14 cannot. Call after
+  // fuse_session_mount and before the session loop; returns 0 or -errno.
+  int attach(fuse_session* session);
+  KernelFlags& kernel_flags() { return kernel_flags_; }
+  const KernelFlags& kernel_flags() const { return kernel_flags_; }
+  // Requests by type, their latencies and the bytes applications moved.
+  RequestStats& request_stats() { return request_stats_; }
+  const RequestStats& request_stats() const { return request_stats_; }
+  // Milliseconds since the adapter was made, at mount.
+  uint64_t uptime_ms() const {
+    return uint64_t(std::chrono::duration_cast<std::chrono::milliseconds>(
+                        std::chrono::steady_clock::now() - started_)
+                        .count());
+  }
 
   // Replies with an entry for `attr`, whose reference the engine took, or the
   // error. A lookup's ENOENT becomes a cacheable negative entry when `negative`.
@@ -84,6 +119,22 @@ class FuseAdapter {
   // Sets the open flags the cache mode asks for.
   void set_open_flags(fuse_file_info* fi) const;
 
+  // Before an answer to lseek(SEEK_DATA or SEEK_HOLE) at `off` on `ino`. The
+  // kernel forwards the call without writing back the dirty pages it holds
+  // (written through a shared map, or in cache=kernel with its writeback
+  // cache), so pagefs may not have seen data that is there. In cache=private
+  // this asks the kernel to write back and drop the file's cached pages from
+  // `off` on, which it does with ordinary FUSE_WRITEs served by the other
+  // session threads: kExact. It does not when that could leave no thread
+  // free to serve them (-s, or every other thread busy doing the same), and
+  // returns kSizeOnly. In cache=kernel the kernel's size may be ahead of
+  // pagefs's too: kKernelAlone.
+  SeekKnowledge seek_knowledge(uint64_t ino, off_t off);
+
+  // Drops the kernel's cached attributes of `ino`, after a change whose reply
+  // does not carry them (a write or fallocate that cleared setuid/setgid).
+  void invalidate_attributes(uint64_t ino);
+
   // Gives back `n` references; the engine frees an unlinked inode at zero.
   void forget(uint64_t ino, uint64_t n);
 
@@ -94,6 +145,13 @@ class FuseAdapter {
  private:
   FileSystem* const fs_;
   const AdapterOptions options_;
+  KernelFlags kernel_flags_;
+  RequestStats request_stats_;
+  const std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
+  fuse_session* session_ = nullptr;  // set by attach(), before the session loop
+  // Session threads inside seek_knowledge()'s notification; fewer than
+  // session_threads, so that one is always free to serve the writes.
+  std::atomic<unsigned> seek_flushes_{0};
   // Lock order: taken alone, before any engine call shutdown() makes.
   std::mutex shutdown_mu_;
   bool shut_down_ = false;  // guarded by shutdown_mu_

@@ -3,6 +3,10 @@
 // write names the inode.
 #include <fcntl.h>
 
+#include <algorithm>
+#include <memory>
+#include <new>
+
 #include "fs/fuse_ops.h"
 
 namespace pagefs {
@@ -10,6 +14,11 @@ namespace {
 
 FileSystem& fs_of(fuse_req_t req) {
   return FuseAdapter::from(req).fs();
+}
+
+bool has_setid_bits(FileSystem& fs, fuse_ino_t ino) {
+  Result<Attr> attr = fs.getattr(InodeNo{ino});
+  return attr.ok() && (attr->mode & (S_ISUID | S_ISGID)) != 0;
 }
 
 // O_TRUNC needs nothing here: without FUSE_CAP_ATOMIC_O_TRUNC the kernel sends
@@ -66,9 +75,15 @@ void op_write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_
     return;
   }
   // With direct_io the kernel leaves clearing setuid/setgid on write to us.
+  // Its cached mode still has them, and a write's reply carries no
+  // attributes: when the engine may clear bits, that copy must go. So a
+  // caller other than root costs a look at the mode first (read-only).
   bool drop_setid = fuse_req_ctx(req)->uid != 0;
+  FuseAdapter& adapter = FuseAdapter::from(req);
+  bool clears_bits = drop_setid && has_setid_bits(adapter.fs(), ino);
   Result<size_t> bytes =
-      fs_of(req).write(InodeNo{ino}, static_cast<uint64_t>(off), buf, size, drop_setid);
+      adapter.fs().write(InodeNo{ino}, static_cast<uint64_t>(off), buf, size, drop_setid);
+  if (clears_bits) adapter.invalidate_attributes(ino);
   if (!bytes.ok()) {
     fuse_reply_err(req, bytes.error());
     return;
@@ -84,22 +99,88 @@ void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, fuse_file_info*) noe
   FuseAdapter::reply_status(req, fs_of(req).fsync(InodeNo{ino}, datasync != 0));
 }
 
+// Whether the caller's group or one of its supplementary groups is `gid`.
+// Groups that cannot be read count as not containing it: the bit goes.
+bool caller_in_group(fuse_req_t req, uint32_t gid) {
+  if (fuse_req_ctx(req)->gid == gid) return true;
+  constexpr int kFew = 64;
+  gid_t few[kFew];
+  const gid_t* groups = few;
+  int n = fuse_req_getgroups(req, kFew, few);
+  std::unique_ptr<gid_t[]> many;
+  if (n > kFew) {
+    int capacity = n;
+    many.reset(new (std::nothrow) gid_t[size_t(capacity)]);
+    if (many == nullptr) return false;
+    n = std::min(capacity, fuse_req_getgroups(req, capacity, many.get()));
+    groups = many.get();
+  }
+  return n > 0 && std::find(groups, groups + n, gid_t(gid)) != groups + n;
+}
+
+// The setid bits a change to the data of a file with `attr` by the caller
+// clears, by Linux's rule (should_remove_suid, setattr_should_drop_sgid):
+// none for root, taken to hold CAP_FSETID; setuid; and setgid when the file
+// is group-executable or the caller is not in its group.
+uint32_t setid_bits_to_clear(fuse_req_t req, const Attr& attr) {
+  if (fuse_req_ctx(req)->uid == 0) return 0;
+  uint32_t bits = attr.mode & S_ISUID;
+  if ((attr.mode & S_ISGID) && ((attr.mode & S_IXGRP) || !caller_in_group(req, attr.gid))) {
+    bits |= S_ISGID;
+  }
+  return bits;
+}
+
+// fallocate, punch-hole and zero-range clear setid bits as a write does; the
+// kernel's cached mode is dropped when they do (the reply carries none).
 void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t length,
                   fuse_file_info*) noexcept {
   if (offset < 0 || length <= 0) {
     fuse_reply_err(req, EINVAL);
     return;
   }
-  FuseAdapter::reply_status(req, fs_of(req).fallocate(InodeNo{ino}, mode, offset, length));
+  FuseAdapter& adapter = FuseAdapter::from(req);
+  uint32_t clear_mode = 0;
+  if (fuse_req_ctx(req)->uid != 0) {
+    Result<Attr> attr = adapter.fs().getattr(InodeNo{ino});
+    if (attr.ok()) clear_mode = setid_bits_to_clear(req, *attr);
+  }
+  Status done =
+      adapter.fs().fallocate(InodeNo{ino}, mode, uint64_t(offset), uint64_t(length), clear_mode);
+  if (done.ok() && clear_mode != 0) adapter.invalidate_attributes(ino);
+  FuseAdapter::reply_status(req, done);
 }
 
-// The kernel answers SEEK_SET, SEEK_CUR and SEEK_END itself.
+// SEEK_DATA and SEEK_HOLE for a file taken to be data from start to end, as
+// the kernel answers them when the filesystem does not.
+Result<uint64_t> seek_without_holes(FileSystem& fs, fuse_ino_t ino, uint64_t off, int whence) {
+  PAGEFS_ASSIGN(Attr attr, fs.getattr(InodeNo{ino}));
+  if (off >= attr.size) return Err{ENXIO};
+  return whence == SEEK_DATA ? off : attr.size;
+}
+
+// The kernel answers SEEK_SET, SEEK_CUR and SEEK_END itself. A negative
+// offset is past every byte of data, so ENXIO, as on ext4 and xfs.
 void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, fuse_file_info*) noexcept {
-  if ((whence != SEEK_DATA && whence != SEEK_HOLE) || off < 0) {
+  if (whence != SEEK_DATA && whence != SEEK_HOLE) {
     fuse_reply_err(req, EINVAL);
     return;
   }
-  Result<uint64_t> pos = fs_of(req).lseek(InodeNo{ino}, static_cast<uint64_t>(off), whence);
+  if (off < 0) {
+    fuse_reply_err(req, ENXIO);
+    return;
+  }
+  Result<uint64_t> pos = Err{ENOSYS};
+  switch (FuseAdapter::from(req).seek_knowledge(ino, off)) {
+    case SeekKnowledge::kExact:
+      pos = fs_of(req).lseek(InodeNo{ino}, static_cast<uint64_t>(off), whence);
+      break;
+    case SeekKnowledge::kSizeOnly:
+      pos = seek_without_holes(fs_of(req), ino, static_cast<uint64_t>(off), whence);
+      break;
+    case SeekKnowledge::kKernelAlone:
+      break;  // ENOSYS: the kernel answers every later lseek from its own size
+  }
   if (!pos.ok()) {
     fuse_reply_err(req, pos.error());
     return;

@@ -7,20 +7,21 @@
 // not enforced.
 //
 // The root directory carries two virtual attributes that listxattr does not
-// show: "user.pagefs.stats", read-only, a text block of the engine's counters,
-// which `pagefs --stats MOUNTPOINT` prints; and "user.pagefs.scrub", the
-// control channel of the online scrub (fs/scrub_xattr.h): reading it reports
-// the running or last scrub, setting it to "start [rate=N]" or "cancel"
-// starts or stops one. Removing either, or setting the first, is EPERM.
-#include <algorithm>
-#include <cinttypes>
-#include <cstdio>
+// show: "user.pagefs.stats", read-only, a text block of the daemon's counters
+// and histograms (fs/stats_text.h), which `pagefs stats MOUNTPOINT` reads; and
+// "user.pagefs.scrub", the control channel of the online scrub
+// (fs/scrub_xattr.h): reading it reports the running or last scrub, setting
+// it to "start [rate=N]" or "cancel" starts or stops one. Removing either, or
+// setting the first, is EPERM.
+#include <unistd.h>
+
 #include <optional>
 #include <string>
 #include <string_view>
 
 #include "fs/fuse_ops.h"
 #include "fs/scrub_xattr.h"
+#include "fs/stats_text.h"
 #include "fs/stats_xattr.h"
 
 namespace pagefs {
@@ -49,23 +50,6 @@ void reply_xattr(fuse_req_t req, std::string_view value, size_t size) {
   }
 }
 
-// Formats the engine's counters, one "name: value" line each.
-size_t format_stats(const FsStats& s, char* buffer, size_t size) {
-  int len =
-      std::snprintf(buffer, size,
-                    "page_size: %" PRIu64 "\ntotal_pages: %" PRIu64 "\nfree_pages: %" PRIu64
-                    "\ninodes: %" PRIu64 "\nchecksum_errors: %" PRIu64 "\nmetadata_errors: %" PRIu64
-                    "\ncache_hits: %" PRIu64 "\ncache_misses: %" PRIu64 "\ncache_frames: %" PRIu64
-                    "\npages_read: %" PRIu64 "\npages_written: %" PRIu64
-                    "\nscrub_state: %s\nscrub_finished: %" PRId64 "\nscrub_pages_checked: %" PRIu64
-                    "\nscrub_errors: %" PRIu64 "\nscrub_repaired: %" PRIu64 "\n",
-                    s.page_size, s.total_pages, s.free_pages, s.inodes, s.checksum_errors,
-                    s.metadata_errors, s.cache_hits, s.cache_misses, s.cache_frames, s.pages_read,
-                    s.pages_written, scrub_state_name(s.scrub_state), s.scrub_finished,
-                    s.scrub_pages_checked, s.scrub_errors, s.scrub_repaired);
-  return len < 0 ? 0 : std::min(static_cast<size_t>(len), size - 1);
-}
-
 // "start [rate=N]" or "cancel" on the scrub's control attribute.
 void set_scrub_xattr(fuse_req_t req, std::string_view text) {
   FileSystem& fs = FuseAdapter::from(req).fs();
@@ -92,14 +76,15 @@ void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* v
 }
 
 void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) noexcept {
-  FileSystem& fs = FuseAdapter::from(req).fs();
+  FuseAdapter& adapter = FuseAdapter::from(req);
+  FileSystem& fs = adapter.fs();
   if (is_scrub_xattr(ino, name)) {
     reply_xattr(req, format_scrub_status(fs.scrub_status()), size);
     return;
   }
   if (is_stats_xattr(ino, name)) {
-    char text[2048];
-    reply_xattr(req, std::string_view(text, format_stats(fs.stats(), text, sizeof text)), size);
+    DaemonInfo daemon{getpid(), adapter.options().device, adapter.uptime_ms()};
+    reply_xattr(req, format_stats(fs.stats_report(), adapter.request_stats(), daemon), size);
     return;
   }
   if (is_acl_xattr(name)) {

@@ -8,7 +8,9 @@
 //   2. fork (fs/daemon.h); the child carries on, the parent waits
 //   3. open the device with an exclusive lock (EBUSY: already mounted)
 //   4. mount the engine (journal replay, orphan purge)
-//   5. create the FUSE session and mount it on the mount point
+//   5. create the FUSE session, mount it on the mount point and route its
+//      /dev/fuse traffic through fs/kernel_flags.h (INIT flags libfuse 3.14
+//      cannot ask for)
 //   6. detach: the parent exits 0, logging goes to syslog
 // Then requests are served until the filesystem is unmounted (fusermount3 -u,
 // umount, or SIGINT/SIGTERM/SIGHUP). Shutting down writes everything home,
@@ -17,7 +19,6 @@
 #include <limits.h>
 #include <signal.h>
 #include <sys/stat.h>
-#include <sys/xattr.h>
 
 #include <cerrno>
 #include <cstdio>
@@ -25,6 +26,7 @@
 #include <cstring>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "engine/file_device.h"
@@ -34,9 +36,11 @@
 #include "fs/daemon.h"
 #include "fs/fuse_ops.h"
 #include "fs/log.h"
+#include "fs/mount_helpers.h"
 #include "fs/mount_options.h"
+#include "fs/resize_command.h"
 #include "fs/scrub_command.h"
-#include "fs/stats_xattr.h"
+#include "fs/stats_command.h"
 #include "version.h"
 
 namespace pagefs {
@@ -48,20 +52,6 @@ void print_error(const std::string& line) {
 
 std::string errno_text(int error) {
   return std::strerror(error);
-}
-
-int print_stats(const std::string& path) {
-  std::string name(kStatsXattrName);
-  char text[64 * 1024];
-  ssize_t len = getxattr(path.c_str(), name.c_str(), text, sizeof text);
-  if (len < 0) {
-    bool not_pagefs = errno == ENODATA || errno == ENOTSUP;
-    print_error(not_pagefs ? path + " is not the root of a pagefs mount"
-                           : "cannot read the statistics of " + path + ": " + errno_text(errno));
-    return 1;
-  }
-  std::fwrite(text, 1, static_cast<size_t>(len), stdout);
-  return 0;
 }
 
 // `path` made absolute, or "" (with errno) if it cannot be resolved.
@@ -170,6 +160,8 @@ std::string fuse_mount_options(const MountConfig& config, bool read_only) {
   std::string options = "default_permissions,subtype=pagefs,fsname=" + escape_option(fsname);
   if (config.allow_other) options += ",allow_other";
   if (read_only) options += ",ro";
+  // Shown in the mount table; pagefs itself stores no atime on reads.
+  if (config.engine.atime_updates == AtimeUpdates::kNever) options += ",noatime";
   for (const std::string& flag : config.kernel_flags) options += "," + flag;
   return options;
 }
@@ -224,6 +216,9 @@ class Session {
       return fail("cannot mount on " + config.mountpoint);
     }
     mounted_ = true;
+    if (int error = adapter->attach(session_); error != 0) {
+      return fail("cannot attach to the FUSE device: " + errno_text(-error));
+    }
     return true;
   }
   fuse_session* get() const { return session_; }
@@ -252,18 +247,22 @@ class Session {
 // Mounts and serves `fs` until unmounted; returns the exit code (0 if the
 // engine unmounted cleanly).
 int serve(const MountConfig& config, FileSystem& fs, Daemon& daemon) {
-  FuseAdapter adapter(&fs, AdapterOptions{config.kernel_cache});
+  FuseAdapter adapter(
+      &fs, AdapterOptions{config.kernel_cache, config.single_thread ? 1 : kSessionThreads,
+                          config.device});
   Session session;
   if (!session.open(config, fs.read_only(), &adapter)) {
     (void)adapter.shutdown();
     return 1;
   }
+  register_mount(config.device, config.mountpoint);  // so that umount(8) waits for us
   sigset_t signals = session_signals();
   pthread_sigmask(SIG_UNBLOCK, &signals, nullptr);
   daemon.ready();
   int result = run_loop(session.get(), config.single_thread);
   if (result < 0) PAGEFS_LOG_ERROR("FUSE session failed: %s", std::strerror(-result));
   session.close();
+  unregister_mount(config.mountpoint);
   return adapter.shutdown().ok() ? 0 : 1;
 }
 
@@ -290,9 +289,24 @@ int run_mount(MountConfig config) {
 }  // namespace pagefs
 
 int main(int argc, char** argv) {
-  // `pagefs scrub ...` talks to a running daemon (fs/scrub_command.h).
-  if (argc >= 2 && std::string(argv[1]) == "scrub")
-    return pagefs::run_scrub_command(argc - 1, argv + 1);
+  if (pagefs::is_umount_helper(argv[0])) return pagefs::umount_helper(argc, argv);
+  // As mount.pagefs, mount(8)'s arguments become a pagefs command line.
+  std::vector<std::string> helper_args;
+  std::vector<char*> helper_argv;
+  if (pagefs::is_mount_helper(argv[0])) {
+    int exit_code = 0;
+    helper_args = pagefs::mount_helper_args(argc, argv, &exit_code);
+    if (helper_args.empty()) return exit_code;
+    for (std::string& arg : helper_args) helper_argv.push_back(arg.data());
+    argc = static_cast<int>(helper_argv.size());
+    helper_argv.push_back(nullptr);
+    argv = helper_argv.data();
+  }
+  // Subcommands come first; a device named like one is written ./NAME.
+  const std::string_view command = argc >= 2 ? argv[1] : "";
+  if (command == "resize") return pagefs::resize_command(argc - 1, argv + 1);
+  if (command == "stats") return pagefs::stats_command(argc - 1, argv + 1);
+  if (command == "scrub") return pagefs::run_scrub_command(argc - 1, argv + 1);
   std::string error;
   auto invocation = pagefs::parse_command_line(argc, argv, &error);
   if (!invocation.ok()) {
@@ -307,8 +321,11 @@ int main(int argc, char** argv) {
     case pagefs::Command::kVersion:
       std::printf("pagefs %s\n", PAGEFS_VERSION);
       return 0;
-    case pagefs::Command::kStats:
-      return pagefs::print_stats(invocation->stats_path);
+    case pagefs::Command::kStats: {
+      char stats[] = "stats";
+      char* args[] = {stats, invocation->stats_path.data(), nullptr};
+      return pagefs::stats_command(2, args);
+    }
     case pagefs::Command::kMount:
       break;
   }

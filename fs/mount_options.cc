@@ -9,31 +9,41 @@ namespace pagefs {
 namespace {
 
 // Mount flags libfuse hands to the kernel (or to fusermount3).
-constexpr std::string_view kKernelFlags[] = {"suid",    "nosuid",  "dev",       "nodev",
-                                             "exec",    "noexec",  "async",     "sync",
-                                             "dirsync", "noatime", "nodiratime"};
-// Options mount(8), mount.fuse3 or fstab may pass that mean nothing here
-// (default_permissions is always on).
-constexpr std::string_view kIgnored[] = {"atime",
-                                         "relatime",
-                                         "norelatime",
-                                         "strictatime",
-                                         "nostrictatime",
-                                         "diratime",
-                                         "lazytime",
-                                         "nolazytime",
-                                         "auto",
-                                         "noauto",
-                                         "user",
-                                         "nouser",
-                                         "users",
-                                         "owner",
-                                         "group",
-                                         "defaults",
-                                         "_netdev",
-                                         "nofail",
-                                         "default_permissions"};
+constexpr std::string_view kKernelFlags[] = {"suid",   "nosuid", "dev",  "nodev",  "exec",
+                                             "noexec", "async",  "sync", "dirsync"};
+// Options mount(8), mount.fuse3 or fstab may pass that mean nothing here, or
+// that hold without doing anything: default_permissions is always on; a
+// listing never moves a directory's atime, so nodiratime holds (and diratime
+// cannot be asked for); a new atime (or any time) is never written on its
+// own but joins the running transaction, committed within the commit
+// interval, which is what lazytime asks for.
+constexpr std::string_view kIgnored[] = {
+    "diratime", "nodiratime", "lazytime", "nolazytime", "auto",
+    "noauto",   "user",       "nouser",   "users",      "owner",
+    "group",    "defaults",   "_netdev",  "nofail",     "default_permissions"};
 constexpr std::string_view kIgnoredPrefixes[] = {"x-", "comment=", "subtype=", "user="};
+
+// When reads store atime; the last option given wins, as in mount(8).
+// norelatime and atime leave the kernel's default, relatime.
+struct AtimeOption {
+  std::string_view name;
+  AtimeUpdates updates;
+};
+constexpr AtimeOption kAtimeOptions[] = {
+    {"noatime", AtimeUpdates::kNever},          {"atime", AtimeUpdates::kRelative},
+    {"relatime", AtimeUpdates::kRelative},      {"norelatime", AtimeUpdates::kRelative},
+    {"nostrictatime", AtimeUpdates::kRelative}, {"strictatime", AtimeUpdates::kAlways}};
+
+// Sets the atime behaviour if `option` names one; false otherwise.
+bool apply_atime(std::string_view option, MountConfig& config) {
+  for (const AtimeOption& a : kAtimeOptions) {
+    if (option == a.name) {
+      config.engine.atime_updates = a.updates;
+      return true;
+    }
+  }
+  return false;
+}
 
 constexpr uint32_t kMaxCommitIntervalS = 24 * 60 * 60;
 
@@ -145,6 +155,8 @@ Status apply_option(std::string_view option, MountConfig& config, std::string* e
     config.engine.read_only = option == "ro";
   } else if (option == "allow_other") {
     config.allow_other = true;
+  } else if (apply_atime(option, config)) {
+    // handled
   } else if (contains(kKernelFlags, option)) {
     config.kernel_flags.emplace_back(option);
   } else if (!contains(kIgnored, option) &&
@@ -239,16 +251,19 @@ Result<Invocation> parse_command_line(int argc, char** argv, std::string* error)
 
 const char* usage_text() {
   return "Usage: pagefs DEVICE MOUNTPOINT [-f] [-d] [-s] [-o option[,option...]]\n"
-         "       pagefs --stats MOUNTPOINT\n"
+         "       pagefs stats MOUNTPOINT [-i SECONDS [-c COUNT]] [--json | --prometheus]\n"
+         "       pagefs resize DEVICE [SIZE]\n"
          "       pagefs --help | --version\n"
          "\n"
          "Mounts the pagefs filesystem on DEVICE (a file or block device formatted\n"
-         "with mkfs.pagefs) at MOUNTPOINT. Also usable as `mount -t fuse.pagefs`.\n"
+         "with mkfs.pagefs) at MOUNTPOINT. Also usable as `mount -t pagefs`.\n"
+         "`pagefs stats --help` and `pagefs resize --help` describe the subcommands;\n"
+         "a device named stats or resize is written ./stats or ./resize.\n"
          "\n"
          "  -f                 stay in the foreground, log to stderr\n"
          "  -d                 debug: foreground, trace every FUSE request\n"
          "  -s                 serve requests on a single thread\n"
-         "  --stats MOUNTPOINT print the counters of a mounted pagefs\n"
+         "  --stats MOUNTPOINT the same as `pagefs stats MOUNTPOINT`\n"
          "  -h, --help         show this help\n"
          "  -V, --version      show the version\n"
          "\n"
@@ -265,10 +280,16 @@ const char* usage_text() {
          "                     /etc/fuse.conf unless run as root)\n"
          "  fsname=NAME        name shown in mount tables (default: DEVICE)\n"
          "  default_permissions  always on: the kernel checks mode bits\n"
-         "  nosuid, nodev, noexec, suid, dev, exec, sync, async, dirsync,\n"
-         "  noatime, nodiratime  passed to the kernel\n"
+         "  relatime           a read stores atime when it is not after mtime or ctime,\n"
+         "                     or is a day old (default; also atime, norelatime)\n"
+         "  noatime            reads never store atime\n"
+         "  strictatime        every read stores atime\n"
+         "  nodiratime, lazytime  accepted: listings never store atime, and times\n"
+         "                     are committed with the running transaction\n"
+         "  nosuid, nodev, noexec, suid, dev, exec, sync, async, dirsync\n"
+         "                     passed to the kernel\n"
          "  Generic options of mount(8) (defaults, auto, noauto, user, nouser, users,\n"
-         "  _netdev, nofail, relatime, x-*, comment=...) are accepted and ignored.\n";
+         "  _netdev, nofail, x-*, comment=...) are accepted and ignored.\n";
 }
 
 }  // namespace pagefs

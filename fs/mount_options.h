@@ -1,15 +1,16 @@
 // The `pagefs` command line: what to do and with which options.
 //
 //   pagefs DEVICE MOUNTPOINT [-f] [-d] [-s] [-o opt[,opt...]]
-//   pagefs --stats MOUNTPOINT
+//   pagefs --stats MOUNTPOINT   (pagefs stats MOUNTPOINT, fs/stats_command.h)
 //   pagefs --help | --version
 //
 // Flags and -o lists may appear anywhere in argv, because mount.fuse3 runs
 // `pagefs DEVICE MOUNTPOINT -o rw,...`. The generic options mount(8) and
 // mount.fuse3 pass are accepted: the ones the kernel understands as mount
-// flags (nosuid, nodev, noexec, sync, noatime, ...) are handed to libfuse, the
-// rest (auto, _netdev, x-*, comment=..., relatime, ...) are ignored. Anything
-// else is refused, so a typo never goes unnoticed.
+// flags (nosuid, nodev, noexec, sync, ...) are handed to libfuse, the atime
+// options (noatime, relatime, strictatime, ...) set when the engine stores
+// atime, the rest (auto, _netdev, x-*, comment=..., lazytime, ...) are
+// ignored. Anything else is refused, so a typo never goes unnoticed.
 //
 // Parsing is pure (no I/O), so it can be tested on its own.
 #pragma once
@@ -30,7 +31,7 @@ struct MountConfig {
   bool foreground = false;     // -f (and -d)
   bool debug = false;          // -d: libfuse request tracing and debug log lines
   bool single_thread = false;  // -s
-  MountOptions engine;         // cache_size, commit, ro
+  MountOptions engine;         // cache_size, commit, ro, atime options
   bool kernel_cache = false;   // cache=kernel
   unsigned queue_depth = 64;   // queue_depth=: I/O requests in flight per io_uring ring
   bool allow_other = false;

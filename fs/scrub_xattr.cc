@@ -6,22 +6,6 @@
 
 namespace pagefs {
 
-const char* scrub_state_name(ScrubStatus::State state) {
-  switch (state) {
-    case ScrubStatus::State::kNever:
-      return "never";
-    case ScrubStatus::State::kRunning:
-      return "running";
-    case ScrubStatus::State::kDone:
-      return "done";
-    case ScrubStatus::State::kCancelled:
-      return "cancelled";
-    case ScrubStatus::State::kFailed:
-      return "failed";
-  }
-  return "unknown";
-}
-
 std::string format_scrub_status(const ScrubStatus& s) {
   char head[512];
   snprintf(head, sizeof head,

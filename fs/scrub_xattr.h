@@ -38,8 +38,6 @@ inline constexpr size_t kScrubStatusMax = 60 * 1024;
 
 // The getxattr text of a status.
 std::string format_scrub_status(const ScrubStatus& status);
-// "never", "running", ...
-const char* scrub_state_name(ScrubStatus::State state);
 
 // A setxattr command: start (with options) or cancel; nullopt if malformed.
 struct ScrubCommand {

@@ -326,6 +326,8 @@ bool Checker::check_geometry() {
                sb_.state);
     plan_.rewrite_superblock = true;
   }
+  // next_inode (2 to kMaxInodeNumber) is held to superblock_valid()'s rules,
+  // as the mount holds it: a copy that breaks them is never the one chosen.
   if (!check_regions()) return false;
   referenced_ = PageSet(sb_.page_count);
   for (uint64_t p = 0; p < sb_.data_start; p++) referenced_.set(p);

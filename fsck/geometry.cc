@@ -7,6 +7,7 @@
 #include <random>
 
 #include "engine/buffer_pool.h"
+#include "engine/formatter.h"
 #include "engine/journal.h"
 #include "engine/node.h"
 #include "engine/superblock.h"
@@ -29,7 +30,7 @@ bool is_bitmap_page(const uint8_t* page, uint32_t ps, uint64_t page_no) {
 }
 
 // The layout mkfs gives a device, with the journal found to end at
-// `bitmap_start`.
+// `bitmap_start`, and no room for the bitmap to grow.
 Superblock layout(uint64_t device_bytes, uint32_t ps, uint64_t bitmap_start) {
   Superblock sb{};
   sb.header.magic = kPageMagic;
@@ -116,9 +117,25 @@ bool newest_superblock_image(Device& device, const Superblock& layout, Superbloc
   return scanned.ok() && found;
 }
 
+// The layout `bare` with the data region where mkfs puts it by default:
+// after room for the bitmap of a filesystem kDefaultGrowFactor times the
+// device (formatter.h). False if mkfs would have kept no room.
+bool with_default_room(const Superblock& bare, uint64_t device_bytes, Superblock* out) {
+  const uint32_t ps = bare.page_size;
+  const uint64_t limit_pages = device_bytes > UINT64_MAX / kDefaultGrowFactor
+                                   ? UINT64_MAX / ps
+                                   : device_bytes * kDefaultGrowFactor / ps;
+  *out = bare;
+  out->data_start = bare.bitmap_start + bitmap_area_pages(bare.page_count, limit_pages, ps);
+  out->tree_root = out->data_start;
+  const char* why = nullptr;
+  return out->data_start > bare.data_start && out->data_start + 64 <= out->page_count &&
+         superblock_valid(*out, &why);
+}
+
 // The highest-level tree node the bitmap marks in use (the newest on a tie),
-// and the highest LSN of any tree node.
-void find_root(Device& device, Superblock& sb, uint64_t* max_lsn) {
+// the lowest page holding any tree node, and the highest LSN of any tree node.
+void find_root(Device& device, Superblock& sb, uint64_t* lowest_node, uint64_t* max_lsn) {
   const uint32_t ps = sb.page_size;
   const uint64_t bits = bitmap_bits_per_page(ps);
   AlignedBuffer bitmap(ps, std::max<size_t>(kIoAlignment, device.block_size()));
@@ -146,6 +163,7 @@ void find_root(Device& device, Superblock& sb, uint64_t* max_lsn) {
       if (!node.check(&why)) continue;
       PageHeader h;
       std::memcpy(&h, page, sizeof h);
+      *lowest_node = std::min(*lowest_node, p);
       *max_lsn = std::max(*max_lsn, h.lsn);
       if (node.level() > best_level || (node.level() == best_level && h.lsn > best_lsn)) {
         best_level = node.level();
@@ -179,18 +197,32 @@ Status write_copies(Device& device, Superblock sb) {
 
 }  // namespace
 
+// The data region starts after room for the bitmap to grow (mkfs's default)
+// or right after the bitmap (a small device, or -E resize= of its own size).
+// The journal's images of page 0 settle which (a record is whole only with
+// the geometry it was written with); without them the room is taken to be
+// there when no tree node lies in it.
 Status rebuild_superblock(Device& device, Superblock* out, std::string* how) {
   Superblock sb;
   if (!find_layout(device, &sb)) return Err{EINVAL};
+  Superblock roomy;
+  const bool has_roomy = with_default_room(sb, device.size_bytes(), &roomy);
   uint64_t max_lsn = 0;
   Superblock image;
-  if (newest_superblock_image(device, sb, &image, &max_lsn)) {
+  if ((has_roomy && newest_superblock_image(device, roomy, &image, &max_lsn)) ||
+      newest_superblock_image(device, sb, &image, &max_lsn)) {
     *how = "the newest copy of it in the journal";
     sb = image;
     sb.generation++;
   } else {
     *how = "the layout of the device and its pages' headers";
-    find_root(device, sb, &max_lsn);
+    uint64_t lowest_node = UINT64_MAX;
+    find_root(device, sb, &lowest_node, &max_lsn);
+    if (has_roomy && lowest_node >= roomy.data_start) {
+      roomy.tree_root = sb.tree_root;
+      roomy.tree_height = sb.tree_height;
+      sb = roomy;
+    }
     fill_identity(sb);
     // A new run of LSNs: no record left in the journal can be replayed.
     sb.journal_tail = (max_lsn / sb.page_size + 1) * sb.page_size;

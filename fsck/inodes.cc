@@ -337,8 +337,10 @@ void Checker::check_nondirectory(uint64_t ino, InodeInfo& info) {
     change(ino, info, Fix::kPreen, "link count", info.rec.nlink, info.links);
     info.rec.nlink = uint32_t(info.links);
   }
+  // A size past the largest file (of any type: the engine refuses it) is
+  // set to where the extents reach.
   const uint64_t reach = info.extent_end * page_size_;
-  if (S_ISREG(info.rec.mode) && (info.recreated || info.rec.size > kMaxFileBytes)) {
+  if ((S_ISREG(info.rec.mode) && info.recreated) || info.rec.size > kMaxFileBytes) {
     change(ino, info, Fix::kRepair, "size", info.rec.size, reach);
     info.rec.size = reach;
   }
@@ -354,15 +356,18 @@ void Checker::change(uint64_t ino, InodeInfo& info, Fix fix, const char* field, 
   report_.inode(fix, ino, action, "%s is %llu, should be %llu", field, ull(from), ull(to));
 }
 
-// Every record the repair writes must be one a mount accepts.
+// Every record the repair writes, and every one it keeps, must be one a
+// mount accepts.
 void Checker::emit_records() {
   for (uint64_t ino : sorted_inodes()) {
     InodeInfo& info = inodes_[ino];
-    if (!info.changed || info.dropped) continue;
+    if (!info.has_record || info.dropped) continue;
     std::string value(reinterpret_cast<const char*>(&info.rec), sizeof(info.rec));
     const Key key = Key::of(ino, KeyKind::kInode, 0);
     std::string why;
-    if (!engine_accepts(key, value, &why)) {
+    const bool accepted = engine_accepts(key, value, &why);
+    if (accepted && !info.changed) continue;
+    if (!accepted) {
       report_.inode(Fix::kRepair, ino, "remove it", "inode record cannot be repaired: %s",
                     why.c_str());
       drop_inode(ino, info);

@@ -11,6 +11,7 @@
 // known right value is rewritten.
 #include "engine/items.h"
 
+#include <linux/limits.h>
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -138,7 +139,12 @@ void Checker::check_inode_item(const Cell& cell) {
 }
 
 // Fields with a known right value are fixed in place; link counts and sizes
-// are recounted in pass 4.
+// are recounted in pass 4. The limits the engine holds every record to
+// (engine/items.cc) are each met here or there: a size past kMaxFileBytes is
+// set from the entries or extents (check_directory, check_nondirectory), a
+// symlink longer than a path cannot be read back and goes (check_symlinks),
+// and a link count past kLinkMax is counted anew. emit_records() makes sure
+// no record a mount would refuse is left.
 void Checker::check_inode_fields(const Key& key, InodeRecord& r) {
   InodeInfo& info = inodes_[key.ino];
   if (r.flags != 0 || r.generation != 0) {
@@ -146,6 +152,7 @@ void Checker::check_inode_fields(const Key& key, InodeRecord& r) {
     r.flags = r.generation = 0;
     info.changed = true;
   }
+  static_assert(kSymlinkMax < PATH_MAX);  // the engine's limit: size < PATH_MAX
   if (S_ISLNK(r.mode) && (r.size == 0 || r.size > kSymlinkMax)) info.broken_link = true;
 }
 

@@ -172,6 +172,16 @@ void Checker::add_children(const NodeRef& ref, const std::vector<Cell>& cells,
                            std::vector<NodeRef>* next) {
   for (size_t i = 0; i < cells.size(); i++) {
     const Cell& cell = cells[i];
+    // A separator is a copy of a real key (the first one stands for the
+    // lowest key and is none): the engine refuses a node with a separator of
+    // an unknown kind. The ranges it gives still hold the children to it, so
+    // the leaves found are whole and the tree is written anew from them.
+    if (i > 0 &&
+        (cell.key.kind < uint8_t(KeyKind::kInode) || cell.key.kind > uint8_t(KeyKind::kOrphan))) {
+      report_.at(Fix::kRepair, "tree node " + std::to_string(ref.page), "rewrite the tree",
+                 "separator %zu has an unknown key kind %u", i, cell.key.kind);
+      plan_.rewrite_tree = true;
+    }
     KeyRange range = ref.range;
     if (i > 0) {
       range.has_lo = true;

@@ -1,13 +1,19 @@
 // mkfs.pagefs: formats a file or block device as pagefs.
 //
-//   mkfs.pagefs [-b page_size] [-J journal_size] [-L label] [-s size] [-f] DEVICE
+//   mkfs.pagefs [-b page_size] [-J journal_size] [-L label] [-s size]
+//               [-E extended_options] [-f] [-q] DEVICE
 //
 // A regular file is created or extended to the given size and preallocated
 // with fallocate; a block device is used whole. An existing pagefs or another
 // filesystem's signature is only overwritten with -f.
+//
+// The root directory belongs to the user running mkfs (root, or a user
+// formatting an image of their own), unless -E root_owner=UID:GID says
+// otherwise; -E root_owner alone means the running user too, as in mke2fs.
 #include <fcntl.h>
 #include <getopt.h>
 #include <sys/stat.h>
+#include <sys/types.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -15,6 +21,7 @@
 #include <cstring>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "engine/file_device.h"
 #include "engine/formatter.h"
@@ -38,6 +45,11 @@ void usage(FILE* out) {
                "  -b PAGE_SIZE     page size in bytes: 4096 (default) up to 65536, a power of two\n"
                "  -J JOURNAL_SIZE  journal region size (default: 1/64 of the device, 1M..256M)\n"
                "  -L LABEL         volume label (up to 63 bytes)\n"
+               "  -E OPTIONS       extended options, comma-separated:\n"
+               "                     root_owner[=UID:GID]  owner of the root directory\n"
+               "                                           (default: the user running mkfs)\n"
+               "                     resize=SIZE           room to grow up to SIZE with\n"
+               "                                           pagefs resize (default: 16 times)\n"
                "  -f               overwrite an existing filesystem\n"
                "  -q               quiet\n"
                "  -h, --help       show this help\n"
@@ -65,6 +77,51 @@ bool parse_size(const char* s, uint64_t* out) {
   if (v > UINT64_MAX / mult) return false;
   *out = v * mult;
   return true;
+}
+
+// Parses "UID:GID" (decimal ids).
+bool parse_owner(std::string_view text, uint32_t* uid, uint32_t* gid) {
+  size_t colon = text.find(':');
+  if (colon == std::string_view::npos) return false;
+  auto number = [](std::string_view digits, uint32_t* out) {
+    if (digits.empty() || digits.size() > 10 ||
+        digits.find_first_not_of("0123456789") != std::string_view::npos) {
+      return false;
+    }
+    uint64_t v = std::stoull(std::string(digits));
+    if (v >= UINT32_MAX) return false;  // (uid_t)-1 means "no change" to chown
+    *out = uint32_t(v);
+    return true;
+  };
+  return number(text.substr(0, colon), uid) && number(text.substr(colon + 1), gid);
+}
+
+// Applies one -E option, as mke2fs spells them.
+void apply_extended(std::string_view option, pagefs::FormatOptions* fo) {
+  if (option == "root_owner") {
+    fo->root_uid = uint32_t(getuid());
+    fo->root_gid = uint32_t(getgid());
+  } else if (option.starts_with("root_owner=")) {
+    if (!parse_owner(option.substr(11), &fo->root_uid, &fo->root_gid)) {
+      die("bad root_owner '" + std::string(option.substr(11)) + "' (expected UID:GID)");
+    }
+  } else if (option.starts_with("resize=")) {
+    std::string value(option.substr(7));
+    if (!parse_size(value.c_str(), &fo->grow_limit_bytes) || fo->grow_limit_bytes == 0) {
+      die("bad resize limit '" + value + "' (expected a size such as 64G)");
+    }
+  } else {
+    die("unknown extended option '" + std::string(option) + "' (root_owner, resize)");
+  }
+}
+
+void apply_extended_list(std::string_view list, pagefs::FormatOptions* fo) {
+  while (!list.empty()) {
+    size_t comma = list.find(',');
+    std::string_view option = list.substr(0, comma);
+    if (!option.empty()) apply_extended(option, fo);
+    list = comma == std::string_view::npos ? std::string_view() : list.substr(comma + 1);
+  }
 }
 
 // Known signatures of other filesystems, found in the first 128 KiB.
@@ -104,13 +161,15 @@ void prepare_file(const std::string& path, uint64_t size, bool size_given) {
 
 int main(int argc, char** argv) {
   pagefs::FormatOptions fo;
+  fo.root_uid = uint32_t(getuid());
+  fo.root_gid = uint32_t(getgid());
   uint64_t size = 0;
   bool size_given = false, force = false, quiet = false;
   static const option longopts[] = {{"help", no_argument, nullptr, 'h'},
                                     {"version", no_argument, nullptr, 'V'},
                                     {nullptr, 0, nullptr, 0}};
   int c;
-  while ((c = getopt_long(argc, argv, "b:J:L:s:fqhV", longopts, nullptr)) != -1) {
+  while ((c = getopt_long(argc, argv, "b:J:L:s:E:fqhV", longopts, nullptr)) != -1) {
     uint64_t v = 0;
     switch (c) {
       case 'b':
@@ -124,6 +183,9 @@ int main(int argc, char** argv) {
       case 'L':
         if (std::strlen(optarg) > 63) die("label is longer than 63 bytes");
         fo.label = optarg;
+        break;
+      case 'E':
+        apply_extended_list(optarg, &fo);
         break;
       case 's':
         if (!parse_size(optarg, &size) || size == 0) die(std::string("bad size ") + optarg);

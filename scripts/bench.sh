@@ -5,6 +5,9 @@
 #
 #   scripts/bench.sh            full run: 1 GiB files, 20,000 files, 30 s fio jobs, 2 rounds
 #   scripts/bench.sh --quick    256 MiB files, 5,000 files, 5 s fio jobs, 1 round (< 3 min)
+#   scripts/bench.sh --concurrency   only the concurrency section (scripts/bench/concurrency.sh):
+#                               1-16 threads on their own files, and fsync latency under load,
+#                               for pagefs, ext4 and passthrough_ll
 #
 # Options:
 #   --quick             the small configuration above
@@ -13,6 +16,10 @@
 #   --targets "a b"     subset of: pagefs fuse2fs ext4 passthrough raw (default all)
 #   --out FILE          also write the table (and the target check) to FILE
 #   --no-build          do not run scripts/build.sh first
+#   --isolation         run only the isolation benchmark (scripts/bench/isolation.sh):
+#                       a cached reader alone and next to a page-cache stream, in one
+#                       memory cgroup; pagefs, ext4 and fuse2fs (ISO_ROUNDS, default 3)
+#   --no-isolation      skip it (a full run ends with it)
 #   -h, --help
 # Environment:
 #   BUILD_DIR   pagefs build directory (default ./build); built with scripts/build.sh
@@ -36,6 +43,9 @@ rounds=
 targets_arg="pagefs fuse2fs ext4 passthrough raw"
 out_file=
 do_build=1
+concurrency=0
+isolation=1       # run the isolation section after the main table
+only_isolation=0
 
 usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; }
 
@@ -46,6 +56,9 @@ while (($# > 0)); do
     --targets) targets_arg=${2:?--targets needs a list}; shift ;;
     --out) out_file=${2:?--out needs a file}; shift ;;
     --no-build) do_build=0 ;;
+    --concurrency) concurrency=1 ;;
+    --isolation) only_isolation=1 ;;
+    --no-isolation) isolation=0 ;;
     -h | --help) usage; exit 0 ;;
     *) echo "bench.sh: unknown option $1 (try --help)" >&2; exit 2 ;;
   esac
@@ -58,6 +71,10 @@ if ((quick)); then
 else
   img_size=4G file_mb=1024 nfiles=20000 runtime=30
   rounds=${rounds:-2}
+fi
+if ((concurrency)); then
+  [[ $targets_arg == "pagefs fuse2fs ext4 passthrough raw" ]] && targets_arg="pagefs ext4 passthrough"
+  conc_runtime=${CONC_RUNTIME:-$( ((quick)) && echo 4 || echo 10)}
 fi
 [[ $rounds =~ ^[1-9][0-9]*$ ]] || { echo "bench.sh: --rounds must be a positive number" >&2; exit 2; }
 ndirs_many=100
@@ -125,6 +142,7 @@ cleanup() {
       umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null
     fi
   done
+  [[ -n ${iso_cgroup:-} ]] && iso_remove_cgroup
   for p in "${pids[@]}"; do
     if kill -0 "$p" 2>/dev/null; then
       kill "$p" 2>/dev/null
@@ -445,6 +463,11 @@ bench_tree() {
 run_target() {
   log "round $round: $target"
   setup
+  if ((concurrency)); then
+    bench_concurrency
+    teardown
+    return
+  fi
   bench_sequential
   bench_random
   if [[ $target != raw ]]; then
@@ -455,7 +478,17 @@ run_target() {
   teardown
 }
 
+# shellcheck source=scripts/bench/concurrency.sh
+source "$root/scripts/bench/concurrency.sh"
+
 # ---------------------------------------------------------------- run
+
+# shellcheck source=scripts/bench/isolation.sh
+source "$root/scripts/bench/isolation.sh"
+if ((only_isolation)); then
+  run_isolation
+  exit 0
+fi
 
 start=$(now)
 log "work dir $work on $disk_desc; images $img_size, files ${file_mb} MiB, $nfiles files, fio ${runtime}s, $rounds round(s)"
@@ -493,6 +526,17 @@ rss_seq|daemon peak RSS, seq write+read|MiB|-
 rss_max|daemon peak RSS, whole run|MiB|-
 pcache_fincore|page-cache growth, seq write/read (fincore of file + image)|MiB|-
 pcache_cached|Cached growth, seq write/read (whole machine, noisy)|MiB|-"
+
+if ((concurrency)); then
+  {
+    echo
+    echo "pagefs concurrency benchmark ($rounds round(s), medians, ${conc_runtime}s jobs; $(date -u +%F), ${total%.*} s)"
+    echo "work dir on $disk_desc; nproc $(nproc); kernel $(uname -r)"
+    echo
+    concurrency_report
+  } | tee ${out_file:+"$out_file"}
+  exit 0
+fi
 
 report=$(awk -v rows="$rows" -v cache_mb="${cache_size%M}" '
   function fmt(v) {
@@ -567,3 +611,5 @@ report=$(awk -v rows="$rows" -v cache_mb="${cache_size%M}" '
   echo
   echo "$report"
 } | tee ${out_file:+"$out_file"}
+
+if ((isolation)); then run_isolation; fi

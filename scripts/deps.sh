@@ -5,11 +5,14 @@ set -euo pipefail
 
 packages=(
   build-essential cmake ninja-build pkg-config
-  libfuse3-dev fuse3 liburing-dev libzstd-dev libisal-dev clang-format
+  libfuse3-dev fuse3 liburing-dev libzstd-dev libisal-dev libmount-dev clang-format
+  scdoc       # man pages (docs/man/*.scd)
+  python3-prometheus-client  # checks pagefs stats --prometheus where promtool is missing
   libgtest-dev libbenchmark-dev
   util-linux  # fincore, flock
   attr        # getfattr, setfattr
   e2fsprogs   # mkfs.ext4, used by the mount tests
+  python3     # its sqlite3 module, used by the mount tests
 )
 
 missing=()

@@ -139,16 +139,10 @@ bool CrashChecker::check_image(size_t c, const Variant& v) {
     why = "fsck through OverlayDevice (before recovery) exited " + std::to_string(before.code) +
           ":\n" + before.text;
   }
-  size_t hi = 0, lo = 0;
-  while (rec_.events_after[hi] < c) hi++;
-  for (size_t k = 0; k < rec_.states.size() && rec_.events_after[k] <= c; k++) {
-    if (rec_.durable[k]) lo = k;
-  }
-  hi = std::max(hi, lo);
   bool exercise = ++images_ % kExerciseEvery == 0;
   State after;
   std::string mounted;
-  if (!check_mounted(lo, hi, exercise, &mounted, &after)) return fail(c, v, why + mounted);
+  if (!check_mounted(c, exercise, &mounted, &after)) return fail(c, v, why + mounted);
   why += why.empty() ? ""
                      : "(the recovered tree is the state after operation " +
                            std::to_string(matched_) + ")\n";
@@ -182,8 +176,46 @@ bool CrashChecker::check_remount(size_t c, const Variant& v, const State& after)
 
 // Mounts the crash image, compares its state with states[lo..hi], optionally
 // writes a file and fsyncs, and unmounts. `after` gets the final state.
-bool CrashChecker::check_mounted(size_t lo, size_t hi, bool exercise, std::string* why,
-                                 State* after) {
+// The states of one sequence of operations a crash at c may leave: from the
+// last one made durable before c to the one in progress at c. `take`
+// selects the sequence's states (all of them, or one thread's).
+std::pair<size_t, size_t> CrashChecker::bounds(size_t c,
+                                               const std::function<bool(size_t)>& take) const {
+  size_t lo = SIZE_MAX, hi = SIZE_MAX, first = SIZE_MAX, last = 0;
+  for (size_t k = 0; k < rec_.states.size(); k++) {
+    if (!take(k)) continue;
+    if (first == SIZE_MAX) first = k;
+    last = k;
+    if (rec_.events_after[k] <= c && rec_.durable[k]) lo = k;
+    if (hi == SIZE_MAX && rec_.events_after[k] >= c) hi = k;
+  }
+  if (lo == SIZE_MAX) lo = first;
+  if (hi == SIZE_MAX) hi = last;
+  return {lo, std::max(hi, lo)};
+}
+
+// Concurrent recordings: every thread's directory must be in one of the
+// states that thread's own operations allow, independently of the others.
+bool CrashChecker::match_threads(size_t c, const State& got, std::string* why) {
+  for (int t = 0; t < rec_.threads; t++) {
+    auto [lo, hi] = bounds(c, [&](size_t k) { return rec_.thread_of[k] == t; });
+    const std::string dir = "/t" + std::to_string(t);
+    State mine = subtree(got, dir);
+    bool match = false;
+    for (size_t k = lo; k <= hi && !match; k++) {
+      match = rec_.thread_of[k] == t && same_state(mine, rec_.states[k]);
+    }
+    if (!match) {
+      *why = dir + " is none of the states after its operations " + std::to_string(lo) + ".." +
+             std::to_string(hi) + "; difference from the state after " + std::to_string(hi) +
+             ":\n" + state_diff(mine, rec_.states[hi]);
+      return false;
+    }
+  }
+  return true;
+}
+
+bool CrashChecker::check_mounted(size_t c, bool exercise, std::string* why, State* after) {
   std::string message;
   MountOptions options{kCheckCacheBytes};
   options.commit_interval_s = kNoTimedCommit_s;
@@ -191,7 +223,9 @@ bool CrashChecker::check_mounted(size_t lo, size_t hi, bool exercise, std::strin
   if (!fs.ok()) return *why = "mount (recovery) failed: " + message, false;
   State got;
   if (!read_state(**fs, &got, why)) return false;
-  bool match = false;
+  if (rec_.threads > 0 && !match_threads(c, got, why)) return false;
+  auto [lo, hi] = bounds(c, [](size_t) { return true; });
+  bool match = rec_.threads > 0;
   for (size_t j = lo; j <= hi && !match; j++) {
     match = same_state(got, rec_.states[j]);
     if (match) matched_ = j;

@@ -25,6 +25,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <random>
@@ -103,7 +104,9 @@ class CrashChecker {
   Variant subset_variant(const std::vector<size_t>& inflight, bool torn);
   void build(const Variant& v);
   bool check_image(size_t c, const Variant& v);
-  bool check_mounted(size_t lo, size_t hi, bool exercise, std::string* why, State* after);
+  bool check_mounted(size_t c, bool exercise, std::string* why, State* after);
+  std::pair<size_t, size_t> bounds(size_t c, const std::function<bool(size_t)>& take) const;
+  bool match_threads(size_t c, const State& got, std::string* why);
   bool check_remount(size_t c, const Variant& v, const State& after);
   std::string describe_events(size_t c) const;
   bool fail(size_t c, const Variant& v, const std::string& why);

@@ -96,6 +96,7 @@ void clear_log() {
 namespace {
 
 std::atomic<int64_t> g_progress_s{0};  // steady-clock seconds of the last progress
+std::atomic<bool> g_watching{false};   // a crash test is running
 
 int64_t now_s() {
   return std::chrono::duration_cast<std::chrono::seconds>(
@@ -110,13 +111,14 @@ void progress() {
 }
 
 void start_watchdog() {
+  progress();
+  g_watching = true;
   static std::once_flag once;
   std::call_once(once, [] {
-    progress();
     std::thread([] {
       for (;;) {
         std::this_thread::sleep_for(std::chrono::seconds(1));
-        if (now_s() - g_progress_s.load() < kWatchdogSeconds) continue;
+        if (!g_watching || now_s() - g_progress_s.load() < kWatchdogSeconds) continue;
         std::fprintf(stderr,
                      "crash test: no progress for %d s, the engine hangs (PAGEFS_SEED=%" PRIu64
                      ")\n%s",
@@ -125,6 +127,10 @@ void start_watchdog() {
       }
     }).detach();
   });
+}
+
+void stop_watchdog() {
+  g_watching = false;
 }
 
 // ---- fsck in-process --------------------------------------------------------------------
@@ -465,7 +471,7 @@ void take_snapshot(FileSystem& fs, const FaultDevice& recorder, bool durable, Re
   std::string error;
   EXPECT_TRUE(read_state(fs, &s, &error)) << rec->label << ": " << error;
   rec->states.push_back(std::move(s));
-  rec->events_after.push_back(recorder.events().size());
+  rec->events_after.push_back(recorder.event_count());
   rec->durable.push_back(durable);
 }
 
@@ -502,6 +508,153 @@ bool record(const BaseImage& base, const NextOp& next, bool release, bool strict
   rec->events = recorder.events();
   EXPECT_FALSE(recorder.events_overflowed());
   return st.ok() && !::testing::Test::HasFailure();
+}
+
+// ---- concurrent recordings -------------------------------------------------------------
+
+bool read_subtree(FileSystem& fs, const std::string& path, State* out, std::string* error) {
+  out->clear();
+  auto ino = resolve(fs, path);
+  if (!ino.ok()) return failed(error, "resolve " + path, ino.error());
+  auto attr = fs.getattr(*ino);
+  if (!attr.ok()) return failed(error, "getattr " + path, attr.error());
+  Node n;
+  if (!describe(fs, *attr, &n, error)) return false;
+  (*out)[path] = std::move(n);
+  return walk(fs, *ino, path, out, error);
+}
+
+State subtree(const State& s, const std::string& path) {
+  State out;
+  for (auto it = s.lower_bound(path); it != s.end(); ++it) {
+    if (it->first != path && it->first.compare(0, path.size() + 1, path + "/") != 0) break;
+    out.insert(*it);
+  }
+  return out;
+}
+
+namespace {
+
+// One thread's next operation on its directory `dir`, given its subtree now.
+Op thread_op(const std::string& dir, const State& now, std::mt19937_64& rng) {
+  auto name = [&] { return dir + "/f" + std::to_string(rng() % 5); };
+  for (;;) {
+    std::string path = name();
+    bool exists = now.contains(path);
+    switch (rng() % 9) {
+      case 0:
+        if (!exists) return Op{OpKind::kCreate, path};
+        break;
+      case 1:
+      case 2:
+        if (exists) return Op{OpKind::kWrite, path, "", rng() % 40000, 1 + rng() % 30000, 0, rng()};
+        break;
+      case 3:
+        if (exists) return Op{OpKind::kTruncate, path, "", rng() % 50000};
+        break;
+      case 4: {
+        std::string to = name();
+        if (exists && to != path) return Op{OpKind::kRename, path, to};
+        break;
+      }
+      case 5:
+        if (exists) return Op{OpKind::kUnlink, path};
+        break;
+      case 6:
+        if (exists) return Op{OpKind::kSetxattr, path, "user.x", 0, 1 + rng() % 200, 0, rng()};
+        break;
+      default:
+        return Op{OpKind::kFsync, dir, "", 0, 0, int(rng() % 2)};
+    }
+  }
+}
+
+struct ThreadLog {
+  std::vector<Op> ops;
+  std::vector<int> results;
+  std::vector<State> states;
+  std::vector<size_t> events_after;
+  std::vector<bool> durable;
+  std::string error;
+};
+
+void run_thread(FileSystem& fs, const FaultDevice& recorder, const std::string& dir, size_t ops,
+                uint64_t seed, ThreadLog* log) {
+  std::mt19937_64 rng(seed);
+  State now;
+  if (!read_subtree(fs, dir, &now, &log->error)) return;
+  for (size_t i = 0; i < ops; i++) {
+    Op op = thread_op(dir, now, rng);
+    Status st = run_op(fs, op, true);
+    if (!st.ok()) {
+      log->error = op.text() + ": " + errno_name(st.error());
+      return;
+    }
+    if (!read_subtree(fs, dir, &now, &log->error)) return;
+    log->ops.push_back(op);
+    log->results.push_back(0);
+    log->states.push_back(now);
+    log->events_after.push_back(recorder.event_count());
+    log->durable.push_back(op.kind == OpKind::kFsync);
+  }
+}
+
+}  // namespace
+
+bool record_concurrent(const BaseImage& base, int threads, size_t ops, uint64_t seed,
+                       Recording* rec) {
+  auto device = copy_device(*base.device);
+  FaultDevice recorder(*device, seed, kMaxEvents);
+  std::string message, error;
+  auto fs = FileSystem::mount(std::make_unique<FaultDevice>(recorder, 0), base.options, &message);
+  if (!fs.ok()) return ADD_FAILURE() << rec->label << ": mount: " << message, false;
+  rec->threads = threads;
+  for (int t = 0; t < threads; t++) {
+    Status st = run_op(**fs, Op{OpKind::kMkdir, "/t" + std::to_string(t)}, true);
+    if (!st.ok())
+      return ADD_FAILURE() << rec->label << ": mkdir: " << errno_name(st.error()), false;
+  }
+  if (!(*fs)->fsync(kRootInode, false).ok()) return ADD_FAILURE() << "fsync", false;
+  State all;
+  if (!read_state(**fs, &all, &error)) return ADD_FAILURE() << error, false;
+  rec->states.push_back(all);
+  rec->thread_of.push_back(-1);
+  rec->events_after.push_back(recorder.event_count());
+  rec->durable.push_back(true);
+  for (int t = 0; t < threads; t++) {  // each thread's first state: its empty directory
+    std::string dir = "/t" + std::to_string(t);
+    rec->ops.push_back(Op{OpKind::kMkdir, dir});
+    rec->results.push_back(0);
+    rec->states.push_back(subtree(all, dir));
+    rec->thread_of.push_back(t);
+    rec->events_after.push_back(rec->events_after[0]);
+    rec->durable.push_back(true);
+  }
+  std::vector<ThreadLog> logs(threads);
+  std::vector<std::thread> running;
+  for (int t = 0; t < threads; t++) {
+    running.emplace_back(run_thread, std::ref(**fs), std::cref(recorder), "/t" + std::to_string(t),
+                         ops, mix(seed, t), &logs[t]);
+  }
+  for (std::thread& th : running) th.join();
+  for (int t = 0; t < threads; t++) {
+    if (!logs[t].error.empty())
+      return ADD_FAILURE() << rec->label << ": thread " << t << ": " << logs[t].error, false;
+    for (size_t i = 0; i < logs[t].states.size(); i++) {
+      rec->ops.push_back(logs[t].ops[i]);
+      rec->results.push_back(0);
+      rec->states.push_back(std::move(logs[t].states[i]));
+      rec->thread_of.push_back(t);
+      rec->events_after.push_back(logs[t].events_after[i]);
+      rec->durable.push_back(logs[t].durable[i]);
+    }
+  }
+  Status st = (*fs)->unmount();
+  fs->reset();
+  if (!st.ok()) return ADD_FAILURE() << rec->label << ": unmount", false;
+  rec->events = recorder.events();
+  EXPECT_FALSE(recorder.events_overflowed());
+  return !::testing::Test::HasFailure();
 }
 
 std::string describe_ops(const Recording& rec) {

@@ -74,6 +74,8 @@ void progress();
 // Aborts the process when no crash state or workload finishes for
 // kWatchdogSeconds: the engine hangs.
 void start_watchdog();
+// Disarms it: the tests that follow (in the same binary) may be slow without hanging.
+void stop_watchdog();
 
 // ---- fsck in-process --------------------------------------------------------------------
 
@@ -163,6 +165,12 @@ BaseImage make_base(const std::string& name, uint64_t journal_bytes, uint64_t ca
 
 struct Recording {
   std::string label;
+  // Concurrent recordings (record_concurrent): `threads` threads, each on its
+  // own directory /t<N>; state k is then only that directory's subtree, taken
+  // by thread thread_of[k] after its operation. 0 for one sequence of
+  // operations on the whole tree.
+  int threads = 0;
+  std::vector<int> thread_of;
   std::vector<Op> ops;                     // ops[k - 1] is operation k
   std::vector<int> results;                // errno of operation k (index k - 1)
   std::vector<State> states;               // [k]: after operation k; [0]: after mount
@@ -177,6 +185,18 @@ using NextOp = std::function<std::optional<Op>(const State&)>;
 // Runs a workload from `base` on a recording FaultDevice, then unmounts (the
 // unmount is the last operation, an fsync of everything).
 bool record(const BaseImage& base, const NextOp& next, bool release, bool strict, Recording* rec);
+
+// Runs `threads` threads at once from `base`, each doing `ops` random
+// operations (writes, truncates, creates, renames, unlinks, xattrs, fsyncs)
+// on files of its own directory /t<N>, on a recording FaultDevice; then
+// unmounts. Each thread's states are its directory's subtree.
+bool record_concurrent(const BaseImage& base, int threads, size_t ops, uint64_t seed,
+                       Recording* rec);
+
+// Reads the subtree under `path` (the directory itself included) into *out.
+bool read_subtree(FileSystem& fs, const std::string& path, State* out, std::string* error);
+// The entries of `s` at or under `path`.
+State subtree(const State& s, const std::string& path);
 
 // The operations of a recording, numbered, with their results and event counts.
 std::string describe_ops(const Recording& rec);

@@ -21,6 +21,7 @@
 #include "engine/formatter.h"
 #include "engine/fs_impl.h"
 #include "engine/mem_device.h"
+#include "tests/engine/crash_harness.h"
 
 namespace pagefs {
 namespace {
@@ -29,6 +30,16 @@ class FileSystemTest : public ::testing::Test {
  protected:
   void SetUp() override { format(256 << 20); }
 
+  // Every test leaves a filesystem fsck must find clean, unless it damaged
+  // the device on purpose (damaged_).
+  void TearDown() override {
+    if (!fs_ || damaged_) return;
+    ASSERT_TRUE(fs_->unmount().ok());
+    fs_.reset();
+    test::crash::FsckOutcome fsck = test::crash::run_fsck_overlay(*dev_);
+    EXPECT_EQ(fsck.code, 0) << fsck.text;
+  }
+
   void format(uint64_t bytes) {
     fs_.reset();
     dev_ = std::make_unique<MemDevice>(bytes);
@@ -36,17 +47,16 @@ class FileSystemTest : public ::testing::Test {
     ASSERT_TRUE(format_device(*dev_, FormatOptions{}, &msg).ok()) << msg;
     mount();
   }
-  void mount() {
+  void mount(const MountOptions& options = MountOptions{16 << 20}) {
     std::string msg;
-    auto r =
-        FileSystem::mount(std::make_unique<FaultDevice>(*dev_, 1), MountOptions{16 << 20}, &msg);
+    auto r = FileSystem::mount(std::make_unique<FaultDevice>(*dev_, 1), options, &msg);
     ASSERT_TRUE(r.ok()) << msg;
     fs_ = std::move(r).value();
   }
-  void remount() {
+  void remount(const MountOptions& options = MountOptions{16 << 20}) {
     ASSERT_TRUE(fs_->unmount().ok());
     fs_.reset();
-    mount();
+    mount(options);
   }
   InodeNo create(InodeNo dir, const std::string& name) {
     auto a = fs_->mknod(dir, name, S_IFREG | 0644, 0, caller_);
@@ -80,6 +90,7 @@ class FileSystemTest : public ::testing::Test {
   std::unique_ptr<MemDevice> dev_;
   std::unique_ptr<FileSystem> fs_;
   Caller caller_{1000, 1000};
+  bool damaged_ = false;
 };
 
 TEST_F(FileSystemTest, WriteReadAndSurviveRemount) {
@@ -209,6 +220,48 @@ TEST_F(FileSystemTest, FallocateModes) {
   EXPECT_EQ(got.substr(70000), ones.substr(70000));
 }
 
+TEST_F(FileSystemTest, FallocateClearsTheSetidBitsItIsGiven) {
+  InodeNo f = create(kRootInode, "f");
+  SetAttr chmod;
+  chmod.set_mode = true;
+  chmod.mode = S_IFREG | 06755;
+  ASSERT_TRUE(fs_->setattr(f, chmod).ok());
+  ASSERT_TRUE(fs_->fallocate(f, 0, 0, 4096).ok());
+  EXPECT_EQ(fs_->getattr(f)->mode & 07777, 06755u);
+  ASSERT_TRUE(fs_->fallocate(f, FALLOC_FL_KEEP_SIZE, 0, 8192, S_ISGID | 0755).ok());
+  EXPECT_EQ(fs_->getattr(f)->mode & 07777, 04755u);
+  ASSERT_TRUE(fs_->fallocate(f, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, 10, S_ISUID).ok());
+  EXPECT_EQ(fs_->getattr(f)->mode & 07777, 0755u);
+  remount();
+  EXPECT_EQ(fs_->getattr(f)->mode & 07777, 0755u);
+}
+
+TEST_F(FileSystemTest, ReadsStoreAtimeAsTheMountSays) {
+  InodeNo f = create(kRootInode, "f");
+  ASSERT_TRUE(fs_->write(f, 0, "data", 4).ok());
+  auto atime_after_reads = [&](AtimeUpdates updates, int reads) {
+    MountOptions options{16 << 20};
+    options.atime_updates = updates;
+    remount(options);
+    SetAttr old;
+    old.set_atime = true;
+    old.atime = timespec{1000, 0};
+    EXPECT_TRUE(fs_->setattr(f, old).ok());
+    char buf[4];
+    timespec last{};
+    for (int i = 0; i < reads; i++) {
+      EXPECT_TRUE(fs_->read(f, 0, sizeof buf, buf).ok());
+      timespec now = fs_->getattr(f)->atime;
+      if (i > 0 && now.tv_sec == last.tv_sec && now.tv_nsec == last.tv_nsec) return last;
+      last = now;
+    }
+    return timespec{-1, 0};  // every read moved it
+  };
+  EXPECT_EQ(atime_after_reads(AtimeUpdates::kNever, 2).tv_sec, 1000);
+  EXPECT_GT(atime_after_reads(AtimeUpdates::kRelative, 2).tv_sec, 1000);  // once, then kept
+  EXPECT_EQ(atime_after_reads(AtimeUpdates::kAlways, 3).tv_sec, -1);
+}
+
 TEST_F(FileSystemTest, XattrsFollowCreateReplaceSemantics) {
   InodeNo f = create(kRootInode, "f");
   ASSERT_TRUE(fs_->setxattr(f, "user.a", "1", 0).ok());
@@ -266,6 +319,7 @@ TEST_F(FileSystemTest, CorruptDataPageIsEioNotWrongBytes) {
   ASSERT_TRUE(fs_->write(f, 0, data.data(), data.size()).ok());
   ASSERT_TRUE(fs_->unmount().ok());
   fs_.reset();
+  damaged_ = true;
   // Find the data page by content and flip one bit in it.
   std::string page(4096, 'k');
   std::byte* raw = dev_->raw();
@@ -421,6 +475,7 @@ TEST_F(FileSystemTest, ExtentPointingAtACachedMetadataPageIsEio) {
   ASSERT_TRUE(fs_->write(f, 0, data.data(), data.size()).ok());
   // The root node is cached: every lookup went through it.
   const uint64_t root = fs_->internals_for_testing().root_.page;
+  damaged_ = true;
   redirect_first_extent(*fs_, f, root);
   char buf[4096];
   EXPECT_EQ(fs_->read(f, 0, sizeof buf, buf).error(), EIO);
@@ -435,6 +490,7 @@ TEST_F(FileSystemTest, ExtentPointingAtAnotherFilesCachedPageIsEio) {
   ASSERT_TRUE(fs_->write(f1, 0, one.data(), one.size()).ok());
   ASSERT_TRUE(fs_->write(f2, 0, two.data(), two.size()).ok());
   ASSERT_EQ(read_all(f1), one);  // f1's page is cached, its CRC known
+  damaged_ = true;
   redirect_first_extent(*fs_, f2, first_extent_phys(*fs_, f1));
   char buf[4096];
   EXPECT_EQ(fs_->read(f2, 0, sizeof buf, buf).error(), EIO);

@@ -12,6 +12,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <linux/falloc.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -111,6 +112,16 @@ std::string mode_str(mode_t m) {
   char buf[16];
   snprintf(buf, sizeof buf, "0%o", unsigned(m & 07777));
   return buf;
+}
+
+// The mode as statx(STATX_MODE) reports it: the kernel answers from its
+// attribute cache unless that mode was invalidated, as stat(1) -c %a does.
+std::string statx_mode(const std::string& path) {
+  struct statx stx {};
+  if (statx(AT_FDCWD, path.c_str(), AT_SYMLINK_NOFOLLOW, STATX_MODE, &stx) != 0) {
+    return err_name(errno);
+  }
+  return mode_str(stx.stx_mode);
 }
 
 // Runs `body` in a forked child whose working directory is `cwd` (entered as
@@ -515,6 +526,77 @@ TEST_F(PosixPerm, SetidBitsClearedOnWriteTruncateAndChown) {
   ASSERT_EQ(chmod(p("w/sgdir").c_str(), 02775), 0);
   ASSERT_EQ(chown(p("w/sgdir").c_str(), 1000, 1000), 0);
   EXPECT_EQ(mode_str(lst(p("w/sgdir")).st_mode), "02775");
+  unmount_and_check();
+}
+
+// A write that clears setuid/setgid changes the mode the kernel has cached.
+TEST_F(PosixPerm, CachedModeLosesTheSetidBitsAWriteClears) {
+  ASSERT_EQ(mkdir(p("w").c_str(), 0777), 0);
+  ASSERT_TRUE(make_file(p("w/f"), "data"));
+  ASSERT_EQ(chown(p("w/f").c_str(), 1000, 1000), 0);
+  ASSERT_EQ(chmod(p("w/f").c_str(), 06777), 0);
+  EXPECT_CHILD_OK(as(1000, 1000, [](Checks& c) {
+    CK(c, statx_mode("w/f"), "06777");
+    int fd = open("w/f", O_WRONLY);
+    CK_TRUE(c, fd >= 0, "open w/f");
+    CK(c, E(write(fd, "x", 1)), "OK");
+    close(fd);
+    CK(c, statx_mode("w/f"), "0777");
+  }));
+  EXPECT_EQ(statx_mode(p("w/f")), "0777");
+  unmount_and_check();
+}
+
+// fallocate, punch-hole and zero-range clear setuid, and setgid when the file
+// is group-executable or the caller is not in its group (Linux's rule since
+// 6.2: setattr_should_drop_sgid), unless the caller is root.
+TEST_F(PosixPerm, FallocateClearsSetgidForCallersOutsideTheGroup) {
+  ASSERT_EQ(mkdir(p("w").c_str(), 0777), 0);
+  ASSERT_TRUE(make_file(p("w/f"), std::string(8192, 'd')));
+  ASSERT_EQ(chown(p("w/f").c_str(), 1000, 1000), 0);
+  struct Case {
+    mode_t mode;
+    int falloc_mode;
+    uid_t uid;
+    gid_t gid;
+    std::vector<gid_t> groups;
+    const char* expected;
+  };
+  const Case cases[] = {
+      {02666, 0, 1001, 1001, {}, "0666"},  // not in the group
+      {06666, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 1001, 1001, {}, "0666"},
+      {02666, FALLOC_FL_ZERO_RANGE, 1001, 1001, {}, "0666"},
+      {02666, 0, 1001, 1001, {1000}, "02666"},  // a member keeps it
+      {02676, 0, 1001, 1001, {1000}, "0676"},   // unless group-executable
+      {06666, 0, 1000, 1000, {}, "02666"},      // the owner, in the group
+  };
+  for (const Case& k : cases) {
+    ASSERT_EQ(chmod(p("w/f").c_str(), k.mode), 0);
+    std::string report = as(
+        k.uid, k.gid,
+        [&k](Checks& c) {
+          CK(c, statx_mode("w/f"), mode_str(k.mode));
+          int fd = open("w/f", O_RDWR);
+          CK_TRUE(c, fd >= 0, "open w/f");
+          CK(c, E(fallocate(fd, k.falloc_mode, 0, 4096)), "OK");
+          close(fd);
+          CK(c, statx_mode("w/f"), k.expected);
+          struct stat st {};
+          stat("w/f", &st);
+          CK(c, mode_str(st.st_mode), k.expected);
+        },
+        k.groups);
+    EXPECT_TRUE(report.empty()) << "mode " << mode_str(k.mode) << ", fallocate mode "
+                                << k.falloc_mode << ", uid " << k.uid << ":\n"
+                                << report;
+  }
+  // Root keeps both.
+  ASSERT_EQ(chmod(p("w/f").c_str(), 06777), 0);
+  int fd = open(p("w/f").c_str(), O_RDWR);
+  ASSERT_GE(fd, 0);
+  EXPECT_EQ(fallocate(fd, 0, 0, 4096), 0) << std::strerror(errno);
+  close(fd);
+  EXPECT_EQ(mode_str(lst(p("w/f")).st_mode), "06777");
   unmount_and_check();
 }
 

@@ -8,7 +8,9 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <string>
 #include <thread>
 
@@ -43,7 +45,15 @@ class Scrub : public MountTest {
     argv.push_back(fs_.mountpoint());
     return run_command(argv);
   }
+  // `pagefs --stats` (the same as `pagefs stats`), and the raw counters it reads.
   std::string stats() { return run_command({PAGEFS_BIN, "--stats", fs_.mountpoint()}).out; }
+  std::string raw_stats() {
+    std::string text(256 * 1024, '\0');
+    ssize_t n = getxattr(fs_.mountpoint().c_str(), "user.pagefs.stats", text.data(), text.size());
+    EXPECT_GT(n, 0) << strerror(errno);
+    text.resize(n > 0 ? size_t(n) : 0);
+    return text;
+  }
 
   const std::string data_ = pattern(11, 0, 300 * 1024);
 };
@@ -53,10 +63,16 @@ TEST_F(Scrub, CleanFilesystemExits0AndShowsInStats) {
   CommandResult r = scrub({});
   EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
   EXPECT_NE(r.out.find("scrub done"), std::string::npos) << r.out;
+  const std::string raw = raw_stats();
+  EXPECT_NE(raw.find("scrub_state: done\n"), std::string::npos) << raw;
+  EXPECT_NE(raw.find("scrub_errors: 0\n"), std::string::npos) << raw;
+  EXPECT_EQ(raw.find("scrub_pages_checked: 0\n"), std::string::npos) << raw;
+  EXPECT_EQ(raw.find("scrub_finished: 0\n"), std::string::npos) << raw;
   const std::string s = stats();
-  EXPECT_NE(s.find("scrub_state: done"), std::string::npos) << s;
-  EXPECT_NE(s.find("scrub_errors: 0"), std::string::npos) << s;
-  EXPECT_EQ(s.find("scrub_pages_checked: 0\n"), std::string::npos) << s;
+  EXPECT_NE(s.find("\nscrub       done "), std::string::npos) << s;
+  EXPECT_NE(s.find(", 0 damaged, 0 repaired\n"), std::string::npos) << s;
+  const std::string json = run_command({PAGEFS_BIN, "stats", fs_.mountpoint(), "--json"}).out;
+  EXPECT_NE(json.find("\"scrub\":{\"state\":\"done\""), std::string::npos) << json;
   unmount_and_check();
 }
 
@@ -72,8 +88,10 @@ TEST_F(Scrub, DamagedDataIsFoundAndNamedWithItsOffset) {
   EXPECT_NE(r.out.find("data damaged /d/file.bin offset 8192: checksum mismatch"),
             std::string::npos)
       << r.out;
+  const std::string raw = raw_stats();
+  EXPECT_NE(raw.find("scrub_errors: 1\n"), std::string::npos) << raw;
   const std::string s = stats();
-  EXPECT_NE(s.find("scrub_errors: 1"), std::string::npos) << s;
+  EXPECT_NE(s.find(", 1 damaged, 0 repaired\n"), std::string::npos) << s;
   CommandResult status = scrub({"--status"});
   EXPECT_EQ(status.exit_code, 4) << status.out;
   EXPECT_NE(status.out.find("/d/file.bin offset 8192"), std::string::npos) << status.out;

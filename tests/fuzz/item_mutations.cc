@@ -1,0 +1,278 @@
+// Leaf item mutations: one field of one extent, directory entry, inode record
+// or xattr made impossible (or, for the lies, plausible but false), with the
+// node's CRC recomputed.
+#include <sys/stat.h>
+
+#include <string>
+#include <vector>
+
+#include "tests/fuzz/mutation_context.h"
+#include "tests/fuzz/raw_node.h"
+
+namespace pagefs::fuzz {
+namespace {
+
+// A leaf item found again in the image being mutated.
+struct Item {
+  CellRef ref;
+  std::byte* value = nullptr;
+  uint16_t len = 0;
+  std::string name;  // "extent (5, 4, 0) in node 1030"
+};
+
+std::string key_text(const CellRef& c) {
+  return "(" + std::to_string(c.ino) + ", " + std::to_string(c.kind) + ", " +
+         std::to_string(c.off) + ")";
+}
+
+// Picks a cell of `kind` and finds it in the image; false if an earlier
+// mutation moved it or the base has none.
+bool find_item(MutationContext& ctx, KeyKind kind, size_t min_len, Item* out) {
+  std::vector<const CellRef*> cells;
+  for (const CellRef& c : ctx.map.cells) {
+    if (c.kind == uint8_t(kind)) cells.push_back(&c);
+  }
+  if (cells.empty()) return false;
+  const CellRef& c = *cells[ctx.rng.below(cells.size())];
+  RawNode node(ctx.page(c.node), ctx.ps());
+  if (!node.is_node() || c.slot >= node.count()) return false;
+  auto cell = node.cell(c.slot);
+  if (!cell) return false;
+  DiskKey k = node.key_at(*cell);
+  if (k.ino != c.ino || k.kind != c.kind || k.off != c.off) return false;
+  if (node.value_len_at(*cell) < min_len) return false;
+  static const char* kNames[] = {"?", "inode", "xattr", "dirent", "extent", "orphan"};
+  *out =
+      Item{c, node.value_at(*cell), node.value_len_at(*cell),
+           std::string(kNames[c.kind]) + " " + key_text(c) + " in node " + std::to_string(c.node)};
+  return true;
+}
+
+template <class T>
+T load(const std::byte* p) {
+  T v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+template <class T>
+void store(std::byte* p, T v) {
+  std::memcpy(p, &v, sizeof v);
+}
+
+uint64_t pick_other(Rng& rng, const std::vector<uint64_t>& candidates, uint64_t old) {
+  uint64_t v = rng.pick(candidates);
+  return v == old ? old + 1 : v;
+}
+
+std::string change(const char* field, uint64_t old, uint64_t v) {
+  return std::string(field) + " " + std::to_string(old) + " -> " + std::to_string(v);
+}
+
+// ---- extents -------------------------------------------------------------------
+
+// A device page an extent must not point at, and what it is.
+uint64_t bad_phys(MutationContext& ctx, const ExtentValue& ev, std::string* what) {
+  static const char* kWhat[] = {"a superblock", "a journal page",      "a bitmap page",
+                                "a tree node",  "another file's data", "the next page",
+                                "past the end", "far past the end"};
+  size_t k = ctx.rng.weighted({1, 1, 1, 2, 3, 1, 1, 1});
+  *what = kWhat[k];
+  const uint64_t pc = ctx.page_count();
+  const uint64_t choices[] = {ctx.rng.below(2),
+                              ctx.journal_page(),
+                              ctx.bitmap_page(),
+                              ctx.node_page(),
+                              ctx.data_page(),
+                              ev.phys + 1,
+                              pc - ctx.rng.below(std::min<uint64_t>(ev.pages, pc)),
+                              UINT64_MAX - ctx.rng.below(16)};
+  return choices[k];
+}
+
+// Another file's extent of the same length, or nullptr.
+const ExtentRef* alias_source(MutationContext& ctx, const Item& item, uint16_t pages) {
+  std::vector<const ExtentRef*> same;
+  for (const ExtentRef& e : ctx.map.extents) {
+    if (e.pages == pages && e.cell.ino != item.ref.ino) same.push_back(&e);
+  }
+  return same.empty() ? nullptr : same[ctx.rng.below(same.size())];
+}
+
+// Copies another file's extent value (pages and their CRCs) over this one.
+std::string alias(MutationContext& ctx, Item& item, const ExtentValue& ev) {
+  const ExtentRef* src = alias_source(ctx, item, ev.pages);
+  if (src == nullptr) return "";
+  RawNode node(ctx.page(src->cell.node), ctx.ps());
+  auto cell = node.is_node() ? node.cell(src->cell.slot) : std::nullopt;
+  if (!cell || node.value_len_at(*cell) != item.len) return "";
+  std::memmove(item.value, node.value_at(*cell), item.len);
+  return "aliased to inode " + std::to_string(src->cell.ino) + "'s extent at phys " +
+         std::to_string(src->phys) + " with its CRCs";
+}
+
+std::string extent_field(MutationContext& ctx, Item& item, size_t k, bool* lie) {
+  ExtentValue ev = load<ExtentValue>(item.value);
+  std::string what;
+  switch (k) {
+    case 0: {
+      uint64_t v = bad_phys(ctx, ev, &what);
+      store(item.value + offsetof(ExtentValue, phys), v);
+      return change("phys", ev.phys, v) + " (" + what + ")";
+    }
+    case 1: {
+      uint16_t v =
+          uint16_t(pick_other(ctx.rng, {0, 33, 65535, ev.pages + 1u, ev.pages - 1u}, ev.pages));
+      store(item.value + offsetof(ExtentValue, pages), v);
+      return change("pages", ev.pages, v);
+    }
+    case 2: {
+      if (ev.pages >= kMaxExtentPages) return "";
+      uint32_t v = ev.unwritten_mask | (1u << ctx.rng.range(ev.pages, kMaxExtentPages - 1));
+      store(item.value + offsetof(ExtentValue, unwritten_mask), v);
+      return change("unwritten_mask", ev.unwritten_mask, v) + " (bit past the pages)";
+    }
+    case 3: {
+      uint32_t bit = 1u << ctx.rng.below(ev.pages);
+      *lie = !(ev.unwritten_mask & bit);  // a written page now reads as zeros
+      store(item.value + offsetof(ExtentValue, unwritten_mask), ev.unwritten_mask ^ bit);
+      return change("unwritten_mask", ev.unwritten_mask, ev.unwritten_mask ^ bit);
+    }
+    case 4:
+      *lie = true;
+      return alias(ctx, item, ev);
+    default: {
+      uint64_t i = ctx.rng.below(ev.pages);
+      std::byte* crc = item.value + sizeof(ExtentValue) + 4 * i;
+      *crc ^= std::byte(1u << ctx.rng.below(8));
+      return "CRC of page " + std::to_string(i) + " flipped";
+    }
+  }
+}
+
+std::string extent(MutationContext& ctx, Item& item, std::string* cls, bool* lie) {
+  static const char* kClasses[] = {"extent.phys",      "extent.pages", "extent.unwritten_past",
+                                   "extent.unwritten", "extent.alias", "extent.crc"};
+  size_t k = ctx.rng.weighted({6, 2, 2, 1, 1, 1});
+  *cls = kClasses[k];
+  return extent_field(ctx, item, k, lie);
+}
+
+// ---- directory entries, inodes, xattrs ------------------------------------------
+
+std::string dirent(MutationContext& ctx, Item& item, std::string* cls) {
+  DirentValue d = load<DirentValue>(item.value);
+  switch (ctx.rng.weighted({2, 4, 1, 1})) {
+    case 0: {
+      *cls = "dirent.name_len";
+      uint8_t v = uint8_t(pick_other(
+          ctx.rng, {0, d.name_len + 1u, d.name_len - 1u, 255, ctx.rng.below(256)}, d.name_len));
+      store(item.value + offsetof(DirentValue, name_len), v);
+      return change("name_len", d.name_len, v);
+    }
+    case 1: {
+      *cls = "dirent.ino";
+      uint64_t v =
+          pick_other(ctx.rng,
+                     {0, UINT64_MAX, 1ull << 63, ctx.map.sb.next_inode + ctx.rng.range(0, 999),
+                      ctx.rng.pick(ctx.map.inodes), item.ref.ino, kRootInode.value},
+                     d.ino);
+      store(item.value + offsetof(DirentValue, ino), v);
+      return change("ino", d.ino, v);
+    }
+    case 2: {
+      *cls = "dirent.type";
+      uint8_t v = uint8_t(pick_other(ctx.rng, {0, 1, 2, 4, 8, 10, 12, 14, 255}, d.type));
+      store(item.value + offsetof(DirentValue, type), v);
+      return change("type", d.type, v);
+    }
+    default: {
+      *cls = "dirent.name";
+      if (item.len <= sizeof(DirentValue)) return "";
+      uint64_t at = sizeof(DirentValue) + ctx.rng.below(item.len - sizeof(DirentValue));
+      item.value[at] ^= std::byte(1u << ctx.rng.below(7));
+      return "name byte " + std::to_string(at - sizeof(DirentValue)) + " changed";
+    }
+  }
+}
+
+std::string inode(MutationContext& ctx, Item& item, std::string* cls) {
+  InodeRecord r = load<InodeRecord>(item.value);
+  switch (ctx.rng.weighted({3, 3, 2, 1, 1})) {
+    case 0: {
+      *cls = "inode.mode";
+      uint32_t type = uint32_t(ctx.rng.pick<uint64_t>(
+          {S_IFDIR, S_IFREG, S_IFLNK, 0, S_IFCHR, S_IFIFO, 0xF000, ctx.rng.next() & S_IFMT}));
+      uint32_t v = (r.mode & ~uint32_t(S_IFMT)) | type;
+      if (v == r.mode) v ^= S_IFDIR ^ S_IFREG;
+      store(item.value + offsetof(InodeRecord, mode), v);
+      return change("mode", r.mode, v);
+    }
+    case 1: {
+      *cls = "inode.size";
+      uint64_t v = pick_other(ctx.rng,
+                              {0, r.size + 1, r.size - 1, r.size + ctx.ps(), 1ull << 62, UINT64_MAX,
+                               ctx.rng.next() >> ctx.rng.below(64)},
+                              r.size);
+      store(item.value + offsetof(InodeRecord, size), v);
+      return change("size", r.size, v);
+    }
+    case 2: {
+      *cls = "inode.nlink";
+      uint32_t v = uint32_t(pick_other(ctx.rng, {0, 1, r.nlink + 1u, 0xffffffffu}, r.nlink));
+      store(item.value + offsetof(InodeRecord, nlink), v);
+      return change("nlink", r.nlink, v);
+    }
+    case 3: {
+      *cls = "inode.parent";
+      uint64_t v = pick_other(ctx.rng, {0, item.ref.ino, ctx.rng.pick(ctx.map.inodes), UINT64_MAX},
+                              r.parent);
+      store(item.value + offsetof(InodeRecord, parent), v);
+      return change("parent", r.parent, v);
+    }
+    default: {
+      *cls = "inode.blocks";
+      uint64_t v = pick_other(ctx.rng, {0, r.blocks + 1, UINT64_MAX}, r.blocks);
+      store(item.value + offsetof(InodeRecord, blocks), v);
+      return change("blocks", r.blocks, v);
+    }
+  }
+}
+
+std::string xattr(MutationContext& ctx, Item& item, std::string* cls) {
+  XattrValue x = load<XattrValue>(item.value);
+  if (ctx.rng.chance(0.5)) {
+    *cls = "xattr.name_len";
+    uint8_t v =
+        uint8_t(pick_other(ctx.rng, {0, x.name_len + 1u, x.name_len - 1u, 255}, x.name_len));
+    store(item.value + offsetof(XattrValue, name_len), v);
+    return change("name_len", x.name_len, v);
+  }
+  *cls = "xattr.value_len";
+  uint16_t v =
+      uint16_t(pick_other(ctx.rng, {0, x.value_len + 1u, x.value_len - 1u, 0xffff}, x.value_len));
+  store(item.value + offsetof(XattrValue, value_len), v);
+  return change("value_len", x.value_len, v);
+}
+
+}  // namespace
+
+Mutation mutate_item(MutationContext& ctx) {
+  static const KeyKind kKinds[] = {KeyKind::kExtent, KeyKind::kDirent, KeyKind::kInode,
+                                   KeyKind::kXattr};
+  static const size_t kMinLen[] = {sizeof(ExtentValue), sizeof(DirentValue), sizeof(InodeRecord),
+                                   sizeof(XattrValue)};
+  size_t k = ctx.rng.weighted({5, 3, 3, 1});
+  Item item;
+  if (!find_item(ctx, kKinds[k], kMinLen[k], &item)) return mutate_raw(ctx);
+  std::string cls;
+  bool lie = false;
+  std::string what = k == 0   ? extent(ctx, item, &cls, &lie)
+                     : k == 1 ? dirent(ctx, item, &cls)
+                     : k == 2 ? inode(ctx, item, &cls)
+                              : xattr(ctx, item, &cls);
+  if (what.empty()) return mutate_raw(ctx);
+  ctx.restamp(item.ref.node);
+  return Mutation{cls, item.name + ": " + what + ", crc recomputed", lie};
+}
+
+}  // namespace pagefs::fuzz
