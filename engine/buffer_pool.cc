@@ -364,18 +364,22 @@ void BufferPool::discard_locked(std::unique_lock<std::mutex>& lock, PageNo page)
   }
 }
 
-BufferPool::Cached BufferPool::cached_copy(PageNo page, std::byte* out, uint32_t* crc) {
+BufferPool::Cached BufferPool::cached_copy(PageNo page, std::byte* out, uint32_t* crc, bool wait) {
   std::unique_lock lock(mu_);
   for (;;) {
     auto it = table_.find(page.value);
     if (it == table_.end()) return Cached::kAbsent;
     const Frame& f = frames_[it->second];
     if (f.busy) {
+      if (!wait) return Cached::kBusy;
       io_done_.wait(lock);
       continue;
     }
-    if (out != nullptr) std::memcpy(out, frame_data(it->second), page_size_);
-    if (f.dirty || f.txn != 0 || f.fresh_txn != 0) return Cached::kChanging;
+    const bool changing = f.dirty || f.txn != 0 || f.fresh_txn != 0;
+    if (out != nullptr && (f.meta || !changing)) {
+      std::memcpy(out, frame_data(it->second), page_size_);
+    }
+    if (changing) return Cached::kChanging;
     *crc = !f.meta && f.crc_known ? f.data_crc : 0;
     return Cached::kClean;
   }

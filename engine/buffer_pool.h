@@ -194,14 +194,19 @@ class BufferPool {
 
   // What the pool holds of `page`, for the scrub's checks of the device's
   // copy: nothing; a clean copy, which is then exactly what the device should
-  // hold; or a version that is changed or fresh, which will replace the
-  // device's copy. Unless `out` is null the cached bytes are copied there
-  // (page_size bytes), and for a clean data page `crc` gets its CRC32C if
-  // known, else 0. Waits for I/O on the frame to end; never pins it or counts
-  // as a use, so the scrub does not disturb eviction. The caller holds the
-  // filesystem lock, so no cached page changes meanwhile.
-  enum class Cached { kAbsent, kClean, kChanging };
-  Cached cached_copy(PageNo page, std::byte* out, uint32_t* crc);
+  // hold; a version that is changed or fresh, which will replace the device's
+  // copy; or, unless `wait`, a frame under I/O (read in or written home now:
+  // its bytes, and the device's, are in flux). With `wait` it waits for that
+  // I/O to end instead. Unless `out` is null the bytes of a clean page, or of
+  // a changed metadata page, are copied there (page_size bytes); a changed
+  // data page's are not, since writers fill data frames without the
+  // filesystem lock. For a clean data page `crc` gets its CRC32C if known,
+  // else 0. Never pins the frame or counts as a use, so the scrub does not
+  // disturb eviction. The caller holds the filesystem lock (shared is
+  // enough): frames are dirtied, and metadata changed, only under it held
+  // exclusively, or under the pool's mutex, which this holds.
+  enum class Cached { kAbsent, kClean, kChanging, kBusy };
+  Cached cached_copy(PageNo page, std::byte* out, uint32_t* crc, bool wait = true);
 
   // Drops every clean, unpinned frame, so the next fetches read the device
   // (tests use it to meet a cold cache in a known state).

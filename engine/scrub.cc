@@ -68,6 +68,7 @@ class Scrubber::Walk {
     bool meta;
     uint64_t header_lsn;  // meta: the LSN the damaged page still states
     bool header_ok;
+    NodeRef node;  // tree nodes: where the walk found it
     DataRef data;
   };
 
@@ -84,9 +85,14 @@ class Scrubber::Walk {
   bool flush_data();
   void confirm_meta(const NodeRef* ref, uint64_t page, PageType type, const char* why);
   bool still_bad(const NodeRef* ref, uint64_t page, PageType type);
+  bool read_superblock_copy(uint64_t page);
+  bool repair_meta(const NodeRef* ref, uint64_t page, PageType type);
+  Status rewrite_meta(uint64_t page, const std::byte* image);
   void confirm_data(const DataRef& d);
+  bool data_still_bad(const DataRef& d);
   bool data_current(const DataRef& d);
   Status write_home(uint64_t page, const std::byte* bytes);
+  bool writable() const { return !fs_.read_only_ && !fs_.failed_; }
   size_t report(ScrubDamage damage);
   void heal_from_journal();
   void heal(const Unhealed& u, const std::byte* image);
@@ -243,7 +249,9 @@ bool Scrubber::Walk::walk_tree() {
 }
 
 // The cached state and bytes of n nodes (batch_), and the device's bytes of
-// those whose home copy is current (device_).
+// every node the cache does not hold changed (device_). The shared lock keeps
+// cached nodes still while they are copied; a frame under I/O is not waited
+// for with it held, its node is read from the device like an uncached one.
 bool Scrubber::Walk::load_nodes(const NodeRef* refs, size_t n) {
   uint64_t pages[kBatchPages];
   size_t reads = 0;
@@ -251,7 +259,8 @@ bool Scrubber::Walk::load_nodes(const NodeRef* refs, size_t n) {
     std::shared_lock lock(fs_.mu_);
     for (size_t i = 0; i < n; i++) {
       uint32_t crc = 0;
-      state_[i] = fs_.pool_->cached_copy(PageNo{refs[i].page}, batch_.get() + i * ps_, &crc);
+      state_[i] = fs_.pool_->cached_copy(PageNo{refs[i].page}, batch_.get() + i * ps_, &crc,
+                                         /*wait=*/false);
     }
   }
   for (size_t i = 0; i < n; i++) {
@@ -276,7 +285,9 @@ void Scrubber::Walk::check_node(const NodeRef& ref, size_t i, std::vector<NodeRe
       content = device;
     } else {
       confirm_meta(&ref, ref.page, PageType::kTreeNode, why);
-      if (state_[i] == BufferPool::Cached::kAbsent) return;  // its subtree cannot be read
+      // Only a clean cached copy is left to walk; without one the subtree
+      // cannot be read (a node under I/O is met again by the next scrub).
+      if (state_[i] != BufferPool::Cached::kClean) return;
     }
   }
   Node node(const_cast<std::byte*>(content), ps_);
@@ -348,7 +359,7 @@ bool Scrubber::Walk::flush_data() {
     size_t kept = 0;
     for (size_t i = 0; i < n; i++) {
       uint32_t crc = 0;
-      if (fs_.pool_->cached_copy(PageNo{data_[i].phys}, nullptr, &crc) !=
+      if (fs_.pool_->cached_copy(PageNo{data_[i].phys}, nullptr, &crc, /*wait=*/false) !=
           BufferPool::Cached::kChanging) {
         data_[kept++] = data_[i];
       }
@@ -368,60 +379,55 @@ bool Scrubber::Walk::flush_data() {
 
 // ---- re-checks and repairs ------------------------------------------------------
 
-// A metadata page failed as the device holds it. Under the filesystem lock:
-// a page the cache holds changed, or one freed since, is not damage; one the
-// device returns intact now is not either (the first read met a write).
-// Damage is repaired from the cache's clean copy if there is one.
+// A metadata page failed as the device holds it. It is read again under the
+// filesystem lock, shared: a page the cache holds changed, or one freed since,
+// is not damage; one the device returns intact now is not either (the first
+// read met a write). Damage is confirmed once more under the lock held
+// exclusively, and then repaired from the cache's clean copy if there is one.
 void Scrubber::Walk::confirm_meta(const NodeRef* ref, uint64_t page, PageType type,
                                   const char* why) {
+  {
+    std::shared_lock lock(fs_.mu_);
+    if (!still_bad(ref, page, type)) return;
+  }
   std::unique_lock lock(fs_.mu_);
-  if (!still_bad(ref, page, type)) return;
+  if (!still_bad(ref, page, type)) return;  // changed while the lock was free
   ScrubDamage damage{page, true, false, 0, 0, "", why};
   damage.owner = type == PageType::kSuperblock ? "superblock copy " + std::to_string(page)
                  : type == PageType::kBitmap   ? "free-space bitmap page " + std::to_string(page)
                                                : owner_of(*ref);
-  uint32_t crc = 0;
-  const bool writable = !fs_.read_only_ && !fs_.failed_;
-  if (type == PageType::kSuperblock) {
-    // The next checkpoint writes both copies from the superblock in memory.
-    damage.repaired = writable && fs_.checkpoint_locked().ok() && !still_bad(ref, page, type);
-  } else if (fs_.pool_->cached_copy(PageNo{page}, copy_.get(), &crc) ==
-             BufferPool::Cached::kClean) {
-    damage.repaired = writable && write_home(page, copy_.get()).ok();
-  }
-  PageHeader h;
+  PageHeader h;  // of the damaged page, as still_bad read it
   std::memcpy(&h, page_.get(), sizeof h);
   const bool header_ok = h.magic == kPageMagic && h.type == uint16_t(type) && h.page_no == page;
+  damage.repaired = writable() && repair_meta(ref, page, type);
   const size_t index = report(damage);
-  if (!damage.repaired && writable && type != PageType::kSuperblock) {
-    unhealed_.push_back(Unhealed{index, page, type, true, h.lsn, header_ok, {}});
+  if (!damage.repaired && writable() && type != PageType::kSuperblock) {
+    unhealed_.push_back(
+        Unhealed{index, page, type, true, h.lsn, header_ok, ref != nullptr ? *ref : NodeRef{}, {}});
   }
 }
 
-// Reads the page again (into page_) under the lock: true if it still fails
-// and the failure is the device's. Called with the filesystem lock held.
+// Reads the page again (into page_) with the filesystem lock held: true if
+// it still fails and the failure is the device's.
 bool Scrubber::Walk::still_bad(const NodeRef* ref, uint64_t page, PageType type) {
   uint32_t crc = 0;
-  if (type != PageType::kSuperblock &&
-      fs_.pool_->cached_copy(PageNo{page}, copy_.get(), &crc) == BufferPool::Cached::kChanging) {
+  if (type == PageType::kSuperblock) return read_superblock_copy(page);
+  if (fs_.pool_->cached_copy(PageNo{page}, copy_.get(), &crc) == BufferPool::Cached::kChanging) {
     return false;  // the cache holds a newer version, on its way home
   }
   if (type == PageType::kTreeNode) {
     auto used = fs_.space_->is_used(PageNo{page});
     if (!used.ok() || !*used) return false;  // freed since the walk read its parent
+    if (ref->parent == 0 && fs_.root_.page != page) return false;  // no longer the root
   }
   if (!fs_.device_->read_at(page * ps_, page_.get(), ps_).ok()) return true;
   const char* why = nullptr;
   if (type != PageType::kTreeNode) {
-    Superblock sb;
-    std::memcpy(&sb, page_.get(), sizeof sb);
-    return !verify_meta_page(page_.get(), ps_, PageNo{page}, type, &why) ||
-           (type == PageType::kSuperblock && !superblock_valid(sb, &why));
+    return !verify_meta_page(page_.get(), ps_, PageNo{page}, type, &why);
   }
   if (ref->parent != 0) {
     // The parent as the tree has it now (the cache's, else the device's)
     // must still point here.
-    uint32_t crc = 0;
     if (fs_.pool_->cached_copy(PageNo{ref->parent}, copy_.get(), &crc) ==
             BufferPool::Cached::kAbsent &&
         !fs_.device_->read_at(ref->parent * ps_, copy_.get(), ps_).ok()) {
@@ -442,24 +448,89 @@ bool Scrubber::Walk::still_bad(const NodeRef* ref, uint64_t page, PageType type)
   return false;
 }
 
-// A data page failed its extent's CRC: damage if, under the lock, the
-// extent still maps it with that CRC and the device still returns bad bytes.
-void Scrubber::Walk::confirm_data(const DataRef& d) {
-  std::unique_lock lock(fs_.mu_);
+// A superblock copy read again (into page_): true if it still fails. The
+// checkpointer writes both copies without the filesystem lock, but under its
+// own mutex, which this read holds so as not to meet one of those writes.
+bool Scrubber::Walk::read_superblock_copy(uint64_t page) {
+  std::unique_lock<std::mutex> checkpoints;
+  if (fs_.checkpointer_) checkpoints = std::unique_lock(fs_.checkpointer_->mutex());
+  if (!fs_.device_->read_at(page * ps_, page_.get(), ps_).ok()) return true;
+  const char* why = nullptr;
+  Superblock sb;
+  std::memcpy(&sb, page_.get(), sizeof sb);
+  return !verify_meta_page(page_.get(), ps_, PageNo{page}, PageType::kSuperblock, &why) ||
+         !superblock_valid(sb, &why) || !same_geometry(sb, sb_);
+}
+
+// Repairs a confirmed damaged page from what the engine holds: a superblock
+// copy by a full checkpoint (which writes both copies from the superblock in
+// memory, as unmount does), any other page from the cache's clean copy,
+// which was verified when it was read. The filesystem lock is held
+// exclusively.
+bool Scrubber::Walk::repair_meta(const NodeRef* ref, uint64_t page, PageType type) {
+  if (type == PageType::kSuperblock) {
+    return fs_.checkpoint_locked().ok() && !still_bad(ref, page, type);
+  }
   uint32_t crc = 0;
-  const auto cached = fs_.pool_->cached_copy(PageNo{d.phys}, copy_.get(), &crc);
-  if (cached == BufferPool::Cached::kChanging || !data_current(d)) return;
-  if (!fs_.device_->read_at(d.phys * ps_, page_.get(), ps_).ok()) return;
-  if (crc32c(page_.get(), ps_) == d.crc) return;
+  if (fs_.pool_->cached_copy(PageNo{page}, copy_.get(), &crc) != BufferPool::Cached::kClean) {
+    return false;
+  }
+  return rewrite_meta(page, copy_.get()).ok();
+}
+
+// Puts `image` in place of a damaged metadata page the way every operation
+// changes a page: as a change of the running transaction (all or nothing,
+// within its journal admission), which the committer then journals and a
+// checkpoint writes home. Until then the cache holds the good copy, pinned.
+// The filesystem lock is held exclusively.
+Status Scrubber::Walk::rewrite_meta(uint64_t page, const std::byte* image) {
+  Status st = fs_.run_op([&]() -> Status {
+    PAGEFS_TRY(fs_.begin_op(1));
+    // The device's copy is damaged: the frame is made, not read.
+    PAGEFS_ASSIGN(PageRef ref, fs_.pool_->create(PageNo{page}, /*meta=*/true, /*fresh=*/false,
+                                                 /*zero=*/false));
+    ref.mark_dirty();
+    std::memcpy(ref.data(), image, ps_);
+    return ok_status();
+  });
+  if (st.ok()) (void)fs_.close_txn_locked();  // on its way to the journal now
+  return st;
+}
+
+// A data page failed its extent's CRC: damage if, under the lock, the
+// extent still maps it with that CRC and the device still returns bad bytes
+// (checked with the lock shared, then again held exclusively to repair it).
+void Scrubber::Walk::confirm_data(const DataRef& d) {
+  {
+    std::shared_lock lock(fs_.mu_);
+    if (!data_still_bad(d)) return;
+  }
+  std::unique_lock lock(fs_.mu_);
+  if (!data_still_bad(d)) return;
   ScrubDamage damage{d.phys, false, false, d.ino, d.file_page * ps_, "", "checksum mismatch"};
-  const bool writable = !fs_.read_only_ && !fs_.failed_;
-  if (cached == BufferPool::Cached::kClean && crc32c(copy_.get(), ps_) == d.crc) {
-    damage.repaired = writable && write_home(d.phys, copy_.get()).ok();
+  uint32_t crc = 0;
+  if (writable() &&
+      fs_.pool_->cached_copy(PageNo{d.phys}, copy_.get(), &crc) == BufferPool::Cached::kClean &&
+      crc32c(copy_.get(), ps_) == d.crc) {
+    damage.repaired = write_home(d.phys, copy_.get()).ok();
   }
   const size_t index = report(damage);
-  if (!damage.repaired && writable) {
-    unhealed_.push_back(Unhealed{index, d.phys, PageType::kTreeNode, false, 0, false, d});
+  if (!damage.repaired && writable()) {
+    unhealed_.push_back(Unhealed{index, d.phys, PageType::kTreeNode, false, 0, false, {}, d});
   }
+}
+
+// Reads the page again (into page_) with the filesystem lock held: true if
+// the file still maps it with that CRC, the cache holds no newer version, and
+// the device returns bytes that fail it (or fails the read).
+bool Scrubber::Walk::data_still_bad(const DataRef& d) {
+  uint32_t crc = 0;
+  if (fs_.pool_->cached_copy(PageNo{d.phys}, nullptr, &crc) == BufferPool::Cached::kChanging ||
+      !data_current(d)) {
+    return false;
+  }
+  if (!fs_.device_->read_at(d.phys * ps_, page_.get(), ps_).ok()) return true;
+  return crc32c(page_.get(), ps_) != d.crc;
 }
 
 // Whether the file's extent maps the page with that CRC now.
@@ -471,17 +542,27 @@ bool Scrubber::Walk::data_current(const DataRef& d) {
   return i < e.pages && e.phys + i == d.phys && !e.is_unwritten(uint32_t(i)) && e.crc[i] == d.crc;
 }
 
+// A data page gets back exactly the bytes its extent's CRC names, written
+// home directly: nothing the filesystem states changes, so there is nothing
+// to journal, and the cache does not hold the page changed (the caller
+// checked, with the lock held exclusively), so no other write of it is on
+// its way.
 Status Scrubber::Walk::write_home(uint64_t page, const std::byte* bytes) {
   PAGEFS_TRY(fs_.device_->write_at(page * ps_, bytes, ps_));
   return fs_.device_->flush();
 }
 
 size_t Scrubber::Walk::report(ScrubDamage damage) {
+  // Pages 0 and 1 are the superblock copies; every other repair here uses the cache.
+  const char* repaired = !damage.repaired ? ""
+                         : damage.metadata && damage.page < 2
+                             ? "; rewritten from the superblock in memory"
+                             : "; repaired from the cache";
   PAGEFS_LOG_ERROR("scrub: damaged %s page %llu (%s%s): %s%s",
                    damage.metadata ? "metadata" : "data", ull(damage.page),
                    damage.metadata ? "" : "inode ",
                    damage.metadata ? damage.owner.c_str() : std::to_string(damage.ino).c_str(),
-                   damage.what.c_str(), damage.repaired ? "; repaired from the cache" : "");
+                   damage.what.c_str(), repaired);
   std::lock_guard status(s_.mu_);
   s_.status_.errors++;
   s_.status_.repaired += damage.repaired;
@@ -498,60 +579,65 @@ std::string Scrubber::Walk::owner_of(const NodeRef& ref) const {
          (ref.has_hi ? std::to_string(ref.hi.ino) : "the last");
 }
 
-// Every damaged page not yet repaired is looked for in the journal region:
-// the newest whole image of it that is at least as new as what it held (a
-// metadata page whose header still states its LSN), or that has the CRC its
-// extent expects (a data page), is written home.
+// Every damaged page not yet repaired is looked for in the journal region.
+// For a metadata page the image must be of the very version the damaged page
+// names: its header intact but for the checksum, with the LSN the image
+// carries (the cache does not hold the page, so the device's copy was the
+// newest, and an image older or newer than it would turn the page back or
+// forward). For a data page the image must have the CRC its extent records.
+//
+// The region is read without a lock while the committer writes new records
+// over old ones: a record read while it is overwritten fails the checks of
+// its header, payload and commit record, all made on the one copy read, so
+// only whole records are used. Each repair checks again, under the lock held
+// exclusively, that the page is still damaged and still the same.
 void Scrubber::Walk::heal_from_journal() {
   if (unhealed_.empty() || cancelled()) return;
   std::map<uint64_t, size_t> wanted;  // page -> index in unhealed_
   for (size_t i = 0; i < unhealed_.size(); i++) wanted[unhealed_[i].page] = i;
-  std::map<uint64_t, std::pair<uint64_t, std::vector<std::byte>>> best;  // page -> lsn, image
-  auto scanned = Journal::scan_region(
-      *fs_.device_, sb_, [&](uint64_t lsn, PageNo page, const std::byte* image) -> Status {
-        auto it = wanted.find(page.value);
-        if (it == wanted.end()) return ok_status();
-
-        const Unhealed& u = unhealed_[it->second];
-        const char* why = nullptr;
-        const bool fits = u.meta ? u.header_ok && verify_meta_page(image, ps_, page, u.type, &why)
-                                 : crc32c(image, ps_) == u.data.crc;
-        if (!fits) return ok_status();
-        if (u.meta) {
-          PageHeader h;
-          std::memcpy(&h, image, sizeof h);
-          if (h.lsn < u.header_lsn) return ok_status();
-        }
-        auto& slot = best[page.value];
-        if (slot.second.empty() || lsn >= slot.first) slot = {lsn, {image, image + ps_}};
-        return ok_status();
-      });
+  std::map<uint64_t, std::vector<std::byte>> found;  // page -> image
+  auto scanned = Journal::scan_region(*fs_.device_, sb_,
+                                      [&](uint64_t, PageNo page, const std::byte* image) -> Status {
+                                        auto it = wanted.find(page.value);
+                                        if (it == wanted.end()) return ok_status();
+                                        const Unhealed& u = unhealed_[it->second];
+                                        if (u.meta) {
+                                          const char* why = nullptr;
+                                          PageHeader h;
+                                          std::memcpy(&h, image, sizeof h);
+                                          if (!u.header_ok || h.lsn != u.header_lsn ||
+                                              !verify_meta_page(image, ps_, page, u.type, &why)) {
+                                            return ok_status();
+                                          }
+                                        } else if (crc32c(image, ps_) != u.data.crc) {
+                                          return ok_status();
+                                        }
+                                        found[page.value].assign(image, image + ps_);
+                                        return ok_status();
+                                      });
   if (!scanned.ok()) return;
-  for (auto& [page, image] : best) heal(unhealed_[wanted[page]], image.second.data());
+  for (auto& [page, image] : found) heal(unhealed_[wanted[page]], image.data());
 }
 
-// Writes a journal image home if, under the lock, the page is still damaged.
+// Puts a journal image in place if, under the lock, the page is still
+// damaged as it was found.
 void Scrubber::Walk::heal(const Unhealed& u, const std::byte* image) {
   std::unique_lock lock(fs_.mu_);
-  if (fs_.read_only_ || fs_.failed_) return;
+  if (!writable() || cancelled()) return;
+  Status st = ok_status();
   if (u.meta) {
-    uint32_t crc = 0;
-    if (fs_.pool_->cached_copy(PageNo{u.page}, copy_.get(), &crc) != BufferPool::Cached::kAbsent) {
-      return;
-    }
-    const char* why = nullptr;
-    if (!fs_.device_->read_at(u.page * ps_, page_.get(), ps_).ok()) return;
-    if (verify_meta_page(page_.get(), ps_, PageNo{u.page}, u.type, &why)) return;
+    const NodeRef* ref = u.type == PageType::kTreeNode ? &u.node : nullptr;
+    if (!still_bad(ref, u.page, u.type)) return;
+    PageHeader h;
+    std::memcpy(&h, page_.get(), sizeof h);
+    if (h.lsn != u.header_lsn) return;  // overwritten since, with another version
+    st = rewrite_meta(u.page, image);
   } else {
-    uint32_t crc = 0;
-    if (fs_.pool_->cached_copy(PageNo{u.page}, copy_.get(), &crc) ==
-            BufferPool::Cached::kChanging ||
-        !data_current(u.data)) {
-      return;
-    }
+    if (!data_still_bad(u.data)) return;
+    std::memcpy(copy_.get(), image, ps_);  // the device wants an aligned buffer
+    st = write_home(u.page, copy_.get());
   }
-  std::memcpy(copy_.get(), image, ps_);  // the device wants an aligned buffer
-  if (!write_home(u.page, copy_.get()).ok()) return;
+  if (!st.ok()) return;
   PAGEFS_LOG_INFO("scrub: page %llu repaired from its copy in the journal", ull(u.page));
   std::lock_guard status(s_.mu_);
   s_.status_.repaired++;
@@ -582,8 +668,9 @@ void Scrubber::Walk::name_owners() {
       const size_t n = std::min(kBatchPages, level.size() - first);
       if (!load_nodes(&level[first], n)) return;
       for (size_t i = 0; i < n; i++) {
-        const std::byte* page = state_[i] == BufferPool::Cached::kAbsent ? device_.get() + i * ps_
-                                                                         : batch_.get() + i * ps_;
+        const std::byte* page = state_[i] == BufferPool::Cached::kChanging
+                                    ? batch_.get() + i * ps_
+                                    : device_.get() + i * ps_;
         collect_names(page, level[first + i].page, wanted, &names, &next);
       }
     }

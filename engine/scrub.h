@@ -11,21 +11,37 @@
 //   - every written data page against the CRC32C its extent holds.
 //
 // The walk reads the tree as it is on the device while the filesystem keeps
-// changing, so a page that fails is checked again under the filesystem lock
-// before it counts as damage: a page the cache holds dirty, a page freed
-// since, or an extent that moved is not damage. What remains is damage, and
-// is repaired when that is certain: from the cache's clean copy of the page
-// when it holds one, else from the newest image of the page in the journal
-// region if it is at least as new as the damaged page (a metadata page whose
-// header still names its LSN; a data page whose image has the extent's CRC).
+// changing (operations, and the committer, checkpointer and write-back
+// threads, which write without the filesystem lock), so a page that fails is
+// checked again under the filesystem lock, shared, before it counts as
+// damage: a page the cache holds changed (on its way home), a page freed
+// since, a node its parent no longer points at, or an extent that moved is
+// not damage, and neither is a page the device returns intact now. What
+// remains is confirmed once more with the lock held exclusively, and repaired
+// when that is certain:
+//
+//   - a superblock copy by a full checkpoint, which writes both from the
+//     superblock in memory;
+//   - a bitmap page or tree node from the cache's clean copy, else from the
+//     journal region's image of the very version the damaged page names (its
+//     header intact, with that LSN): transactions stay there after they are
+//     written home, until the journal wraps around. The good bytes become a
+//     change of the running transaction, as any operation's change, so the
+//     commit pipeline journals them and a checkpoint writes them home;
+//   - a data page from the cache's clean copy or a journal image with the CRC
+//     its extent records, written home directly (nothing the filesystem
+//     states changes).
+//
 // Each damaged page is reported with what owns it: the path and offset of a
 // file, or the tree and the inodes whose items it holds.
 //
 // Pacing: reads go in batches of kBatchPages; with a rate limit (MB/s) the
 // thread sleeps to keep to it, otherwise it sleeps three times as long as
 // each batch took, so that the scrub takes about a quarter of the device.
-// The filesystem lock is taken only to re-check a failed page, to repair it
-// and to name owners, never across a batch of reads.
+// The filesystem lock is taken shared to see what the cache holds of a batch
+// (without waiting for I/O on it) and to re-check a failed page, and
+// exclusively only to confirm and repair damage; never across a batch of
+// reads. The journal region is read without it.
 //
 // Thread-safety: start(), cancel() and status() may be called from any
 // thread; one scrub runs at a time.
