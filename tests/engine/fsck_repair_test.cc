@@ -165,6 +165,71 @@ TEST_F(FsckRepair, PreenStopsAtDataThatFailsItsChecksum) {
   EXPECT_NE(r.out.find("correct the bitmap? no"), std::string::npos) << r.out;
 }
 
+// ---- the limits the engine holds records and nodes to ---------------------------------
+
+// A link count past kLinkMax is counted anew, as any wrong count is.
+TEST_F(FsckRepair, PreenCountsAnImpossibleLinkCountAnew) {
+  change_record(*dev_, ino_of("/docs/a.txt"), [](InodeRecord& r) { r.nlink = kLinkMax + 1; });
+  expect_repaired(Mode::kPreen, "/docs/a.txt");
+  expect_second_run_unchanged();
+  expect_intact();
+}
+
+// The engine refuses a size past the largest file for every file type; a
+// special file holds no pages, so its size goes to 0.
+TEST_F(FsckRepair, ImpossibleSizeOfASpecialFileIsSetToZero) {
+  ASSERT_NE(mount(), nullptr);
+  auto fifo = fs_->mknod(kRootInode, "fifo", S_IFIFO | 0644, 0, Caller{});
+  ASSERT_TRUE(fifo.ok());
+  unmount();
+  change_record(*dev_, fifo->ino, [](InodeRecord& r) { r.size = ~0ull; });
+  expect_repaired(Mode::kRepair, "/fifo");
+  expect_second_run_unchanged();
+  expect_intact();
+  ASSERT_NE(mount(), nullptr);
+  auto attr = fs_->getattr(InodeNo{fifo->ino});
+  ASSERT_TRUE(attr.ok());
+  EXPECT_EQ(attr->size, 0u);
+  unmount();
+}
+
+// A separator is a copy of a real key; one of an unknown kind makes the
+// engine refuse its node. The leaves are whole, so the tree is written anew
+// from them and nothing is lost.
+TEST_F(FsckRepair, SeparatorOfAnUnknownKindIsRewritten) {
+  // The first separator (past slot 0) that is an inode's key: as (ino, 0, 0)
+  // it still divides the same keys.
+  uint64_t node_page = 0;
+  uint16_t slot = 0;
+  std::vector<uint64_t> level = {superblock(*dev_).tree_root};
+  while (node_page == 0 && !level.empty()) {
+    std::vector<uint64_t> next;
+    for (uint64_t page : level) {
+      Node node = node_at(*dev_, page);
+      if (node.is_leaf()) continue;
+      for (uint16_t i = 0; i < node.count(); i++) {
+        next.push_back(node.child_at(i));
+        if (node_page == 0 && i > 0 && node.key_at(i).kind == uint8_t(KeyKind::kInode)) {
+          node_page = page;
+          slot = i;
+        }
+      }
+    }
+    level.swap(next);
+  }
+  ASSERT_NE(node_page, 0u) << "no separator is an inode's key";
+  std::byte* page = page_at(*dev_, node_page);
+  uint16_t cell;
+  std::memcpy(&cell, page + kSlotsOffset + 2 * size_t{slot}, sizeof cell);
+  Key key = Key::load(page + cell);
+  key.kind = 0;
+  key.store(page + cell);
+  restamp(*dev_, node_page);
+  expect_repaired(Mode::kRepair, "unknown key kind");
+  expect_second_run_unchanged();
+  expect_intact();
+}
+
 // ---- fsck -y: entries, names, /lost+found ---------------------------------------------
 
 TEST_F(FsckRepair, EntryToAMissingInodeIsRemoved) {
