@@ -44,6 +44,7 @@ void Checker::reconnect(uint64_t ino, const char* why) {
 void Checker::connect_lost_found() {
   if (to_reconnect_.empty()) return;
   const uint64_t lf = lost_found();
+  if (lf == 0) return;  // no inode number left for it: they stay unconnected
   for (uint64_t ino : to_reconnect_) {
     std::string name = "#" + std::to_string(ino);
     for (int n = 1; entry_named(lf, name) != kNoEntry; n++) {
@@ -53,7 +54,8 @@ void Checker::connect_lost_found() {
   }
 }
 
-// The directory /lost+found, found in the root or created there.
+// The directory /lost+found, found in the root or created there; 0 if it
+// is missing and cannot be made.
 uint64_t Checker::lost_found() {
   std::string name = "lost+found";
   for (int n = 1;; n++) {
@@ -67,6 +69,10 @@ uint64_t Checker::lost_found() {
   }
   // The repair's superblock takes next_inode past it (repair.cc).
   const uint64_t ino = plan_next_inode();
+  if (ino >= kMaxInodeNumber) {
+    report_.at(Fix::kNone, "/" + name, "", "does not exist, and no inode number is left for it");
+    return 0;
+  }
   report_.at(Fix::kRepair, "/" + name, "create it", "does not exist");
   InodeInfo& info = inodes_[ino];
   info.has_record = info.recreated = info.changed = true;

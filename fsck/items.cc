@@ -81,6 +81,12 @@ void Checker::check_item(const Cell& cell) {
   if (key.ino == 0 && key.kind != uint8_t(KeyKind::kOrphan)) {
     return drop_item(key, Fix::kRepair, 0, "item %s belongs to inode 0", to_string(key).c_str());
   }
+  // No inode number reaches kMaxInodeNumber (next_inode stays at or below
+  // it): an item past it could only be kept by a superblock no mount accepts.
+  if (key.ino >= kMaxInodeNumber) {
+    return drop_item(key, Fix::kRepair, 0, "item %s belongs to an inode past the largest number",
+                     to_string(key).c_str());
+  }
   switch (KeyKind(key.kind)) {
     case KeyKind::kInode:
       return check_inode_item(cell);
@@ -177,6 +183,8 @@ void Checker::check_dirent_item(const Cell& cell) {
     wrong = "has the wrong hash in its key";
   } else if (dv.ino == 0) {
     wrong = "points to inode 0";
+  } else if (dv.ino >= kMaxInodeNumber) {
+    wrong = "points past the largest inode number";
   } else if (!check_duplicate_name(key, name)) {
     wrong = "appears twice";
   } else if (dir.has_record && !S_ISDIR(dir.rec.mode)) {
@@ -231,7 +239,7 @@ bool Checker::check_duplicate_name(const Key& key, std::string_view name) {
 
 void Checker::check_orphan_item(const Cell& cell) {
   const Key& key = cell.key;
-  if (key.ino != 0 || cell.value_len != 0 || key.off == 0) {
+  if (key.ino != 0 || cell.value_len != 0 || key.off == 0 || key.off >= kMaxInodeNumber) {
     return drop_item(key, Fix::kRepair, 0, "orphan item %s is malformed", to_string(key).c_str());
   }
   inodes_[key.off].has_orphan = true;

@@ -173,7 +173,10 @@ Status Repairer::emit(TreeBuilder& builder, const Key& key, std::string value) {
   }
   const ItemLimits limits{sb_.data_start, sb_.page_count, sb_.page_size};
   const char* why = nullptr;
-  if (!check_item(key, bytes_of(value), limits, &why)) {
+  // An inode past the largest number would take next_inode past what a
+  // mount accepts (salvaged items have not met the checker's rules).
+  const uint64_t ino = key.kind == uint8_t(KeyKind::kOrphan) ? key.off : key.ino;
+  if (!check_item(key, bytes_of(value), limits, &why) || ino >= kMaxInodeNumber) {
     stats_.refused++;
     return ok_status();
   }

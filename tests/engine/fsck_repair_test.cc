@@ -230,6 +230,32 @@ TEST_F(FsckRepair, SeparatorOfAnUnknownKindIsRewritten) {
   expect_intact();
 }
 
+// No inode number reaches kMaxInodeNumber: an item past it is removed, and
+// the superblock's next_inode stays one a mount accepts.
+TEST_F(FsckRepair, ItemPastTheLargestInodeNumberIsRemoved) {
+  // The last item of the tree, moved to an impossible inode: still the last.
+  uint64_t leaf = superblock(*dev_).tree_root;
+  for (Node node = node_at(*dev_, leaf); !node.is_leaf(); node = node_at(*dev_, leaf)) {
+    leaf = node.child_at(uint16_t(node.count() - 1));
+  }
+  Node node = node_at(*dev_, leaf);
+  std::byte* page = page_at(*dev_, leaf);
+  uint16_t cell;
+  std::memcpy(&cell, page + kSlotsOffset + 2 * size_t(node.count() - 1), sizeof cell);
+  Key key = Key::load(page + cell);
+  std::string owner;
+  for (const auto& [path, entry] : oracle_) {
+    if (entry.ino == key.ino) owner = path;
+  }
+  key.ino = kMaxInodeNumber + 1;
+  key.store(page + cell);
+  restamp(*dev_, leaf);
+  expect_repaired(Mode::kRepair, "past the largest number");
+  expect_second_run_unchanged();
+  EXPECT_LE(superblock(*dev_).next_inode, kMaxInodeNumber);
+  expect_intact({owner});
+}
+
 // ---- fsck -y: entries, names, /lost+found ---------------------------------------------
 
 TEST_F(FsckRepair, EntryToAMissingInodeIsRemoved) {
