@@ -204,7 +204,7 @@ class FileSystem {
 
   // flags: 0, XATTR_CREATE or XATTR_REPLACE. Names need a known namespace
   // (user., trusted., security., system.) and something after it; values
-  // larger than max_xattr_value() are ENOSPC.
+  // may be up to 64 KiB (XATTR_SIZE_MAX; larger is E2BIG).
   Status setxattr(InodeNo ino, std::string_view name, std::string_view value, int flags);
   // Returns the value (ENODATA if absent).
   Result<std::string> getxattr(InodeNo ino, std::string_view name);
@@ -227,8 +227,5 @@ class FileSystem {
   FileSystem();
   std::unique_ptr<Impl> impl_;
 };
-
-// Largest xattr value the format stores (for a name of `name_len` bytes).
-size_t max_xattr_value(uint32_t page_size, size_t name_len);
 
 }  // namespace pagefs

@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <sys/xattr.h>
 
+#include <cstring>
 #include <functional>
 #include <map>
 #include <shared_mutex>
@@ -130,7 +131,8 @@ std::string bytes(size_t len, char seed) {
 }
 
 // /d/{a,b,s/c}, /d/a2 a link to /d/a, /e empty, /big of 300 KiB, /l a
-// symlink, /many with 400 files (so the tree has several levels), and xattrs.
+// symlink, /many with 400 files (so the tree has several levels), and xattrs
+// (on /d/a and /big some in data pages).
 // A crowded image also has 300 more names in /d, 40 xattrs on /d/a and every
 // leaf filled in an order that leaves some of them full.
 std::unique_ptr<MemDevice> make_image(bool crowded) {
@@ -151,9 +153,11 @@ std::unique_ptr<MemDevice> make_image(bool crowded) {
   std::string data = bytes(20000, 'a');
   EXPECT_TRUE(fs.write(a, 0, data.data(), data.size()).ok());
   EXPECT_TRUE(fs.setxattr(a, "user.x", "value", 0).ok());
+  EXPECT_TRUE(fs.setxattr(a, "user.big", bytes(30000, 'X'), 0).ok());  // in data pages
   InodeNo big{fs.mknod(kRootInode, "big", S_IFREG | 0600, 0, kUser)->ino};
   data = bytes(300 << 10, 'B');
   EXPECT_TRUE(fs.write(big, 0, data.data(), data.size()).ok());
+  EXPECT_TRUE(fs.setxattr(big, "user.big", bytes(65536, 'Y'), 0).ok());
   EXPECT_TRUE(fs.symlink(kRootInode, "l", "d/a", kUser).ok());
   InodeNo many{fs.mkdir(kRootInode, "many", 0755, kUser)->ino};
   for (int i = 0; i < 400; i++) {
@@ -303,6 +307,16 @@ std::vector<OpCase> op_cases() {
          return fs.setxattr(n.a, "user.x", std::string(700, 'v'), XATTR_REPLACE);
        }},
       {"removexattr", [](FileSystem& fs, const Names& n) { return fs.removexattr(n.a, "user.x"); }},
+      {"setxattr of a large value",
+       [](FileSystem& fs, const Names& n) {
+         return fs.setxattr(n.a, "user.large", bytes(65536, 'L'), XATTR_CREATE);
+       }},
+      {"setxattr replacing a large value",
+       [](FileSystem& fs, const Names& n) {
+         return fs.setxattr(n.a, "user.big", bytes(20000, 'R'), XATTR_REPLACE);
+       }},
+      {"removexattr of a large value",
+       [](FileSystem& fs, const Names& n) { return fs.removexattr(n.a, "user.big"); }},
       {"free an unlinked file",
        [](FileSystem& fs, const Names& n) {
          // The unlink is set up by the case; the call under test is the free.
