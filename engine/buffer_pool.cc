@@ -311,7 +311,12 @@ Result<PageRef> BufferPool::create(PageNo page, bool meta, bool fresh, bool zero
       io_done_.wait(lock);
       continue;
     }
-    assert(f.pins == 0);  // a freed-and-reused page is never still pinned
+    // A freed-and-reused page is never still pinned; a pinned one was handed
+    // out while in use, which only a damaged free-space bitmap can do.
+    if (f.pins != 0) {
+      lock.unlock();
+      return metadata_error(page, "allocated while in use: the free-space bitmap is wrong");
+    }
     record_undo(it->second);
     f.pins = 1;
     f.meta = meta;
