@@ -437,7 +437,11 @@ void FileSystem::forget_all() {
 // found the inode before its last name went away may have taken a new
 // reference since the FORGET that brought us here (references are only
 // taken under the lock, so none can come in between this check and the free).
+// The file's lock comes first: a read in place may still hold its pages
+// pinned while its reply goes out, and the kernel can send the FORGET as soon
+// as the reader has the bytes, before that reply call has returned.
 Status FileSystem::release_inode(InodeNo ino) {
+  std::unique_lock file_lock(impl_->inode_locks_.of(ino));
   std::unique_lock lock(impl_->mu_);
   if (impl_->read_only_ || impl_->failed_) return ok_status();
   if (impl_->refs_.count(ino.value) > 0) return ok_status();
