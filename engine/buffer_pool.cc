@@ -708,6 +708,17 @@ Err BufferPool::metadata_error(PageNo page, const char* why, ...) {
   return Err{EIO};
 }
 
+Err BufferPool::inode_metadata_error(uint64_t ino, const char* why, ...) {
+  char text[256];
+  va_list args;
+  va_start(args, why);
+  std::vsnprintf(text, sizeof text, why, args);
+  va_end(args);
+  metadata_errors_.fetch_add(1, std::memory_order_relaxed);
+  PAGEFS_LOG_ERROR("metadata damage in inode %llu: %s", (unsigned long long)ino, text);
+  return Err{EIO};
+}
+
 PoolStats BufferPool::stats() const {
   PoolStats s;
   s.frames = frame_count_;

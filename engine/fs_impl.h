@@ -27,6 +27,7 @@
 #include "engine/inode_refs.h"
 #include "engine/items.h"
 #include "engine/journal.h"
+#include "engine/posix_acl.h"
 #include "engine/readahead.h"
 #include "engine/space_map.h"
 #include "engine/xattr_item.h"
@@ -162,6 +163,28 @@ class FileSystem::Impl {
   Status erase_xattr(InodeNo ino, const FoundXattr& old);
   // A bound on the pages a setxattr of a value of `value_bytes` changes.
   uint64_t xattr_op_pages(size_t value_bytes) const;
+
+  // ---- POSIX ACLs (acl_ops.cc; engine/posix_acl.h) ----
+  // setxattr of kAclAccessXattr or kAclDefaultXattr, as one operation.
+  Status set_acl_locked(InodeNo ino, std::string_view name, std::string_view value, int flags,
+                        uint32_t clear_mode);
+  // The ACL a found item holds; EIO (metadata damage) if it is not one.
+  Result<PosixAcl> load_acl(InodeNo ino, const FoundXattr& item);
+  // The same for the value of `ino`'s xattr `name` as read.
+  Result<PosixAcl> parse_stored_acl(InodeNo ino, std::string_view name, std::string_view value);
+  // chmod of an inode with the access ACL `access`: its entries follow `mode`.
+  Status chmod_acl(InodeNo ino, const FoundXattr& access, uint32_t mode);
+  // What a new inode takes from its directory: found before the operation
+  // changes anything, stored once the inode exists.
+  struct Inheritance {
+    uint32_t mode = 0;        // the new inode's mode: masked by the default ACL, or by the umask
+    std::string access;       // access ACL to store; empty: none
+    std::string dir_default;  // default ACL to store (new directories); empty: none
+    uint64_t pages = 0;       // begin_op's bounds for storing them
+    uint64_t data_pages = 0;
+  };
+  Status inherit(InodeNo dir, uint32_t mode, const Caller& caller, Inheritance* out);
+  Status store_inherited(InodeNo ino, const Inheritance& in);
 
   // ---- file data (file_ops.cc) ----
   Status find_extent(InodeNo ino, uint64_t file_page, Extent* out, bool* found);

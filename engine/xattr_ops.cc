@@ -1,5 +1,6 @@
 // Extended attributes: items (ino, kXattr, cookie) holding name and value,
-// with cookies built like directory-entry cookies (format.h).
+// with cookies built like directory-entry cookies (format.h). The two POSIX
+// ACL names are xattrs with rules of their own (acl_ops.cc).
 //
 // A value that fits in its cell is stored there; a larger one, up to 64 KiB,
 // in data pages the item names with their CRC32Cs (xattr_item.h). Such pages
@@ -30,6 +31,10 @@ Status check_xattr_name(std::string_view name) {
     if (name.starts_with(ns)) return name.size() > ns.size() ? ok_status() : Status(Err{EINVAL});
   }
   return Err{EOPNOTSUPP};
+}
+
+bool is_acl_name(std::string_view name) {
+  return name == kAclAccessXattr || name == kAclDefaultXattr;
 }
 
 std::span<const std::byte> bytes_of(std::string_view s) {
@@ -157,12 +162,15 @@ uint64_t FileSystem::Impl::xattr_op_pages(size_t value_bytes) const {
 
 // ---- FileSystem: public ---------------------------------------------------------
 
-Status FileSystem::setxattr(InodeNo ino, std::string_view name, std::string_view value, int flags) {
+Status FileSystem::setxattr(InodeNo ino, std::string_view name, std::string_view value, int flags,
+                            uint32_t clear_mode) {
   PAGEFS_TRY(check_xattr_name(name));
   if (value.size() > kMaxXattrValue) return Err{E2BIG};
+  if (is_acl_name(name) && !impl_->options_.posix_acl) return Err{EOPNOTSUPP};
   std::unique_lock lock(impl_->mu_);
   return impl_->run_op([&]() -> Status {
     Impl& fs = *impl_;
+    if (is_acl_name(name)) return fs.set_acl_locked(ino, name, value, flags, clear_mode);
     uint64_t data_pages = xattr_value_pages(uint32_t(value.size()), fs.page_size_);
     PAGEFS_TRY(fs.begin_op(fs.xattr_op_pages(value.size()), data_pages));
     PAGEFS_ASSIGN(InodeRecord rec, fs.get_inode(ino));
@@ -178,12 +186,16 @@ Status FileSystem::setxattr(InodeNo ino, std::string_view name, std::string_view
 
 Result<std::string> FileSystem::getxattr(InodeNo ino, std::string_view name) {
   PAGEFS_TRY(check_xattr_name(name));
+  if (is_acl_name(name) && !impl_->options_.posix_acl) return Err{EOPNOTSUPP};
   std::shared_lock lock(impl_->mu_);
   PAGEFS_TRY(impl_->get_inode(ino));
   Impl::FoundXattr found;
   PAGEFS_TRY(impl_->find_xattr(ino, name, &found));
   if (!found.found) return Err{ENODATA};
-  return impl_->xattr_value(impl_->decode_xattr(found.item));
+  PAGEFS_ASSIGN(std::string value, impl_->xattr_value(impl_->decode_xattr(found.item)));
+  // An ACL is checked like everything else read from the device.
+  if (is_acl_name(name)) PAGEFS_TRY(impl_->parse_stored_acl(ino, name, value));
+  return value;
 }
 
 Result<std::string> FileSystem::listxattr(InodeNo ino) {
@@ -204,6 +216,7 @@ Result<std::string> FileSystem::listxattr(InodeNo ino) {
 
 Status FileSystem::removexattr(InodeNo ino, std::string_view name) {
   PAGEFS_TRY(check_xattr_name(name));
+  if (is_acl_name(name) && !impl_->options_.posix_acl) return Err{EOPNOTSUPP};
   std::unique_lock lock(impl_->mu_);
   return impl_->run_op([&]() -> Status {
     Impl& fs = *impl_;

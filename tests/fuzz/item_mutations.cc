@@ -1,12 +1,13 @@
 // Leaf item mutations: one field of one extent, directory entry, inode record
-// or xattr (also of the page record of a value kept in data pages) made
-// impossible (or, for the lies, plausible but false), with the node's CRC
+// or xattr (also of the page record of a value kept in data pages, and of an
+// inline POSIX ACL) made impossible (or, for the lies, plausible but false), with the node's CRC
 // recomputed.
 #include <sys/stat.h>
 
 #include <string>
 #include <vector>
 
+#include "engine/posix_acl.h"
 #include "tests/fuzz/mutation_context.h"
 #include "tests/fuzz/raw_node.h"
 
@@ -301,8 +302,40 @@ std::string xattr_pages(MutationContext& ctx, Item& item, const XattrValue& x, s
   }
 }
 
+// An inline POSIX ACL made invalid: its version, or one entry's tag or
+// permissions. "" if the item is no inline ACL.
+std::string acl(MutationContext& ctx, Item& item, const XattrValue& x, std::string* cls) {
+  std::string_view name(reinterpret_cast<const char*>(item.value) + sizeof x, x.name_len);
+  const size_t entries = x.value_len < 4 ? 0 : (x.value_len - 4) / 8;
+  if (x.flags != 0 || entries == 0 || (name != kAclAccessXattr && name != kAclDefaultXattr)) {
+    return "";
+  }
+  std::byte* value = item.value + sizeof x + x.name_len;
+  std::byte* entry = value + 4 + 8 * ctx.rng.below(entries);
+  switch (ctx.rng.below(3)) {
+    case 0:
+      *cls = "xattr.acl_version";
+      store(value, uint32_t(pick_other(ctx.rng, {0, 1, 3, UINT32_MAX}, 2)));
+      return "ACL version changed";
+    case 1: {
+      *cls = "xattr.acl_tag";
+      const uint16_t old = load<uint16_t>(entry);
+      store(entry, uint16_t(pick_other(ctx.rng, {0, 0x40, 0xffff, 0x01, 0x10}, old)));
+      return "ACL entry tag changed";
+    }
+    default:
+      *cls = "xattr.acl_perm";
+      store(entry + 2, uint16_t(8 << ctx.rng.below(8)));
+      return "ACL entry permissions beyond rwx";
+  }
+}
+
 std::string xattr(MutationContext& ctx, Item& item, std::string* cls) {
   XattrValue x = load<XattrValue>(item.value);
+  if (ctx.rng.chance(0.5)) {
+    std::string what = acl(ctx, item, x, cls);
+    if (!what.empty()) return what;
+  }
   if (x.flags == kXattrInPages && ctx.rng.chance(0.7)) {
     std::string what = xattr_pages(ctx, item, x, cls);
     if (!what.empty()) return what;
