@@ -61,6 +61,8 @@ struct Key {
 
 // "(ino, kind, off)" for messages.
 std::string to_string(const Key& key);
+// A name with unprintable bytes escaped, for messages.
+std::string printable(std::string_view name);
 
 class Checker {
  public:
@@ -118,6 +120,10 @@ class Checker {
     uint64_t ino;
     uint64_t file_page;
     uint32_t symlink_bytes;  // symlinks: bytes of target in this page, else 0
+    // Pages of an xattr value: `file_page` is the page's index in the value,
+    // and the bytes from `zero_from` to the end of the page must be zero.
+    bool xattr = false;
+    uint32_t zero_from = 0;
   };
 
   // One of the two superblock copies as found on the device.
@@ -163,7 +169,10 @@ class Checker {
   InodeInfo* owner_of(const Key& key, const char* what);
   void check_inode_item(const Cell& cell);
   void check_dirent_item(const Cell& cell);
+  // xattrs.cc: xattr items and the pages of large values.
   void check_xattr_item(const Cell& cell);
+  void check_xattr_pages(const Key& key, std::string_view name, const uint8_t* record,
+                         uint16_t record_len);
   void check_extent_item(const Cell& cell);
   void check_extent_pages(const Key& key, const ExtentValue& ev, const uint8_t* crcs,
                           InodeInfo* owner);

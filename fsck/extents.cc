@@ -115,8 +115,22 @@ bool Checker::flush_data_checks() {
 
 void Checker::verify_data_page(const DataCheck& check, const uint8_t* data) {
   if (crc32c(data, page_size_) != check.crc) {
-    report_.error("checksum mismatch in inode %llu at offset %llu (page %llu)", ull(check.ino),
-                  ull(check.file_page * page_size_), ull(check.phys));
+    if (check.xattr) {
+      report_.error("checksum mismatch in page %llu of an xattr value of inode %llu (page %llu)",
+                    ull(check.file_page), ull(check.ino), ull(check.phys));
+    } else {
+      report_.error("checksum mismatch in inode %llu at offset %llu (page %llu)", ull(check.ino),
+                    ull(check.file_page * page_size_), ull(check.phys));
+    }
+    return;
+  }
+  if (check.xattr) {
+    const uint8_t* tail = data + check.zero_from;
+    const size_t tail_bytes = page_size_ - check.zero_from;
+    if (tail_bytes > 0 && (tail[0] != 0 || memcmp(tail, tail + 1, tail_bytes - 1) != 0)) {
+      report_.error("page %llu of an xattr value of inode %llu has bytes past the value's end",
+                    ull(check.phys), ull(check.ino));
+    }
     return;
   }
   if (memchr(data, 0, check.symlink_bytes) != nullptr) {

@@ -39,7 +39,8 @@ bool valid_entry_name(std::string_view name) {
   return name.find('/') == std::string_view::npos && name.find('\0') == std::string_view::npos;
 }
 
-// The name with unprintable bytes escaped, for messages.
+}  // namespace
+
 std::string printable(std::string_view name) {
   std::string out;
   for (unsigned char c : name) {
@@ -53,8 +54,6 @@ std::string printable(std::string_view name) {
   }
   return out;
 }
-
-}  // namespace
 
 void Checker::check_item(const Cell& cell) {
   item_count_++;
@@ -152,32 +151,6 @@ void Checker::check_dirent_item(const Cell& cell) {
   check_duplicate_name(key, name, "entry");
   if (dir != nullptr) dir->entries++;
   dirents_.push_back(DirentRef{key.ino, dv.ino, dv.type, std::string(name)});
-}
-
-void Checker::check_xattr_item(const Cell& cell) {
-  const Key& key = cell.key;
-  owner_of(key, "xattr");
-  XattrValue xv;
-  if (cell.value_len < sizeof(xv)) {
-    report_.error("xattr %s is malformed", to_string(key).c_str());
-    return;
-  }
-  memcpy(&xv, cell.value, sizeof(xv));
-  if (xv.name_len == 0 || xv.reserved != 0 ||
-      cell.value_len != sizeof(xv) + size_t{xv.name_len} + xv.value_len) {
-    report_.error("xattr %s is malformed", to_string(key).c_str());
-    return;
-  }
-  const std::string_view name(reinterpret_cast<const char*>(cell.value) + sizeof(xv), xv.name_len);
-  if (name.find('\0') != std::string_view::npos) {
-    report_.error("xattr name '%s' of inode %llu contains a NUL byte", printable(name).c_str(),
-                  ull(key.ino));
-  }
-  if (key.off >> kCookieCollisionBits != name_hash(name.data(), name.size())) {
-    report_.error("xattr '%s' of inode %llu has the wrong hash in its key %s",
-                  printable(name).c_str(), ull(key.ino), to_string(key).c_str());
-  }
-  check_duplicate_name(key, name, "xattr");
 }
 
 // Equal names have equal hashes, and items with one (ino, kind, hash) are
