@@ -311,7 +311,12 @@ Result<PageRef> BufferPool::create(PageNo page, bool meta, bool fresh, bool zero
       io_done_.wait(lock);
       continue;
     }
-    assert(f.pins == 0);  // a freed-and-reused page is never still pinned
+    // A freed-and-reused page is never still pinned; a pinned one was handed
+    // out while in use, which only a damaged free-space bitmap can do.
+    if (f.pins != 0) {
+      lock.unlock();
+      return metadata_error(page, "allocated while in use: the free-space bitmap is wrong");
+    }
     record_undo(it->second);
     f.pins = 1;
     f.meta = meta;
@@ -721,6 +726,17 @@ Err BufferPool::metadata_error(PageNo page, const char* why, ...) {
   va_end(args);
   metadata_errors_.fetch_add(1, std::memory_order_relaxed);
   PAGEFS_LOG_ERROR("metadata damage at page %llu: %s", (unsigned long long)page.value, text);
+  return Err{EIO};
+}
+
+Err BufferPool::inode_metadata_error(uint64_t ino, const char* why, ...) {
+  char text[256];
+  va_list args;
+  va_start(args, why);
+  std::vsnprintf(text, sizeof text, why, args);
+  va_end(args);
+  metadata_errors_.fetch_add(1, std::memory_order_relaxed);
+  PAGEFS_LOG_ERROR("metadata damage in inode %llu: %s", (unsigned long long)ino, text);
   return Err{EIO};
 }
 

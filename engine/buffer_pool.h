@@ -269,6 +269,10 @@ class BufferPool {
   // in metadata_errors and logs one line naming the page and `why`
   // (printf-style). Returns EIO, for the caller to hand up.
   Err metadata_error(PageNo page, const char* why, ...) __attribute__((format(printf, 3, 4)));
+  // The same for a value found in one inode's items (an xattr whose contents
+  // the format does not describe, such as an ACL), where no page is to blame.
+  Err inode_metadata_error(uint64_t ino, const char* why, ...)
+      __attribute__((format(printf, 3, 4)));
 
   PoolStats stats() const;
   // Frames pinned now (a walk over every frame: for statistics, not hot paths).

@@ -41,8 +41,11 @@ std::vector<TxnPage> BufferPool::begin_commit(uint64_t* txn_id, bool* fresh_writ
   for (uint32_t f : txn_frames_) {
     Frame& fr = frames_[f];
     if (!fr.in_use || !fr.dirty || fr.txn != running_txn_) continue;  // cleaned or reused
-    assert(fr.pins == 0 && !fr.busy);
-    if (fresh(fr)) fr.busy = true;  // written home by the commit; nobody may touch it
+    // Pins are allowed: a read holds its data pages pinned outside the
+    // filesystem lock, under its file's lock, and only reads them. Writers
+    // have finished their copies (FileSystem::Impl::wait_for_copies).
+    assert(!fr.busy);
+    if (fresh(fr)) fr.busy = true;  // written home by the commit; nobody may change it
     fr.usage = std::min<uint8_t>(fr.usage, 1);
     pages.push_back(TxnPage{f, fr.page, fr.meta, fresh(fr), frame_data(f)});
     fr.txn = UINT64_MAX;  // listed; set to the id below

@@ -96,6 +96,17 @@ void Committer::wait_slot_free() {
   cv_.wait(lock, [&] { return failed_ || free_[0] || free_[1]; });
 }
 
+bool Committer::idle() const {
+  std::lock_guard lock(mu_);
+  return queue_.empty();
+}
+
+void Committer::wait_submitted() {
+  std::unique_lock lock(mu_);
+  const uint64_t submitted = closed_;
+  cv_.wait(lock, [&] { return failed_ || durable_ >= submitted; });
+}
+
 Status Committer::wait_durable(uint64_t txn) {
   std::unique_lock lock(mu_);
   cv_.wait(lock, [&] { return failed_ || durable_ >= txn; });

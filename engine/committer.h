@@ -86,6 +86,12 @@ class Committer {
   bool slot_free() const;
   // Waits until a slot is free (or the committer failed).
   void wait_slot_free();
+  // True if no submitted transaction is waiting to be written or being written.
+  bool idle() const;
+  // Waits until every transaction submitted so far is durable (or the
+  // committer failed). Unlike waiting for idle(), this ends for every waiter
+  // when that commit ends, even if one of them submits the next at once.
+  void wait_submitted();
   // Waits until transaction `txn` and all before it are durable; EIO if a
   // commit failed.
   Status wait_durable(uint64_t txn);

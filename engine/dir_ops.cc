@@ -129,8 +129,10 @@ Status FileSystem::Impl::drop_link(InodeNo ino, InodeRecord& rec) {
 Result<Attr> FileSystem::Impl::create_node(InodeNo parent, std::string_view name, uint32_t mode,
                                            uint64_t rdev, const Caller& caller,
                                            std::string_view symlink_target, Hold hold) {
-  PAGEFS_TRY(begin_op(64));
   PAGEFS_TRY(check_name(name));
+  Inheritance inherited;
+  PAGEFS_TRY(inherit(parent, mode, caller, &inherited));
+  PAGEFS_TRY(begin_op(64 + inherited.pages, inherited.data_pages));
   if (is_dot_or_dotdot(name)) return Err{EEXIST};
   PAGEFS_ASSIGN(InodeRecord dir, get_dir(parent));
   if (dir.nlink == 0) return Err{ENOENT};  // directory was removed
@@ -141,7 +143,8 @@ Result<Attr> FileSystem::Impl::create_node(InodeNo parent, std::string_view name
   if (space_->free_pages() < 8) return Err{ENOSPC};
 
   InodeRecord rec;
-  PAGEFS_ASSIGN(InodeNo ino, new_inode(mode, rdev, caller, dir, &rec));
+  PAGEFS_ASSIGN(InodeNo ino, new_inode(inherited.mode, rdev, caller, dir, &rec));
+  PAGEFS_TRY(store_inherited(ino, inherited));
   if (S_ISDIR(mode)) rec.parent = parent.value;
   if (S_ISLNK(mode)) {
     PAGEFS_TRY(write_locked(ino, rec, 0, symlink_target.data(), symlink_target.size()));

@@ -377,15 +377,31 @@ Result<Attr> FileSystem::setattr(InodeNo ino, const SetAttr& c) {
   return impl_->run_op([&] { return impl_->setattr_locked(ino, c); });
 }
 
+// A chmod of an inode with an access ACL rewrites the ACL in the same
+// operation (after the truncate's commit points, if it truncates too).
 Result<Attr> FileSystem::Impl::setattr_locked(InodeNo ino, const SetAttr& c) {
-  PAGEFS_TRY(begin_op(16));
+  FoundXattr acl;
+  uint64_t acl_pages = 0, acl_data_pages = 0;
+  if (c.set_mode && options_.posix_acl) {
+    PAGEFS_TRY(find_xattr(ino, kAclAccessXattr, &acl));
+    if (acl.found) {
+      const uint32_t bytes = decode_xattr(acl.item).value_bytes;
+      acl_pages = xattr_op_pages(bytes);
+      acl_data_pages = xattr_value_pages(bytes, page_size_);
+    }
+  }
+  PAGEFS_TRY(begin_op(16 + acl_pages, acl_data_pages));
   PAGEFS_ASSIGN(InodeRecord rec, get_inode(ino));
   if (c.set_size) {
     if (S_ISDIR(rec.mode)) return Err{EISDIR};
     if (!S_ISREG(rec.mode)) return Err{EINVAL};
     PAGEFS_TRY(truncate_locked(ino, rec, c.size));
+    if (acl.found) PAGEFS_TRY(begin_op(16 + acl_pages, acl_data_pages));
   }
-  if (c.set_mode) rec.mode = (rec.mode & S_IFMT) | (c.mode & 07777);
+  if (c.set_mode) {
+    rec.mode = (rec.mode & S_IFMT) | (c.mode & 07777);
+    if (acl.found) PAGEFS_TRY(chmod_acl(ino, acl, rec.mode));
+  }
   if (c.set_uid) rec.uid = c.uid;
   if (c.set_gid) rec.gid = c.gid;
   timespec now = now_timespec();

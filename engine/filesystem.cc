@@ -219,9 +219,9 @@ Result<InodeNo> FileSystem::Impl::new_inode(uint32_t mode, uint64_t rdev, const 
 }
 
 // Removes everything the tree holds for `ino` (record, xattrs, extents) and
-// frees its data pages. Items go in batches with commit points between them
-// and the inode record last, so every commit point leaves an orphan inode
-// with fewer items: a consistent state.
+// frees its data pages and the pages of its large xattr values. Items go in
+// batches with commit points between them and the inode record last, so every
+// commit point leaves an orphan inode with fewer items: a consistent state.
 Status FileSystem::Impl::free_inode(InodeNo ino, const InodeRecord& rec) {
   constexpr size_t kBatch = 64;
   InodeRecord copy = rec;
@@ -230,21 +230,31 @@ Status FileSystem::Impl::free_inode(InodeNo ino, const InodeRecord& rec) {
   }
   const Key first = Key::of(ino.value, KeyKind::kInode, 0);
   std::vector<Key> keys;
+  std::vector<XattrPage> xattr_pages;
   keys.reserve(kBatch);
-  for (;;) {
+  for (bool first_batch = true;; first_batch = false) {
     keys.clear();
+    xattr_pages.clear();
     // The items after the record, up to a batch; then the record alone.
-    PAGEFS_TRY(tree_->scan(Key::of(ino.value, KeyKind::kInode, 1),
-                           Key::of(ino.value, KeyKind::kOrphan, UINT64_MAX),
-                           [&](const Key& k, std::span<const std::byte>) {
-                             keys.push_back(k);
-                             return keys.size() < kBatch;
-                           }));
+    PAGEFS_TRY(tree_->scan(
+        Key::of(ino.value, KeyKind::kInode, 1), Key::of(ino.value, KeyKind::kOrphan, UINT64_MAX),
+        [&](const Key& k, std::span<const std::byte> v) {
+          keys.push_back(k);
+          if (k.kind == uint8_t(KeyKind::kXattr)) {
+            XattrItem x =
+                decode_xattr(std::string_view(reinterpret_cast<const char*>(v.data()), v.size()));
+            xattr_pages.insert(xattr_pages.end(), x.pages.begin(), x.pages.end());
+          }
+          return keys.size() < kBatch;
+        }));
     if (keys.empty()) break;
+    // A commit point between batches; an inode with few items goes in one
+    // segment. A batch of one inode's items lies in a few neighbouring
+    // leaves: at most four items a leaf, their parents and the bitmap of
+    // freed nodes and xattr pages.
+    if (!first_batch) PAGEFS_TRY(begin_op(kBatch / 4 + 16));
     for (const Key& k : keys) PAGEFS_TRY(erase_item(k));
-    // A batch of one inode's items lies in a few neighbouring leaves: at
-    // most four items a leaf, their parents and the bitmap of freed nodes.
-    PAGEFS_TRY(begin_op(kBatch / 4 + 16));
+    PAGEFS_TRY(free_xattr_pages(xattr_pages));
   }
   PAGEFS_TRY(erase_item(first));
   sb_->inode_count--;
@@ -391,20 +401,28 @@ Result<Attr> FileSystem::getattr(InodeNo ino, Hold hold) {
 
 // Waits until every change made so far is durable. The running transaction
 // is closed under the lock, and the wait for its commit happens without it.
-// An fsync waits for a free commit slot before taking the lock, so ops are
-// not held up behind it; fsyncs that arrive while a commit is being written
-// find their changes in the next transaction, which one of them closes for
-// all (group commit).
+// Group commit, as jbd2 does it: while a commit is being written, an fsync
+// whose changes are still in the running transaction waits for that commit to
+// end before closing, so every fsync that arrives meanwhile shares the next
+// commit (one journal write, one flush): the first of them to take the lock
+// closes the transaction for all, the others find nothing running and wait
+// for the same commit. Commits are written one after another anyway, so the
+// wait adds no latency; it only keeps transactions from closing one fsync
+// each.
 Status FileSystem::fsync(InodeNo, bool) {
   Impl& fs = *impl_;
   LatencyTimer timer(fs.stats_.fsync_ns);
   if (fs.read_only_) return ok_status();
   uint64_t txn = 0;
   for (;;) {
-    fs.committer_->wait_slot_free();
+    fs.committer_->wait_submitted();
     std::unique_lock lock(fs.mu_);
     if (fs.failed_) return Err{EIO};
-    if (fs.has_changes() && !fs.committer_->slot_free()) continue;  // another closer won
+    if (!fs.has_changes()) {  // every change so far is in a closed transaction
+      txn = fs.committer_->closed_txn();
+      break;
+    }
+    if (!fs.committer_->idle()) continue;  // another closer won; share the next
     PAGEFS_ASSIGN(txn, fs.close_txn_locked());
     break;
   }
@@ -430,7 +448,11 @@ void FileSystem::forget_all() {
 // found the inode before its last name went away may have taken a new
 // reference since the FORGET that brought us here (references are only
 // taken under the lock, so none can come in between this check and the free).
+// The file's lock comes first: a read in place may still hold its pages
+// pinned while its reply goes out, and the kernel can send the FORGET as soon
+// as the reader has the bytes, before that reply call has returned.
 Status FileSystem::release_inode(InodeNo ino) {
+  std::unique_lock file_lock(impl_->inode_locks_.of(ino));
   std::unique_lock lock(impl_->mu_);
   if (impl_->read_only_ || impl_->failed_) return ok_status();
   if (impl_->refs_.count(ino.value) > 0) return ok_status();

@@ -5,9 +5,14 @@
 // the tree and pages through the buffer manager, and returns a value or a
 // positive errno. Nothing here knows about FUSE.
 //
-// Permission checks are the kernel's (the mount uses default_permissions); the
-// engine enforces the rules that are about structure: names, types, emptiness,
-// sticky directories on rename/unlink, link counts, space.
+// Permission checks are the kernel's (the mount uses default_permissions, and
+// the kernel evaluates POSIX ACLs); the engine enforces the rules that are
+// about structure: names, types, emptiness, sticky directories on
+// rename/unlink, link counts, space. It keeps ACLs in step with the mode and
+// gives new inodes their directory's default ACL (engine/posix_acl.h).
+//
+// Creating calls (mknod, mkdir) apply the caller's umask unless the directory
+// has a default ACL: the mode they get is the one the process asked for.
 //
 // Lifetime of inodes: an inode whose link count reaches zero goes onto the
 // orphan list and keeps its data while the kernel holds references to it.
@@ -61,6 +66,9 @@ struct MountOptions {
   uint64_t max_write_iops = 0;     // background write-back limit; 0: none
   uint64_t max_write_mbps = 0;     // background write-back limit in MB/s; 0: none
   AtimeUpdates atime_updates = AtimeUpdates::kRelative;
+  // POSIX ACLs (engine/posix_acl.h): stored, inherited and kept in step with
+  // the mode. Off: the ACL xattr names are EOPNOTSUPP.
+  bool posix_acl = true;
 };
 
 // What the filesystem reports about an inode (a subset of struct stat).
@@ -87,6 +95,9 @@ enum class Hold { kNo, kYes };
 struct Caller {
   uint32_t uid = 0;
   uint32_t gid = 0;
+  // Cleared from a new inode's permission bits, unless its directory has a
+  // default ACL (which masks them instead, as POSIX says).
+  uint32_t umask = 0;
 };
 
 // A setattr request; only the fields whose flag is set change.
@@ -243,8 +254,14 @@ class FileSystem {
 
   // flags: 0, XATTR_CREATE or XATTR_REPLACE. Names need a known namespace
   // (user., trusted., security., system.) and something after it; values
-  // larger than max_xattr_value() are ENOSPC.
-  Status setxattr(InodeNo ino, std::string_view name, std::string_view value, int flags);
+  // may be up to 64 KiB (XATTR_SIZE_MAX; larger is E2BIG).
+  // system.posix_acl_access and system.posix_acl_default must hold valid
+  // ACLs (EINVAL; EOPNOTSUPP with MountOptions::posix_acl off): an access
+  // ACL sets the mode's permission bits and clears the `clear_mode` bits of
+  // S_ISGID (the caller's to decide, as for fallocate), and one the mode says
+  // entirely is not stored; a default ACL is for directories only (EACCES).
+  Status setxattr(InodeNo ino, std::string_view name, std::string_view value, int flags,
+                  uint32_t clear_mode = 0);
   // Returns the value (ENODATA if absent).
   Result<std::string> getxattr(InodeNo ino, std::string_view name);
   // Returns the names, each followed by a NUL, as listxattr(2) does.
@@ -272,8 +289,5 @@ class FileSystem {
   FileSystem();
   std::unique_ptr<Impl> impl_;
 };
-
-// Largest xattr value the format stores (for a name of `name_len` bytes).
-size_t max_xattr_value(uint32_t page_size, size_t name_len);
 
 }  // namespace pagefs

@@ -54,8 +54,16 @@ enum class PageType : uint16_t {
 };
 
 // Feature flags. A mount refuses unknown incompat bits; ro_compat bits it does
-// not know force a read-only mount; compat bits are informational.
-inline constexpr uint64_t kKnownIncompat = 0;
+// not know force a read-only mount; compat bits are informational. fsck.pagefs
+// refuses unknown incompat and ro_compat bits. A feature bit is set in the
+// superblock the first time something that needs it is written, so an image
+// that never used a feature stays readable by versions without it.
+//
+// kIncompatXattrPages: some xattr values live in data pages named by an
+// XattrPages record (see XattrValue); a version that does not know it would
+// return the record as the value.
+inline constexpr uint64_t kIncompatXattrPages = 1ull << 0;
+inline constexpr uint64_t kKnownIncompat = kIncompatXattrPages;
 inline constexpr uint64_t kKnownRoCompat = 0;
 
 // First bytes of every metadata page. 32 bytes.
@@ -260,14 +268,42 @@ inline constexpr size_t extent_value_size(uint32_t pages) {
   return 16 + 4 * size_t(pages);
 }
 
-// Value of (ino, kXattr, cookie); cookie as for directory entries.
+// Value of (ino, kXattr, cookie); cookie as for directory entries. A value
+// that fits in the cell follows the name ("inline"); a larger one lives in data
+// pages, and an XattrPages record naming them follows the name instead.
 struct XattrValue {
   uint8_t name_len;    // 1..255
-  uint8_t reserved;    // zero
-  uint16_t value_len;  // bytes of value
-  // followed by the name, then the value
+  uint8_t flags;       // 0: inline value; kXattrInPages: an XattrPages record
+  uint16_t value_len;  // bytes after the name: the value, or the XattrPages record
+  // followed by the name, then value_len bytes
 };
 static_assert(sizeof(XattrValue) == 4);
+inline constexpr uint8_t kXattrInPages = 1;  // XattrValue::flags; needs kIncompatXattrPages
+
+// The largest xattr value, as Linux's XATTR_SIZE_MAX.
+inline constexpr uint32_t kMaxXattrValue = 65536;
+
+// Where an xattr value too large for its cell lives: `pages` data pages, in
+// order, each named with the CRC32C of all its page_size bytes (as extents
+// name file pages). The value is the first value_bytes bytes of their
+// concatenation; the rest of the last page is zero. The pages belong to this
+// item alone; replacing or removing the value frees them.
+struct XattrPages {
+  uint32_t value_bytes;  // 1..kMaxXattrValue
+  uint16_t pages;        // ceil(value_bytes / page_size)
+  uint16_t reserved;     // zero
+  // followed by `pages` XattrPage entries
+};
+static_assert(sizeof(XattrPages) == 8);
+
+struct __attribute__((packed)) XattrPage {
+  uint64_t phys;  // device page, in the data region
+  uint32_t crc;   // CRC32C of the whole page
+};
+static_assert(sizeof(XattrPage) == 12);
+inline constexpr size_t xattr_pages_size(uint32_t pages) {
+  return sizeof(XattrPages) + sizeof(XattrPage) * size_t(pages);
+}
 
 // The hash part of a directory-entry or xattr cookie: FNV-1a 64 of the name,
 // cut to 54 bits, plus one so it is never zero. A cookie is

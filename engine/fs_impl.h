@@ -27,9 +27,11 @@
 #include "engine/inode_refs.h"
 #include "engine/items.h"
 #include "engine/journal.h"
+#include "engine/posix_acl.h"
 #include "engine/readahead.h"
 #include "engine/scrub.h"
 #include "engine/space_map.h"
+#include "engine/xattr_item.h"
 
 namespace pagefs {
 
@@ -136,6 +138,54 @@ class FileSystem::Impl {
   Result<bool> is_ancestor(InodeNo ancestor, InodeNo dir);
   Status rename_locked(InodeNo parent, std::string_view name, InodeNo new_parent,
                        std::string_view new_name, uint32_t flags, const Caller& caller);
+
+  // ---- xattrs (xattr_ops.cc) ----
+  // An xattr looked up by name: the item as stored, or the cookie a new item
+  // of that name would take.
+  struct FoundXattr {
+    bool found = false;
+    uint64_t cookie = 0;       // found: the item's
+    uint64_t free_cookie = 0;  // not found: the first unused cookie of the name's hash
+    std::string item;          // found: the item's value bytes
+  };
+  Status find_xattr(InodeNo ino, std::string_view name, FoundXattr* out);
+  // Decodes an item the tree handed out (and so checked); the result points
+  // into `item`.
+  XattrItem decode_xattr(std::string_view item) const;
+  // The value of a decoded item, read from its pages if it has them.
+  Result<std::string> xattr_value(const XattrItem& x);
+  Result<std::vector<XattrPage>> write_xattr_pages(std::string_view value);
+  Status free_xattr_pages(std::span<const XattrPage> pages);
+  // Stores or replaces an xattr (`old` from find_xattr), freeing the pages of
+  // the value it replaces; the inode record is the caller's.
+  Status store_xattr(InodeNo ino, std::string_view name, std::string_view value,
+                     const FoundXattr& old);
+  // Erases a found xattr and frees its pages.
+  Status erase_xattr(InodeNo ino, const FoundXattr& old);
+  // A bound on the pages a setxattr of a value of `value_bytes` changes.
+  uint64_t xattr_op_pages(size_t value_bytes) const;
+
+  // ---- POSIX ACLs (acl_ops.cc; engine/posix_acl.h) ----
+  // setxattr of kAclAccessXattr or kAclDefaultXattr, as one operation.
+  Status set_acl_locked(InodeNo ino, std::string_view name, std::string_view value, int flags,
+                        uint32_t clear_mode);
+  // The ACL a found item holds; EIO (metadata damage) if it is not one.
+  Result<PosixAcl> load_acl(InodeNo ino, const FoundXattr& item);
+  // The same for the value of `ino`'s xattr `name` as read.
+  Result<PosixAcl> parse_stored_acl(InodeNo ino, std::string_view name, std::string_view value);
+  // chmod of an inode with the access ACL `access`: its entries follow `mode`.
+  Status chmod_acl(InodeNo ino, const FoundXattr& access, uint32_t mode);
+  // What a new inode takes from its directory: found before the operation
+  // changes anything, stored once the inode exists.
+  struct Inheritance {
+    uint32_t mode = 0;        // the new inode's mode: masked by the default ACL, or by the umask
+    std::string access;       // access ACL to store; empty: none
+    std::string dir_default;  // default ACL to store (new directories); empty: none
+    uint64_t pages = 0;       // begin_op's bounds for storing them
+    uint64_t data_pages = 0;
+  };
+  Status inherit(InodeNo dir, uint32_t mode, const Caller& caller, Inheritance* out);
+  Status store_inherited(InodeNo ino, const Inheritance& in);
 
   // ---- file data (file_ops.cc) ----
   Status find_extent(InodeNo ino, uint64_t file_page, Extent* out, bool* found);

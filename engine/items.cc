@@ -9,6 +9,7 @@
 
 #include "engine/format.h"
 #include "engine/fs_impl.h"
+#include "engine/xattr_item.h"
 
 namespace pagefs {
 namespace {
@@ -66,16 +67,11 @@ bool check_inode(const Key& key, std::span<const std::byte> value, const char** 
   return true;
 }
 
-bool check_xattr(const Key& key, std::span<const std::byte> value, const char** why) {
-  XattrValue x;
-  if (value.size() < sizeof x) return fail(why, "xattr item too short");
-  std::memcpy(&x, value.data(), sizeof x);
-  if (x.name_len == 0) return fail(why, "xattr with an empty name");
-  if (value.size() != sizeof x + size_t(x.name_len) + x.value_len) {
-    return fail(why, "xattr sizes disagree with the item's size");
-  }
-  std::string_view name(reinterpret_cast<const char*>(value.data()) + sizeof x, x.name_len);
-  if (!cookie_matches(key, name)) return fail(why, "xattr name does not match its key");
+bool check_xattr(const Key& key, std::span<const std::byte> value, const ItemLimits& limits,
+                 const char** why) {
+  XattrItem x;
+  if (!XattrItem::decode(value, limits, &x, why)) return false;
+  if (!cookie_matches(key, x.name)) return fail(why, "xattr name does not match its key");
   return true;
 }
 
@@ -111,7 +107,7 @@ bool check_item(const Key& key, std::span<const std::byte> value, const ItemLimi
     case KeyKind::kInode:
       return check_inode(key, value, why);
     case KeyKind::kXattr:
-      return check_xattr(key, value, why);
+      return check_xattr(key, value, limits, why);
     case KeyKind::kDirent:
       return check_dirent(key, value, why);
     case KeyKind::kExtent: {

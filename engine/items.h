@@ -6,8 +6,9 @@
 //
 //   inode   value exactly an InodeRecord; a known file type; size at most
 //           kMaxFileBytes (a symlink's below PATH_MAX); nlink at most kLinkMax
-//   xattr   name of 1..255 bytes and value, exactly filling the item; the
-//           key's cookie hashed from the name
+//   xattr   see XattrItem::decode: name of 1..255 bytes and an inline value
+//           or a page record, exactly filling the item; known flags; pages
+//           in the data region; the key's cookie hashed from the name
 //   dirent  name_len matching the item's size; a name of 1..255 bytes with no
 //           '/' or NUL that is not "." or ".."; a nonzero inode; a known
 //           d_type; the key's cookie hashed from the name

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <memory>
 #include <new>
@@ -51,11 +52,33 @@ FuseAdapter::FuseAdapter(FileSystem* fs, const AdapterOptions& options)
 
 Caller FuseAdapter::caller(fuse_req_t req) {
   const fuse_ctx* ctx = fuse_req_ctx(req);
-  return Caller{ctx->uid, ctx->gid};
+  return Caller{ctx->uid, ctx->gid, ctx->umask};
 }
 
-// Kernel features: no NFS export, no splice, no ACLs (default_permissions
-// checks mode bits only). O_TRUNC arrives as setattr(size=0), and the kernel
+// Whether the caller's group or one of its supplementary groups is `gid`.
+// Groups that cannot be read count as not containing it: the bit goes.
+bool FuseAdapter::caller_in_group(fuse_req_t req, uint32_t gid) {
+  if (fuse_req_ctx(req)->gid == gid) return true;
+  constexpr int kFew = 64;
+  gid_t few[kFew];
+  const gid_t* groups = few;
+  int n = fuse_req_getgroups(req, kFew, few);
+  std::unique_ptr<gid_t[]> many;
+  if (n > kFew) {
+    int capacity = n;
+    many.reset(new (std::nothrow) gid_t[size_t(capacity)]);
+    if (many == nullptr) return false;
+    n = std::min(capacity, fuse_req_getgroups(req, capacity, many.get()));
+    groups = many.get();
+  }
+  return n > 0 && std::find(groups, groups + n, gid_t(gid)) != groups + n;
+}
+
+// Kernel features: no NFS export, no splice. POSIX ACLs with -o acl: the
+// kernel then checks permissions against them (FUSE_POSIX_ACL turns on
+// default_permissions) and stops applying the umask to new inodes, which
+// FUSE_DONT_MASK leaves to the engine: it must not be applied when the
+// directory has a default ACL. O_TRUNC arrives as setattr(size=0), and the kernel
 // clears setuid/setgid on chown and truncate itself (the engine does it on
 // write). Writeback caching only with -o cache=kernel.
 //
@@ -76,6 +99,12 @@ void FuseAdapter::init(fuse_conn_info* conn) const {
   want_if_offered(conn, FUSE_CAP_PARALLEL_DIROPS);
   want_if_offered(conn, FUSE_CAP_CACHE_SYMLINKS);
   if (options_.kernel_cache) want_if_offered(conn, FUSE_CAP_WRITEBACK_CACHE);
+  if (options_.posix_acl && (conn->capable & FUSE_CAP_POSIX_ACL)) {
+    conn->want |= FUSE_CAP_POSIX_ACL;
+    want_if_offered(conn, FUSE_CAP_DONT_MASK);
+  } else if (options_.posix_acl) {
+    PAGEFS_LOG_WARN("the kernel does not offer POSIX ACL support: ACLs are refused (EOPNOTSUPP)");
+  }
   conn->max_write = kMaxTransferBytes;
   conn->max_readahead = kMaxTransferBytes;
   conn->time_gran = 1;

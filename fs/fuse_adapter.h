@@ -2,11 +2,12 @@
 //
 // The handlers in fs/fuse_*_ops.cc follow one contract (libfuse's
 // passthrough_hp): decode the request, make one engine call, send exactly one
-// reply, with a positive errno to fuse_reply_err (a write or fallocate by a
-// caller other than root reads the mode first, to tell which setid bits it
-// clears; readdirplus reads each entry's attributes). The adapter holds what
-// they need beyond the request itself: the engine, the cache mode, the
-// timeouts and the INIT flags negotiated beyond libfuse (KernelFlags, which
+// reply, with a positive errno to fuse_reply_err (a write, fallocate or
+// access-ACL change by a caller other than root reads the attributes first,
+// to tell which setid bits it clears; readdirplus reads each entry's
+// attributes). The adapter holds what they need beyond the request itself:
+// the engine, the cache mode, the timeouts and the INIT flags negotiated
+// beyond libfuse (KernelFlags, which
 // /dev/fuse traffic passes through), plus the helpers that turn engine
 // results into replies. The kernel's lookup counts live in the engine: the
 // calls that hand out an inode take its reference with Hold::kYes, and a
@@ -51,6 +52,10 @@ struct AdapterOptions {
   unsigned session_threads = 1;
   // The device as given at mount (made absolute), for the statistics.
   std::string device;
+  // -o acl (default): ask the kernel to enforce POSIX ACLs (FUSE_POSIX_ACL)
+  // and to leave the umask to the engine (FUSE_DONT_MASK), which applies it
+  // unless a default ACL says otherwise.
+  bool posix_acl = true;
 };
 
 // What pagefs can say to lseek(SEEK_DATA or SEEK_HOLE); see seek_knowledge().
@@ -80,8 +85,14 @@ class FuseAdapter {
   static FuseAdapter& from(fuse_req_t req) {
     return *static_cast<FuseAdapter*>(fuse_req_userdata(req));
   }
-  // Who sent the request: new inodes take this uid and gid.
+  // Who sent the request: new inodes take this uid and gid, and the umask
+  // the kernel passes with a create, mknod or mkdir.
   static Caller caller(fuse_req_t req);
+  // Whether the caller's group or one of its supplementary groups is `gid`.
+  static bool caller_in_group(fuse_req_t req, uint32_t gid);
+  // Whether the kernel enforces POSIX ACLs on this mount (-o acl, and the
+  // kernel took FUSE_POSIX_ACL); otherwise the ACL xattrs are EOPNOTSUPP.
+  bool acls_enforced() const { return kernel_flags_.granted(kFusePosixAcl); }
 
   FileSystem& fs() { return *fs_; }
   const AdapterOptions& options() const { return options_; }

@@ -99,25 +99,6 @@ void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, fuse_file_info*) noe
   FuseAdapter::reply_status(req, fs_of(req).fsync(InodeNo{ino}, datasync != 0));
 }
 
-// Whether the caller's group or one of its supplementary groups is `gid`.
-// Groups that cannot be read count as not containing it: the bit goes.
-bool caller_in_group(fuse_req_t req, uint32_t gid) {
-  if (fuse_req_ctx(req)->gid == gid) return true;
-  constexpr int kFew = 64;
-  gid_t few[kFew];
-  const gid_t* groups = few;
-  int n = fuse_req_getgroups(req, kFew, few);
-  std::unique_ptr<gid_t[]> many;
-  if (n > kFew) {
-    int capacity = n;
-    many.reset(new (std::nothrow) gid_t[size_t(capacity)]);
-    if (many == nullptr) return false;
-    n = std::min(capacity, fuse_req_getgroups(req, capacity, many.get()));
-    groups = many.get();
-  }
-  return n > 0 && std::find(groups, groups + n, gid_t(gid)) != groups + n;
-}
-
 // The setid bits a change to the data of a file with `attr` by the caller
 // clears, by Linux's rule (should_remove_suid, setattr_should_drop_sgid):
 // none for root, taken to hold CAP_FSETID; setuid; and setgid when the file
@@ -125,7 +106,8 @@ bool caller_in_group(fuse_req_t req, uint32_t gid) {
 uint32_t setid_bits_to_clear(fuse_req_t req, const Attr& attr) {
   if (fuse_req_ctx(req)->uid == 0) return 0;
   uint32_t bits = attr.mode & S_ISUID;
-  if ((attr.mode & S_ISGID) && ((attr.mode & S_IXGRP) || !caller_in_group(req, attr.gid))) {
+  if ((attr.mode & S_ISGID) &&
+      ((attr.mode & S_IXGRP) || !FuseAdapter::caller_in_group(req, attr.gid))) {
     bits |= S_ISGID;
   }
   return bits;

@@ -1,10 +1,12 @@
 // Extended attribute handlers.
 //
 // A size-0 request asks how large the value (or name list) is; a buffer that is
-// too small is ERANGE. POSIX ACL names are refused with EOPNOTSUPP: the mount
-// checks permissions with mode bits only (default_permissions, no
-// FUSE_CAP_POSIX_ACL), so storing an ACL would pretend to a protection that is
-// not enforced.
+// too small is ERANGE. The POSIX ACL names reach the engine, which keeps ACLs
+// in step with the mode (engine/posix_acl.h), only when the kernel enforces
+// them (FuseAdapter::acls_enforced); otherwise they are EOPNOTSUPP, since
+// storing an ACL would pretend to a protection that is not there. Setting an
+// access ACL clears setgid when the caller is neither root nor in the file's
+// group, as the kernel's posix_acl_update_mode does.
 //
 // The root directory carries two virtual attributes that listxattr does not
 // show: "user.pagefs.stats", read-only, a text block of the daemon's counters
@@ -19,6 +21,7 @@
 #include <string>
 #include <string_view>
 
+#include "engine/posix_acl.h"
 #include "fs/fuse_ops.h"
 #include "fs/scrub_xattr.h"
 #include "fs/stats_text.h"
@@ -36,7 +39,19 @@ bool is_scrub_xattr(fuse_ino_t ino, std::string_view name) {
 }
 
 bool is_acl_xattr(std::string_view name) {
-  return name.starts_with("system.posix_acl_");
+  return name == kAclAccessXattr || name == kAclDefaultXattr;
+}
+
+// ACL names are refused where the kernel does not enforce ACLs.
+bool refused_acl(fuse_req_t req, std::string_view name) {
+  return is_acl_xattr(name) && !FuseAdapter::from(req).acls_enforced();
+}
+
+// The S_ISGID bit that setting an access ACL clears (posix_acl_update_mode).
+Result<uint32_t> acl_clear_mode(fuse_req_t req, fuse_ino_t ino, std::string_view name) {
+  if (name != kAclAccessXattr || fuse_req_ctx(req)->uid == 0) return 0u;
+  PAGEFS_ASSIGN(Attr attr, FuseAdapter::from(req).fs().getattr(InodeNo{ino}));
+  return FuseAdapter::caller_in_group(req, attr.gid) ? 0u : uint32_t(S_ISGID);
 }
 
 // Answers a value or name-list request of `size` bytes (0: just the length).
@@ -67,12 +82,18 @@ void set_scrub_xattr(fuse_req_t req, std::string_view text) {
 void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* value, size_t size,
                  int flags) noexcept {
   if (is_scrub_xattr(ino, name)) return set_scrub_xattr(req, std::string_view(value, size));
-  if (is_stats_xattr(ino, name) || is_acl_xattr(name)) {
+  if (is_stats_xattr(ino, name) || refused_acl(req, name)) {
     fuse_reply_err(req, is_acl_xattr(name) ? EOPNOTSUPP : EPERM);
     return;
   }
-  FuseAdapter::reply_status(req, FuseAdapter::from(req).fs().setxattr(
-                                     InodeNo{ino}, name, std::string_view(value, size), flags));
+  Result<uint32_t> clear_mode = acl_clear_mode(req, ino, name);
+  if (!clear_mode.ok()) {
+    fuse_reply_err(req, clear_mode.error());
+    return;
+  }
+  FuseAdapter::reply_status(
+      req, FuseAdapter::from(req).fs().setxattr(InodeNo{ino}, name, std::string_view(value, size),
+                                                flags, *clear_mode));
 }
 
 void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) noexcept {
@@ -87,7 +108,7 @@ void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) 
     reply_xattr(req, format_stats(fs.stats_report(), adapter.request_stats(), daemon), size);
     return;
   }
-  if (is_acl_xattr(name)) {
+  if (refused_acl(req, name)) {
     fuse_reply_err(req, EOPNOTSUPP);
     return;
   }
@@ -124,7 +145,7 @@ void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) noexcept {
 }
 
 void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char* name) noexcept {
-  if (is_stats_xattr(ino, name) || is_scrub_xattr(ino, name) || is_acl_xattr(name)) {
+  if (is_stats_xattr(ino, name) || is_scrub_xattr(ino, name) || refused_acl(req, name)) {
     fuse_reply_err(req, is_acl_xattr(name) ? EOPNOTSUPP : EPERM);
     return;
   }

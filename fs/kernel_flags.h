@@ -32,7 +32,9 @@ namespace pagefs {
 // INIT flags in the kernel's numbering (include/uapi/linux/fuse.h): bits
 // 0-31 travel in fuse_init_{in,out}.flags, bits 32-63 in flags2, which is
 // only valid when FUSE_INIT_EXT is set on both sides.
+inline constexpr uint64_t kFuseDontMask = 1ull << 6;
 inline constexpr uint64_t kFuseParallelDirops = 1ull << 18;
+inline constexpr uint64_t kFusePosixAcl = 1ull << 20;
 inline constexpr uint64_t kFuseInitExt = 1ull << 30;
 inline constexpr uint64_t kFuseDirectIoAllowMmap = 1ull << 36;  // Linux >= 6.6
 

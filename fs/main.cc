@@ -249,7 +249,7 @@ class Session {
 int serve(const MountConfig& config, FileSystem& fs, Daemon& daemon) {
   FuseAdapter adapter(
       &fs, AdapterOptions{config.kernel_cache, config.single_thread ? 1 : kSessionThreads,
-                          config.device});
+                          config.device, config.engine.posix_acl});
   Session session;
   if (!session.open(config, fs.read_only(), &adapter)) {
     (void)adapter.shutdown();

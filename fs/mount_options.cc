@@ -155,6 +155,8 @@ Status apply_option(std::string_view option, MountConfig& config, std::string* e
     config.engine.read_only = option == "ro";
   } else if (option == "allow_other") {
     config.allow_other = true;
+  } else if (option == "acl" || option == "noacl") {
+    config.engine.posix_acl = option == "acl";
   } else if (apply_atime(option, config)) {
     // handled
   } else if (contains(kKernelFlags, option)) {
@@ -279,7 +281,9 @@ const char* usage_text() {
          "  allow_other        let other users in (needs user_allow_other in\n"
          "                     /etc/fuse.conf unless run as root)\n"
          "  fsname=NAME        name shown in mount tables (default: DEVICE)\n"
-         "  default_permissions  always on: the kernel checks mode bits\n"
+         "  default_permissions  always on: the kernel checks mode bits and ACLs\n"
+         "  acl                POSIX ACLs are stored and enforced (default)\n"
+         "  noacl              ACLs are refused (EOPNOTSUPP); mode bits only\n"
          "  relatime           a read stores atime when it is not after mtime or ctime,\n"
          "                     or is a day old (default; also atime, norelatime)\n"
          "  noatime            reads never store atime\n"

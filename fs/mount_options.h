@@ -9,8 +9,9 @@
 // mount.fuse3 pass are accepted: the ones the kernel understands as mount
 // flags (nosuid, nodev, noexec, sync, ...) are handed to libfuse, the atime
 // options (noatime, relatime, strictatime, ...) set when the engine stores
-// atime, the rest (auto, _netdev, x-*, comment=..., lazytime, ...) are
-// ignored. Anything else is refused, so a typo never goes unnoticed.
+// atime, acl/noacl turn POSIX ACLs on (the default) or off, the rest (auto, _netdev, x-*,
+// comment=..., lazytime, ...) are ignored. Anything else is refused, so a typo never goes
+// unnoticed.
 //
 // Parsing is pure (no I/O), so it can be tested on its own.
 #pragma once
@@ -31,7 +32,7 @@ struct MountConfig {
   bool foreground = false;     // -f (and -d)
   bool debug = false;          // -d: libfuse request tracing and debug log lines
   bool single_thread = false;  // -s
-  MountOptions engine;         // cache_size, commit, ro, atime options
+  MountOptions engine;         // cache_size, commit, ro, atime and ACL options
   bool kernel_cache = false;   // cache=kernel
   unsigned queue_depth = 64;   // queue_depth=: I/O requests in flight per io_uring ring
   bool allow_other = false;

@@ -170,9 +170,13 @@ class Checker {
     uint64_t phys;
     uint32_t crc;
     uint64_t ino;
-    Key extent;
-    uint32_t index;          // page of the extent
+    Key extent;              // the extent's key; for an xattr value, the xattr's
+    uint32_t index;          // page of the extent, or of the xattr value
     uint32_t symlink_bytes;  // symlinks: bytes of target in this page, else 0
+    // Pages of an xattr value: the bytes from `zero_from` to the end of the
+    // page must be zero.
+    bool xattr = false;
+    uint32_t zero_from = 0;
   };
   // An extent whose pages another owner claimed first.
   struct SharedExtent {
@@ -258,7 +262,11 @@ class Checker {
   void check_inode_item(const Cell& cell);
   void check_inode_fields(const Key& key, InodeRecord& r);
   void check_dirent_item(const Cell& cell);
+  // xattrs.cc: xattr items and the pages of large values.
   void check_xattr_item(const Cell& cell);
+  bool check_xattr_pages(const Key& key, const std::string& shown, const uint8_t* record,
+                         uint16_t record_len);
+  void verify_xattr_page(const DataCheck& check, const uint8_t* data);
   void check_extent_item(const Cell& cell);
   bool check_extent_place(const Key& key, const ExtentValue& ev, InodeInfo& owner);
   void check_extent_pages(const Key& key, ExtentValue& ev, const uint8_t* crcs, InodeInfo& owner);

@@ -133,6 +133,7 @@ bool Checker::flush_data_checks() {
 // It stays as it is (reads of it return EIO) unless -E zero_bad_data asks
 // for zeros, so that the rest of the file can be used.
 void Checker::verify_data_page(const DataCheck& check, const uint8_t* data) {
+  if (check.xattr) return verify_xattr_page(check, data);
   const uint64_t offset = (check.extent.off + check.index) * page_size_;
   if (crc32c(data, page_size_) != check.crc) {
     InodeInfo& owner = inodes_[check.ino];

@@ -197,32 +197,6 @@ void Checker::check_dirent_item(const Cell& cell) {
   dirents_.push_back(DirentRef{key.ino, dv.ino, key.off, dv.type, false, std::string(name)});
 }
 
-void Checker::check_xattr_item(const Cell& cell) {
-  const Key& key = cell.key;
-  InodeInfo& owner = owner_of(key);
-  std::string value(reinterpret_cast<const char*>(cell.value), cell.value_len);
-  std::string why;
-  if (!engine_accepts(key, value, &why)) {
-    return drop_item(key, Fix::kRepair, key.ino, "xattr %s: %s", to_string(key).c_str(),
-                     why.c_str());
-  }
-  XattrValue xv;
-  memcpy(&xv, value.data(), sizeof(xv));
-  const std::string_view name(value.data() + sizeof(xv), xv.name_len);
-  if (name.find('\0') != std::string_view::npos || !check_duplicate_name(key, name)) {
-    return drop_item(key, Fix::kRepair, key.ino, "xattr '%s' is a duplicate or has a NUL byte",
-                     printable(name).c_str());
-  }
-  if (xv.reserved != 0) {
-    report_.inode(Fix::kPreen, key.ino, "clear it", "xattr '%s' has a nonzero reserved field",
-                  printable(name).c_str());
-    xv.reserved = 0;
-    memcpy(value.data(), &xv, sizeof(xv));
-    plan_.edits[key] = value;
-  }
-  owner.other_items++;
-}
-
 // Equal names have equal hashes, and items with one (ino, kind, hash) are
 // adjacent in key order, so only the current run of names needs remembering.
 // False if `name` was seen already.

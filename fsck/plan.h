@@ -21,6 +21,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 #include <map>
 #include <optional>
 #include <set>
@@ -51,6 +52,31 @@ struct Item {
   Key key;
   std::string value;
 };
+
+// Calls `fn(page)` for each device page whose bytes an item holds: the pages
+// of an extent, and those of an xattr value kept in pages. The item must have
+// passed the engine's item checks (engine/items.h), which bound its sizes.
+template <class Fn>
+void for_each_item_page(const Key& key, const std::string& value, Fn&& fn) {
+  if (key.kind == uint8_t(KeyKind::kExtent)) {
+    ExtentValue ev;
+    std::memcpy(&ev, value.data(), sizeof ev);
+    for (uint32_t i = 0; i < ev.pages; i++) fn(ev.phys + i);
+    return;
+  }
+  XattrValue xv;
+  if (key.kind != uint8_t(KeyKind::kXattr)) return;
+  std::memcpy(&xv, value.data(), sizeof xv);
+  if (xv.flags != kXattrInPages) return;
+  const char* record = value.data() + sizeof xv + xv.name_len;
+  XattrPages xp;
+  std::memcpy(&xp, record, sizeof xp);
+  for (uint32_t i = 0; i < xp.pages; i++) {
+    XattrPage page;
+    std::memcpy(&page, record + sizeof xp + sizeof page * i, sizeof page);
+    fn(page.phys);
+  }
+}
 
 // A data page to replace with zeros: page `index` of the extent at `key`.
 struct ZeroPage {

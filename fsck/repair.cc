@@ -184,11 +184,8 @@ Status Repairer::emit(TreeBuilder& builder, const Key& key, std::string value) {
     inodes_++;
     max_ino_ = std::max(max_ino_, key.ino);
   }
-  if (key.kind == uint8_t(KeyKind::kExtent)) {
-    ExtentValue ev;
-    memcpy(&ev, value.data(), sizeof ev);
-    for (uint32_t i = 0; i < ev.pages; i++) in_use_.set(ev.phys + i);
-  }
+  // The pages of extents and of xattr values kept in pages stay in use.
+  for_each_item_page(key, value, [&](uint64_t page) { in_use_.set(page); });
   stats_.items++;
   return builder.add(key, bytes_of(value));
 }

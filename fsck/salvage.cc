@@ -171,12 +171,10 @@ void Checker::take_candidates(std::vector<Candidate>& candidates) {
   plan_.salvaged = std::move(taken);
 }
 
-// The pages of a recovered extent must not be handed out by the repair.
+// The pages of a recovered extent or xattr value must not be handed out by
+// the repair.
 void Checker::note_salvaged_extent(const Item& item) {
-  if (item.key.kind != uint8_t(KeyKind::kExtent)) return;
-  ExtentValue ev;
-  memcpy(&ev, item.value.data(), sizeof ev);
-  for (uint32_t i = 0; i < ev.pages; i++) referenced_.set(ev.phys + i);
+  for_each_item_page(item.key, item.value, [&](uint64_t page) { referenced_.set(page); });
 }
 
 // ---- reporting the damage ----------------------------------------------------
@@ -234,26 +232,31 @@ std::string Checker::describe_range(const KeyRange& range) {
 // ---- extents that share pages --------------------------------------------------
 
 // Names the owner of the pages each relocated extent shares: another file's
-// extent, or the tree. Rare, so the leaves are simply read again.
+// extent, an xattr value kept in pages, or the tree. Rare, so the leaves are
+// simply read again.
 void Checker::report_shared() {
   if (shared_extents_.empty()) return;
-  std::map<uint64_t, uint64_t> owner;  // shared page -> inode of an earlier owner
+  std::map<uint64_t, std::string> owner;  // shared page -> an earlier owner
   for (const SharedExtent& s : shared_extents_) {
-    for (uint32_t i = 0; i < s.pages; i++) owner[s.phys + i] = 0;
+    for (uint32_t i = 0; i < s.pages; i++) owner[s.phys + i] = "";
   }
   for_each_leaf_item([&](const Key& key, const uint8_t* value, uint16_t len) {
-    if (key.kind != uint8_t(KeyKind::kExtent) || len < sizeof(ExtentValue)) return;
-    ExtentValue ev;
-    memcpy(&ev, value, sizeof ev);
-    for (uint32_t i = 0; i < ev.pages && i < kMaxExtentPages; i++) {
-      auto it = owner.find(ev.phys + i);
-      if (it != owner.end() && it->second == 0 && !is_shared_extent(key)) it->second = key.ino;
-    }
+    const bool extent = key.kind == uint8_t(KeyKind::kExtent);
+    if ((!extent && key.kind != uint8_t(KeyKind::kXattr)) || is_shared_extent(key)) return;
+    const std::string item(reinterpret_cast<const char*>(value), len);
+    std::string why;
+    if (!engine_accepts(key, item, &why)) return;  // removed, and claimed nothing
+    for_each_item_page(key, item, [&](uint64_t page) {
+      auto it = owner.find(page);
+      if (it == owner.end() || !it->second.empty()) return;
+      it->second =
+          extent ? subject_of(key.ino, "") : "an extended attribute of " + subject_of(key.ino, "");
+    });
   });
   for (const SharedExtent& s : shared_extents_) {
-    uint64_t other = 0;
-    for (uint32_t i = 0; i < s.pages && other == 0; i++) other = owner[s.phys + i];
-    const std::string with = other != 0 ? subject_of(other, "") : "the tree's own pages";
+    std::string with;
+    for (uint32_t i = 0; i < s.pages && with.empty(); i++) with = owner[s.phys + i];
+    if (with.empty()) with = "the tree's own pages";
     report_.inode(Fix::kRepair, s.key.ino, "give it a copy of them",
                   "extent at file offset %llu (pages %llu..%llu) shares pages with %s",
                   ull(s.key.off * page_size_), ull(s.phys), ull(s.phys + s.pages - 1),

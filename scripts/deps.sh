@@ -11,6 +11,7 @@ packages=(
   libgtest-dev libbenchmark-dev
   util-linux  # fincore, flock
   attr        # getfattr, setfattr
+  acl         # getfacl, setfacl, used by the ACL mount tests
   e2fsprogs   # mkfs.ext4, used by the mount tests
   python3     # its sqlite3 module, used by the mount tests
 )

@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <sys/xattr.h>
 
+#include <cstring>
 #include <functional>
 #include <map>
 #include <shared_mutex>
@@ -27,6 +28,7 @@
 #include "engine/fs_impl.h"
 #include "engine/log.h"
 #include "engine/mem_device.h"
+#include "engine/posix_acl.h"
 #include "tests/engine/crash_harness.h"
 
 namespace pagefs {
@@ -103,7 +105,7 @@ std::string describe_difference(const Snapshot& got, const Snapshot& want) {
 
 // The populated image's inodes, looked up once.
 struct Names {
-  InodeNo d, e, s, a, b, big, many;
+  InodeNo d, e, s, a, b, big, many, acl;
 };
 
 InodeNo ino_of(FileSystem& fs, InodeNo dir, const std::string& name) {
@@ -120,7 +122,25 @@ Names names_of(FileSystem& fs) {
   n.a = ino_of(fs, n.d, "a");
   n.b = ino_of(fs, n.d, "b");
   n.big = ino_of(fs, kRootInode, "big");
+  n.acl = ino_of(fs, kRootInode, "acl");
   return n;
+}
+
+// An ACL in xattr form: u::rwx, `users` named users r-x, g::r-x, m::rwx, o::r--.
+std::string acl_value(uint32_t users) {
+  std::vector<uint16_t> tags = {0x01};
+  tags.insert(tags.end(), users, 0x02);
+  tags.insert(tags.end(), {0x04, 0x10, 0x20});
+  std::string v(4 + 8 * tags.size(), '\0');
+  v[0] = 2;
+  for (size_t i = 0; i < tags.size(); i++) {
+    const uint16_t perm = tags[i] == 0x20 ? 4 : tags[i] == 0x02 || tags[i] == 0x04 ? 5 : 7;
+    const uint32_t id = tags[i] == 0x02 ? 5000 + uint32_t(i) : UINT32_MAX;
+    std::memcpy(v.data() + 4 + 8 * i, &tags[i], 2);
+    std::memcpy(v.data() + 6 + 8 * i, &perm, 2);
+    std::memcpy(v.data() + 8 + 8 * i, &id, 4);
+  }
+  return v;
 }
 
 std::string bytes(size_t len, char seed) {
@@ -130,7 +150,9 @@ std::string bytes(size_t len, char seed) {
 }
 
 // /d/{a,b,s/c}, /d/a2 a link to /d/a, /e empty, /big of 300 KiB, /l a
-// symlink, /many with 400 files (so the tree has several levels), and xattrs.
+// symlink, /many with 400 files (so the tree has several levels), and xattrs
+// (on /d/a and /big some in data pages); /d/b has an access ACL, and /acl a
+// default ACL of 200 entries (in data pages) and one of its own.
 // A crowded image also has 300 more names in /d, 40 xattrs on /d/a and every
 // leaf filled in an order that leaves some of them full.
 std::unique_ptr<MemDevice> make_image(bool crowded) {
@@ -151,10 +173,16 @@ std::unique_ptr<MemDevice> make_image(bool crowded) {
   std::string data = bytes(20000, 'a');
   EXPECT_TRUE(fs.write(a, 0, data.data(), data.size()).ok());
   EXPECT_TRUE(fs.setxattr(a, "user.x", "value", 0).ok());
+  EXPECT_TRUE(fs.setxattr(a, "user.big", bytes(30000, 'X'), 0).ok());  // in data pages
   InodeNo big{fs.mknod(kRootInode, "big", S_IFREG | 0600, 0, kUser)->ino};
   data = bytes(300 << 10, 'B');
   EXPECT_TRUE(fs.write(big, 0, data.data(), data.size()).ok());
+  EXPECT_TRUE(fs.setxattr(big, "user.big", bytes(65536, 'Y'), 0).ok());
   EXPECT_TRUE(fs.symlink(kRootInode, "l", "d/a", kUser).ok());
+  EXPECT_TRUE(fs.setxattr(ino_of(fs, d, "b"), kAclAccessXattr, acl_value(2), 0).ok());
+  InodeNo acl{fs.mkdir(kRootInode, "acl", 0755, kUser)->ino};
+  EXPECT_TRUE(fs.setxattr(acl, kAclDefaultXattr, acl_value(200), 0).ok());
+  EXPECT_TRUE(fs.setxattr(acl, kAclAccessXattr, acl_value(1), 0).ok());
   InodeNo many{fs.mkdir(kRootInode, "many", 0755, kUser)->ino};
   for (int i = 0; i < 400; i++) {
     EXPECT_TRUE(fs.mknod(many, "file-" + std::to_string(i), S_IFREG | 0644, 0, kUser).ok());
@@ -303,6 +331,35 @@ std::vector<OpCase> op_cases() {
          return fs.setxattr(n.a, "user.x", std::string(700, 'v'), XATTR_REPLACE);
        }},
       {"removexattr", [](FileSystem& fs, const Names& n) { return fs.removexattr(n.a, "user.x"); }},
+      {"setxattr of a large value",
+       [](FileSystem& fs, const Names& n) {
+         return fs.setxattr(n.a, "user.large", bytes(65536, 'L'), XATTR_CREATE);
+       }},
+      {"setxattr replacing a large value",
+       [](FileSystem& fs, const Names& n) {
+         return fs.setxattr(n.a, "user.big", bytes(20000, 'R'), XATTR_REPLACE);
+       }},
+      {"removexattr of a large value",
+       [](FileSystem& fs, const Names& n) { return fs.removexattr(n.a, "user.big"); }},
+      {"setxattr of an access ACL",
+       [](FileSystem& fs, const Names& n) {
+         return fs.setxattr(n.a, kAclAccessXattr, acl_value(3), 0, S_ISGID);
+       }},
+      {"chmod of a file with an access ACL",
+       [](FileSystem& fs, const Names& n) {
+         SetAttr c;
+         c.set_mode = true;
+         c.mode = 0604;
+         return as_status(fs.setattr(n.b, c));
+       }},
+      {"create inheriting a default ACL",
+       [](FileSystem& fs, const Names& n) {
+         return as_status(fs.mknod(n.acl, "new", S_IFREG | 0640, 0, kUser));
+       }},
+      {"mkdir inheriting a default ACL",
+       [](FileSystem& fs, const Names& n) {
+         return as_status(fs.mkdir(n.acl, "newdir", 0750, kUser));
+       }},
       {"free an unlinked file",
        [](FileSystem& fs, const Names& n) {
          // The unlink is set up by the case; the call under test is the free.

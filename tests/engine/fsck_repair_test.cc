@@ -256,6 +256,82 @@ TEST_F(FsckRepair, ItemPastTheLargestInodeNumberIsRemoved) {
   expect_intact({owner});
 }
 
+// ---- xattr values kept in data pages ---------------------------------------------------
+
+class FsckXattrPages : public FsckRepair {
+ protected:
+  // A value too large for its cell, on /docs/a.txt; the filesystem unmounted.
+  void SetUp() override {
+    FsckRepair::SetUp();
+    ASSERT_NE(mount(), nullptr);
+    ASSERT_TRUE(fs_->setxattr(InodeNo{ino_of("/docs/a.txt")}, "user.big", value_, 0).ok());
+    unmount();
+  }
+  Key xattr_key() const {
+    return Key::of(ino_of("/docs/a.txt"), KeyKind::kXattr, cookie_of("user.big"));
+  }
+  // The device page of page `i` of the value.
+  uint64_t value_page(uint32_t i) {
+    auto v = value_of(*dev_, xattr_key());
+    EXPECT_FALSE(v.empty());
+    XattrPage page{};
+    std::memcpy(&page, v.data() + sizeof(XattrValue) + 8 + sizeof(XattrPages) + sizeof page * i,
+                sizeof page);
+    return page.phys;
+  }
+  std::string read_value() {
+    EXPECT_NE(mount(), nullptr);
+    auto v = fs_->getxattr(InodeNo{ino_of("/docs/a.txt")}, "user.big");
+    std::string out = v.ok() ? *v : "error " + std::to_string(v.error());
+    unmount();
+    return out;
+  }
+
+  const std::string value_ = std::string(6000, 'v') + std::string(3000, 'w');
+};
+
+// A repair writes the tree anew and the bitmap from what it keeps: the pages
+// of a value are kept in use with it.
+TEST_F(FsckXattrPages, ATreeRewriteKeepsTheValuePagesInUse) {
+  erase_item(*dev_, inode_key("/empty"));  // a repair that rewrites the tree
+  FsckResult repair = fsck(Mode::kRepair);
+  EXPECT_EQ(repair.code, fsck::kExitFixed) << repair.out;
+  // Not even for a later round to put right:
+  EXPECT_EQ(repair.out.find("free-space bitmap"), std::string::npos) << repair.out;
+  EXPECT_EQ(fsck(Mode::kCheck).code, fsck::kExitClean);
+  expect_second_run_unchanged();
+  EXPECT_EQ(read_value(), value_);
+  expect_intact({"/empty"});
+}
+
+// A value page that fails its checksum is the user's data: reported and
+// left, and the attribute can then be removed.
+TEST_F(FsckXattrPages, AValuePageThatFailsItsChecksumIsReportedAndLeft) {
+  break_page(*dev_, value_page(1));
+  FsckResult r = fsck(Mode::kRepair);
+  EXPECT_EQ(r.code, fsck::kExitUncorrected) << r.out;
+  EXPECT_NE(r.out.find("/docs/a.txt"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("fails its checksum"), std::string::npos) << r.out;
+  ASSERT_NE(mount(), nullptr);
+  EXPECT_EQ(fs_->getxattr(InodeNo{ino_of("/docs/a.txt")}, "user.big").error(), EIO);
+  ASSERT_TRUE(fs_->removexattr(InodeNo{ino_of("/docs/a.txt")}, "user.big").ok());
+  unmount();
+  EXPECT_EQ(fsck(Mode::kCheck).code, fsck::kExitClean);
+}
+
+// A value that names a page the tree already uses is removed; the tree keeps
+// its page.
+TEST_F(FsckXattrPages, AValueOnATreePageIsRemoved) {
+  auto v = value_of(*dev_, xattr_key());
+  const uint64_t tree_page = superblock(*dev_).tree_root;
+  std::memcpy(v.data() + sizeof(XattrValue) + 8 + sizeof(XattrPages), &tree_page, sizeof tree_page);
+  restamp(*dev_, leaf_of(*dev_, xattr_key()));
+  expect_repaired(Mode::kRepair, "already in use");
+  expect_second_run_unchanged();
+  EXPECT_EQ(read_value(), "error " + std::to_string(ENODATA));
+  expect_intact();
+}
+
 // ---- fsck -y: entries, names, /lost+found ---------------------------------------------
 
 TEST_F(FsckRepair, EntryToAMissingInodeIsRemoved) {

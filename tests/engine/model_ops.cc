@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/xattr_item.h"
 #include "tests/engine/model_harness.h"
 
 namespace pagefs::test::model {
@@ -325,7 +326,8 @@ void ModelTest::apply_rename(const EntryRef& s, const EntryRef& d, uint32_t flag
 }
 
 // Names in and out of Linux's namespaces; values up to, at and past the
-// largest the format keeps inline, and past XATTR_SIZE_MAX.
+// largest the format keeps inline (larger ones go to data pages), up to
+// XATTR_SIZE_MAX and past it.
 void ModelTest::op_setxattr() {
   static const std::vector<std::string> kValid = {
       "user.a", "user.b", "user.c", "trusted.t", "security.s", "user." + std::string(250, 'x')};
@@ -333,27 +335,28 @@ void ModelTest::op_setxattr() {
                                                     std::string(XATTR_NAME_MAX + 1, 'y')};
   uint64_t ino = pick_any();
   std::string name = chance(0.9) ? pick(kValid) : pick(kInvalid);
-  size_t max = max_xattr_value(ps_, name.size());
+  size_t max = max_inline_xattr_value(ps_, name.size());
   size_t len = chance(0.8)   ? uniform(0, 100)
-               : chance(0.8) ? uniform(0, max)
-               : chance(0.8) ? max + uniform(1, 9)
+               : chance(0.7) ? uniform(0, max)
+               : chance(0.5) ? max + uniform(0, 9)
+               : chance(0.8) ? uniform(max, XATTR_SIZE_MAX)
                              : XATTR_SIZE_MAX + 1;
   int flags = chance(0.6) ? 0 : chance(0.5) ? XATTR_CREATE : XATTR_REPLACE;
   note("setxattr ino %" PRIu64 " %s len %zu flags %d", ino, shown(name).c_str(), len, flags);
   std::string value = random_bytes(len);
   int got = fs_->setxattr(InodeNo{ino}, name, value, flags).error();
   Node& n = model_.at(ino);
-  if (!settle(got, setxattr_errors(n, name, len, flags), kMetaBytes)) return;
+  if (!settle(got, setxattr_errors(n, name, len, flags), len + kMetaBytes)) return;
   n.xattrs[name] = value;
 }
 
-// A value too large to keep inline is ENOSPC, as on ext4.
+// Any value up to XATTR_SIZE_MAX is kept (in data pages when it does not fit
+// inline).
 Errors ModelTest::setxattr_errors(const Node& n, const std::string& name, size_t len,
                                   int flags) const {
   Errors e = xattr_name_errors(name);
   if (!e.empty()) return e;
   if (len > XATTR_SIZE_MAX) return {E2BIG};
-  if (len > max_xattr_value(ps_, name.size())) return {ENOSPC};
   bool exists = n.xattrs.count(name) != 0;
   if (exists && (flags & XATTR_CREATE)) return {EEXIST};
   if (!exists && (flags & XATTR_REPLACE)) return {ENODATA};

@@ -10,6 +10,8 @@
 #include "engine/fault_device.h"
 #include "engine/filesystem.h"
 #include "engine/formatter.h"
+#include "engine/posix_acl.h"
+#include "engine/xattr_item.h"
 #include "tests/fuzz/model_writer.h"
 
 namespace pagefs::fuzz {
@@ -66,6 +68,33 @@ void write_files(ModelWriter& w) {
   w.create("/docs/a/b/c/deep", 1234);
 }
 
+// An ACL in xattr form: u::rwx, `users` named users r-x, g::r-x, m::rwx,
+// o::r-x. Not one the mode says, so it is stored.
+std::string acl_value(uint32_t users) {
+  std::vector<uint16_t> tags = {0x01};
+  tags.insert(tags.end(), users, 0x02);
+  tags.insert(tags.end(), {0x04, 0x10, 0x20});
+  std::string v(4 + 8 * tags.size(), '\0');
+  v[0] = 2;
+  for (size_t i = 0; i < tags.size(); i++) {
+    const uint16_t perm = tags[i] == 0x10 || tags[i] == 0x01 ? 7 : 5;
+    const uint32_t id = tags[i] == 0x02 ? 2000 + uint32_t(i) : UINT32_MAX;
+    std::memcpy(v.data() + 4 + 8 * i, &tags[i], 2);
+    std::memcpy(v.data() + 6 + 8 * i, &perm, 2);
+    std::memcpy(v.data() + 8 + 8 * i, &id, 4);
+  }
+  return v;
+}
+
+// POSIX ACLs: the root's default ACL (so the write phase's new inodes
+// inherit it), a large one in data pages, and access ACLs.
+void write_acls(ModelWriter& w) {
+  w.setxattr_value("/", std::string(kAclDefaultXattr), acl_value(2));
+  w.setxattr_value("/docs", std::string(kAclDefaultXattr), acl_value(300));  // in pages
+  w.setxattr_value("/docs", std::string(kAclAccessXattr), acl_value(1));
+  w.setxattr_value("/small", std::string(kAclAccessXattr), acl_value(3));
+}
+
 void write_links_and_xattrs(ModelWriter& w) {
   w.create("/links/target", 7000);
   w.link("/links/target", "/links/hard1");
@@ -75,7 +104,9 @@ void write_links_and_xattrs(ModelWriter& w) {
   w.symlink("/links/dangling", "/nowhere/at/all");
   w.setxattr("/small", "user.a", 10);
   w.setxattr("/docs", "user.dir", 20);
-  w.setxattr("/page", "user.big", max_xattr_value(kDefaultPageSize, 8));  // the largest
+  w.setxattr("/page", "user.big", max_inline_xattr_value(kDefaultPageSize, 8));  // inline
+  w.setxattr("/page", "user.paged", 5000);                                       // two pages
+  w.setxattr("/docs/readme", "user.max", kMaxXattrValue);                        // 16 pages
   for (int i = 0; i < 20; i++) w.setxattr("/links/target", "user.k" + std::to_string(i), 30);
 }
 
@@ -101,6 +132,7 @@ void populate(ModelWriter& w) {
   }
   write_files(w);
   write_links_and_xattrs(w);
+  write_acls(w);
   write_big_directory(w);
   w.fsync();
 }

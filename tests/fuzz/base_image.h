@@ -5,9 +5,10 @@
 //              many sizes (one page, multi-extent, fragmented by interleaved
 //              writes, sparse, fallocated with and without KEEP_SIZE, punched,
 //              truncated to a page's middle); hard links; short, long and
-//              dangling symlinks; xattrs small, large and many; and one
-//              directory of 4,000 entries (names up to 255 bytes), so the tree
-//              has three levels.
+//              dangling symlinks; xattrs small, large (inline, and in data
+//              pages up to 64 KiB) and many; POSIX ACLs (a default ACL on
+//              the root and one in data pages); and one directory of 4,000
+//              entries (names up to 255 bytes), so the tree has three levels.
 //              Unmounted cleanly: the journal holds only checkpointed records.
 //   "journal"  the clean image mounted again and changed by a dozen operations,
 //              each made durable by fsync, then cut off before the unmount

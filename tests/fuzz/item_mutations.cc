@@ -1,11 +1,13 @@
 // Leaf item mutations: one field of one extent, directory entry, inode record
-// or xattr made impossible (or, for the lies, plausible but false), with the
-// node's CRC recomputed.
+// or xattr (also of the page record of a value kept in data pages, and of an
+// inline POSIX ACL) made impossible (or, for the lies, plausible but false), with the node's CRC
+// recomputed.
 #include <sys/stat.h>
 
 #include <string>
 #include <vector>
 
+#include "engine/posix_acl.h"
 #include "tests/fuzz/mutation_context.h"
 #include "tests/fuzz/raw_node.h"
 
@@ -25,15 +27,9 @@ std::string key_text(const CellRef& c) {
          std::to_string(c.off) + ")";
 }
 
-// Picks a cell of `kind` and finds it in the image; false if an earlier
-// mutation moved it or the base has none.
-bool find_item(MutationContext& ctx, KeyKind kind, size_t min_len, Item* out) {
-  std::vector<const CellRef*> cells;
-  for (const CellRef& c : ctx.map.cells) {
-    if (c.kind == uint8_t(kind)) cells.push_back(&c);
-  }
-  if (cells.empty()) return false;
-  const CellRef& c = *cells[ctx.rng.below(cells.size())];
+// Finds the cell `c` in the image; false if an earlier mutation moved it or
+// its value is shorter than `min_len`.
+bool find_cell(MutationContext& ctx, const CellRef& c, size_t min_len, Item* out) {
   RawNode node(ctx.page(c.node), ctx.ps());
   if (!node.is_node() || c.slot >= node.count()) return false;
   auto cell = node.cell(c.slot);
@@ -46,6 +42,29 @@ bool find_item(MutationContext& ctx, KeyKind kind, size_t min_len, Item* out) {
       Item{c, node.value_at(*cell), node.value_len_at(*cell),
            std::string(kNames[c.kind]) + " " + key_text(c) + " in node " + std::to_string(c.node)};
   return true;
+}
+
+// Picks a cell of `kind` and finds it in the image; false if an earlier
+// mutation moved it or the base has none. Xattrs kept in data pages are few
+// among the base images' xattrs, so half of the xattr picks are among them.
+bool find_item(MutationContext& ctx, KeyKind kind, size_t min_len, Item* out) {
+  std::vector<const CellRef*> cells;
+  for (const CellRef& c : ctx.map.cells) {
+    if (c.kind == uint8_t(kind)) cells.push_back(&c);
+  }
+  if (cells.empty()) return false;
+  if (kind == KeyKind::kXattr && ctx.rng.chance(0.5)) {
+    std::vector<Item> paged;
+    for (const CellRef* c : cells) {
+      Item item;
+      if (find_cell(ctx, *c, sizeof(XattrValue), &item) &&
+          std::to_integer<uint8_t>(item.value[offsetof(XattrValue, flags)]) == kXattrInPages) {
+        paged.push_back(item);
+      }
+    }
+    if (!paged.empty()) return *out = paged[ctx.rng.below(paged.size())], true;
+  }
+  return find_cell(ctx, *cells[ctx.rng.below(cells.size())], min_len, out);
 }
 
 template <class T>
@@ -238,20 +257,113 @@ std::string inode(MutationContext& ctx, Item& item, std::string* cls) {
   }
 }
 
+// A value kept in pages: one field of its XattrPages record, or one page
+// entry pointed elsewhere or its CRC flipped.
+std::string xattr_pages(MutationContext& ctx, Item& item, const XattrValue& x, std::string* cls) {
+  std::byte* record = item.value + sizeof(XattrValue) + x.name_len;
+  XattrPages p = load<XattrPages>(record);
+  if (x.value_len < sizeof p || p.pages == 0) return "";
+  std::byte* entry = record + sizeof p + sizeof(XattrPage) * ctx.rng.below(p.pages);
+  XattrPage page = load<XattrPage>(entry);
+  switch (ctx.rng.weighted({2, 2, 1, 4, 2})) {
+    case 0: {
+      *cls = "xattr.value_bytes";
+      uint32_t v = uint32_t(pick_other(ctx.rng,
+                                       {0, p.value_bytes + 1u, p.value_bytes - 1u,
+                                        p.value_bytes + ctx.ps(), kMaxXattrValue + 1, UINT32_MAX},
+                                       p.value_bytes));
+      store(record + offsetof(XattrPages, value_bytes), v);
+      return change("value_bytes", p.value_bytes, v);
+    }
+    case 1: {
+      *cls = "xattr.pages";
+      uint16_t v = uint16_t(pick_other(ctx.rng, {0, p.pages + 1u, p.pages - 1u, 65535}, p.pages));
+      store(record + offsetof(XattrPages, pages), v);
+      return change("pages", p.pages, v);
+    }
+    case 2:
+      *cls = "xattr.reserved";
+      store(record + offsetof(XattrPages, reserved), uint16_t(1 + ctx.rng.below(65535)));
+      return "page record reserved field set";
+    case 3: {
+      *cls = "xattr.phys";
+      uint64_t v = pick_other(
+          ctx.rng,
+          {ctx.rng.below(2), ctx.journal_page(), ctx.bitmap_page(), ctx.node_page(),
+           ctx.data_page(), page.phys + 1, ctx.page_count(), UINT64_MAX - ctx.rng.below(16)},
+          page.phys);
+      store(entry + offsetof(XattrPage, phys), v);
+      return change("page phys", page.phys, v);
+    }
+    default:
+      *cls = "xattr.crc";
+      store(entry + offsetof(XattrPage, crc), page.crc ^ (1u << ctx.rng.below(32)));
+      return "CRC of a value page flipped";
+  }
+}
+
+// An inline POSIX ACL made invalid: its version, or one entry's tag or
+// permissions. "" if the item is no inline ACL.
+std::string acl(MutationContext& ctx, Item& item, const XattrValue& x, std::string* cls) {
+  std::string_view name(reinterpret_cast<const char*>(item.value) + sizeof x, x.name_len);
+  const size_t entries = x.value_len < 4 ? 0 : (x.value_len - 4) / 8;
+  if (x.flags != 0 || entries == 0 || (name != kAclAccessXattr && name != kAclDefaultXattr)) {
+    return "";
+  }
+  std::byte* value = item.value + sizeof x + x.name_len;
+  std::byte* entry = value + 4 + 8 * ctx.rng.below(entries);
+  switch (ctx.rng.below(3)) {
+    case 0:
+      *cls = "xattr.acl_version";
+      store(value, uint32_t(pick_other(ctx.rng, {0, 1, 3, UINT32_MAX}, 2)));
+      return "ACL version changed";
+    case 1: {
+      *cls = "xattr.acl_tag";
+      const uint16_t old = load<uint16_t>(entry);
+      store(entry, uint16_t(pick_other(ctx.rng, {0, 0x40, 0xffff, 0x01, 0x10}, old)));
+      return "ACL entry tag changed";
+    }
+    default:
+      *cls = "xattr.acl_perm";
+      store(entry + 2, uint16_t(8 << ctx.rng.below(8)));
+      return "ACL entry permissions beyond rwx";
+  }
+}
+
 std::string xattr(MutationContext& ctx, Item& item, std::string* cls) {
   XattrValue x = load<XattrValue>(item.value);
   if (ctx.rng.chance(0.5)) {
-    *cls = "xattr.name_len";
-    uint8_t v =
-        uint8_t(pick_other(ctx.rng, {0, x.name_len + 1u, x.name_len - 1u, 255}, x.name_len));
-    store(item.value + offsetof(XattrValue, name_len), v);
-    return change("name_len", x.name_len, v);
+    std::string what = acl(ctx, item, x, cls);
+    if (!what.empty()) return what;
   }
-  *cls = "xattr.value_len";
-  uint16_t v =
-      uint16_t(pick_other(ctx.rng, {0, x.value_len + 1u, x.value_len - 1u, 0xffff}, x.value_len));
-  store(item.value + offsetof(XattrValue, value_len), v);
-  return change("value_len", x.value_len, v);
+  if (x.flags == kXattrInPages && ctx.rng.chance(0.7)) {
+    std::string what = xattr_pages(ctx, item, x, cls);
+    if (!what.empty()) return what;
+  }
+  switch (ctx.rng.weighted({2, 2, 1})) {
+    case 0: {
+      *cls = "xattr.name_len";
+      uint8_t v =
+          uint8_t(pick_other(ctx.rng, {0, x.name_len + 1u, x.name_len - 1u, 255}, x.name_len));
+      store(item.value + offsetof(XattrValue, name_len), v);
+      return change("name_len", x.name_len, v);
+    }
+    case 1: {
+      *cls = "xattr.value_len";
+      uint16_t v = uint16_t(
+          pick_other(ctx.rng, {0, x.value_len + 1u, x.value_len - 1u, 0xffff}, x.value_len));
+      store(item.value + offsetof(XattrValue, value_len), v);
+      return change("value_len", x.value_len, v);
+    }
+    default: {
+      // An inline value read as a page record, a record read as a value, or
+      // flags no version defines.
+      *cls = "xattr.flags";
+      uint8_t v = uint8_t(pick_other(ctx.rng, {0, kXattrInPages, 2, 0x80, 0xff}, x.flags));
+      store(item.value + offsetof(XattrValue, flags), v);
+      return change("flags", x.flags, v);
+    }
+  }
 }
 
 }  // namespace

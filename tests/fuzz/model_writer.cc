@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "engine/posix_acl.h"
 #include "tests/fuzz/fuzz_util.h"
 
 namespace pagefs::fuzz {
@@ -47,9 +48,15 @@ uint64_t ModelWriter::parent_of(const std::string& path, std::string* name) {
   return resolve(slash == 0 ? "/" : path.substr(0, slash));
 }
 
+// A new inode starts with the ACLs it inherited from its directory's default
+// ACL, if any: they enter the model as they were stored.
 void ModelWriter::add_inode(const std::string& path, uint64_t ino, uint32_t type) {
   model_.paths[path] = ino;
   model_.inodes[ino].type = type;
+  for (std::string_view name : {kAclAccessXattr, kAclDefaultXattr}) {
+    auto value = fs_.getxattr(InodeNo{ino}, name);
+    if (value.ok()) model_.inodes[ino].now.xattrs[std::string(name)] = *value;
+  }
 }
 
 void ModelWriter::mkdir(const std::string& path) {
@@ -126,9 +133,13 @@ void ModelWriter::link(const std::string& existing, const std::string& path) {
 }
 
 void ModelWriter::setxattr(const std::string& path, const std::string& name, size_t len) {
+  setxattr_value(path, name, pattern(seed_++, len));
+}
+
+void ModelWriter::setxattr_value(const std::string& path, const std::string& name,
+                                 const std::string& value) {
   uint64_t ino = resolve(path);
   if (!ok()) return;
-  std::string value = pattern(seed_++, len);
   Status st = fs_.setxattr(InodeNo{ino}, name, value, 0);
   if (check(st.ok(), "setxattr " + path + " " + name, st.ok() ? 0 : st.error())) {
     model_.inodes[ino].now.xattrs[name] = value;

@@ -29,6 +29,8 @@ class ModelWriter {
   void symlink(const std::string& path, const std::string& target);
   void link(const std::string& existing, const std::string& path);
   void setxattr(const std::string& path, const std::string& name, size_t len);
+  // Sets an xattr to exactly `value` (an ACL, which must be valid).
+  void setxattr_value(const std::string& path, const std::string& name, const std::string& value);
   void rename(const std::string& from, const std::string& to);
   void unlink(const std::string& path);
   void fsync();

@@ -303,7 +303,9 @@ bool daemon_has_sanitizer(pid_t pid) {
   std::ifstream maps("/proc/" + std::to_string(pid) + "/maps");
   std::string line;
   while (std::getline(maps, line)) {
-    if (line.find("libasan") != std::string::npos) return true;
+    if (line.find("libasan") != std::string::npos || line.find("libtsan") != std::string::npos) {
+      return true;
+    }
   }
   return false;
 }

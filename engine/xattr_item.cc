@@ -1,0 +1,97 @@
+#include "engine/xattr_item.h"
+
+#include <cassert>
+#include <cstring>
+
+namespace pagefs {
+namespace {
+
+bool fail(const char** why, const char* reason) {
+  *why = reason;
+  return false;
+}
+
+// The XattrPages record of `record`, checked against the format and `limits`.
+bool decode_pages(std::string_view record, const ItemLimits& limits, XattrItem* out,
+                  const char** why) {
+  XattrPages p;
+  if (record.size() < sizeof p) return fail(why, "xattr page record too short");
+  std::memcpy(&p, record.data(), sizeof p);
+  if (p.reserved != 0) return fail(why, "xattr page record reserved field not zero");
+  if (p.value_bytes == 0 || p.value_bytes > kMaxXattrValue) {
+    return fail(why, "xattr value in pages of an impossible length");
+  }
+  if (p.pages != xattr_value_pages(p.value_bytes, limits.page_size)) {
+    return fail(why, "xattr page count disagrees with the value's length");
+  }
+  if (record.size() != xattr_pages_size(p.pages)) {
+    return fail(why, "xattr page record of the wrong size");
+  }
+  out->value_bytes = p.value_bytes;
+  out->pages.resize(p.pages);
+  std::memcpy(out->pages.data(), record.data() + sizeof p, sizeof(XattrPage) * p.pages);
+  for (const XattrPage& page : out->pages) {
+    if (page.phys < limits.data_start || page.phys >= limits.page_count) {
+      return fail(why, "xattr value page outside the data region");
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+bool XattrItem::decode(std::span<const std::byte> v, const ItemLimits& limits, XattrItem* out,
+                       const char** why) {
+  XattrValue x;
+  if (v.size() < sizeof x) return fail(why, "xattr item too short");
+  std::memcpy(&x, v.data(), sizeof x);
+  if (x.name_len == 0) return fail(why, "xattr with an empty name");
+  if (v.size() != sizeof x + size_t(x.name_len) + x.value_len) {
+    return fail(why, "xattr sizes disagree with the item's size");
+  }
+  if (x.flags != 0 && x.flags != kXattrInPages) return fail(why, "xattr with unknown flags");
+  const char* base = reinterpret_cast<const char*>(v.data()) + sizeof x;
+  out->name = std::string_view(base, x.name_len);
+  std::string_view rest(base + x.name_len, x.value_len);
+  out->in_pages = x.flags == kXattrInPages;
+  out->pages.clear();
+  if (!out->in_pages) {
+    out->inline_value = rest;
+    out->value_bytes = x.value_len;
+    return true;
+  }
+  out->inline_value = {};
+  return decode_pages(rest, limits, out, why);
+}
+
+std::string XattrItem::encode_inline(std::string_view name, std::string_view value) {
+  assert(!name.empty() && name.size() <= kNameMax && value.size() <= UINT16_MAX);
+  std::string v(sizeof(XattrValue) + name.size() + value.size(), '\0');
+  XattrValue x{uint8_t(name.size()), 0, uint16_t(value.size())};
+  std::memcpy(v.data(), &x, sizeof x);
+  std::memcpy(v.data() + sizeof x, name.data(), name.size());
+  std::memcpy(v.data() + sizeof x + name.size(), value.data(), value.size());
+  return v;
+}
+
+std::string XattrItem::encode_in_pages(std::string_view name, uint32_t value_bytes,
+                                       const std::vector<XattrPage>& pages) {
+  assert(!name.empty() && name.size() <= kNameMax && !pages.empty());
+  const size_t record = xattr_pages_size(uint32_t(pages.size()));
+  std::string v(sizeof(XattrValue) + name.size() + record, '\0');
+  XattrValue x{uint8_t(name.size()), kXattrInPages, uint16_t(record)};
+  XattrPages p{value_bytes, uint16_t(pages.size()), 0};
+  char* at = v.data();
+  std::memcpy(at, &x, sizeof x);
+  std::memcpy(at += sizeof x, name.data(), name.size());
+  std::memcpy(at += name.size(), &p, sizeof p);
+  std::memcpy(at + sizeof p, pages.data(), sizeof(XattrPage) * pages.size());
+  return v;
+}
+
+size_t max_inline_xattr_value(uint32_t page_size, size_t name_len) {
+  size_t room = max_value_size(page_size) - sizeof(XattrValue);
+  return name_len >= room ? 0 : room - name_len;
+}
+
+}  // namespace pagefs

@@ -1,0 +1,51 @@
+// XattrItem: the value of an xattr item (ino, kXattr, cookie), decoded and
+// encoded (format.h: XattrValue, XattrPages).
+//
+// A value that fits in the tree cell is stored inline after the name. A larger
+// one (up to kMaxXattrValue, Linux's XATTR_SIZE_MAX) lives in data pages; the
+// item then holds an XattrPages record naming each page with its CRC32C,
+// exactly as an extent names file pages. decode() checks every field against
+// the format and the data region, so code that reads an item the tree handed
+// out (items.h) may rely on its shape.
+//
+// Thread-safety: pure functions.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "engine/format.h"
+#include "engine/items.h"
+
+namespace pagefs {
+
+struct XattrItem {
+  std::string_view name;
+  bool in_pages = false;
+  std::string_view inline_value;  // the value, when !in_pages
+  uint32_t value_bytes = 0;       // the value's length, either way
+  std::vector<XattrPage> pages;   // when in_pages: the value's pages, in order
+
+  // Decodes `v` (which it points into); false with the reason in `why` if it
+  // breaks the format or names pages outside the data region of `limits`.
+  static bool decode(std::span<const std::byte> v, const ItemLimits& limits, XattrItem* out,
+                     const char** why);
+  static std::string encode_inline(std::string_view name, std::string_view value);
+  static std::string encode_in_pages(std::string_view name, uint32_t value_bytes,
+                                     const std::vector<XattrPage>& pages);
+};
+
+// The largest value kept inline for a name of `name_len` bytes: larger ones go
+// to pages. 987 - name_len with 4 KiB pages.
+size_t max_inline_xattr_value(uint32_t page_size, size_t name_len);
+
+// Data pages a value of `value_bytes` takes when it is not inline.
+inline uint32_t xattr_value_pages(uint32_t value_bytes, uint32_t page_size) {
+  return (value_bytes + page_size - 1) / page_size;
+}
+
+}  // namespace pagefs
