@@ -16,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include "engine/fs_impl.h"
 #include "engine/mem_device.h"
 #include "tests/engine/corrupt.h"
 #include "tests/engine/repair_fixture.h"
@@ -97,7 +98,9 @@ class ScrubTest : public RepairTest {
     }
   }
 
-  uint64_t commits() { return fs_->stats_report().commit_ns.count(); }
+  // Transactions closed for the committer: a change made through the
+  // running transaction is counted once it is on its way to the journal.
+  uint64_t commits() { return fs_->internals_for_testing().committer_->closed_txn(); }
 
   // The device as a crash now would leave it: one read of all of it, which
   // the device serializes against the filesystem's writes.
