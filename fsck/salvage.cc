@@ -97,8 +97,32 @@ bool Checker::salvage() {
   std::vector<Candidate> candidates;
   if (!scan_data_region(&candidates)) return false;
   if (!scan_journal(&candidates)) return false;
+  drop_impossible_keys(candidates);
   take_candidates(candidates);
   return true;
+}
+
+// Inode numbers stay below next_inode, in every copy of a leaf, old or new.
+// A key past it was damaged under a valid checksum, and if its copy kept it,
+// the copy would claim the key range up to it and hide the newer leaves of
+// every key in between. The bound is the largest of the two superblock
+// copies' next_inode and the inode records found (in the intact tree or in
+// any copy), so that damaged counters do not refuse good keys; it is only a
+// key of an inode no record names, past all of them, that goes.
+void Checker::drop_impossible_keys(std::vector<Candidate>& candidates) {
+  uint64_t bound = std::max(inode_bound_, max_ino_ + 1);
+  for (const Candidate& c : candidates) {
+    for (const Item& item : c.items) {
+      if (item.key.kind == uint8_t(KeyKind::kInode)) bound = std::max(bound, item.key.ino + 1);
+    }
+  }
+  if (bound <= 2) return;  // a fresh filesystem, or a superblock rebuilt from the layout
+  auto impossible = [&](const Item& item) {
+    const bool orphan = item.key.kind == uint8_t(KeyKind::kOrphan);
+    return (orphan ? item.key.off : item.key.ino) >= bound;
+  };
+  for (Candidate& c : candidates) std::erase_if(c.items, impossible);
+  std::erase_if(candidates, [](const Candidate& c) { return c.items.empty(); });
 }
 
 // Reads the pages of the data region that could hold a lost leaf: not in
