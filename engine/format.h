@@ -30,6 +30,15 @@ static_assert(std::endian::native == std::endian::little,
               "the on-disk format is little-endian; add byte swaps for this host");
 
 inline constexpr uint32_t kFormatVersion = 1;
+
+// A commit (the superblock image it journals in page 0) and a full checkpoint
+// raise the superblock's generation by this much; the values in between are
+// for background checkpoints, which write the image of the last durable
+// transaction L with L's generation - kGenerationStep + n for their n-th tail
+// move since L (checkpointer.cc). Every superblock write so gets a generation
+// of its own, and a copy left half written by a crash never ties with the
+// other copy at a different state.
+inline constexpr uint64_t kGenerationStep = 64;
 inline constexpr uint32_t kMinPageSize = 4096;
 inline constexpr uint32_t kMaxPageSize = 65536;
 inline constexpr uint32_t kDefaultPageSize = 4096;
