@@ -165,19 +165,31 @@ Result<Attr> FileSystem::Impl::create_node(InodeNo parent, std::string_view name
 Result<Attr> FileSystem::lookup(InodeNo parent, std::string_view name, Hold hold) {
   if (name.size() > kNameMax) return Err{ENAMETOOLONG};
   std::shared_lock lock(impl_->mu_);
-  PAGEFS_ASSIGN(InodeRecord dir, impl_->get_dir(parent));
-  InodeNo child;
+  if (is_dot_or_dotdot(name)) return impl_->lookup_dots(parent, name, hold);
+  PAGEFS_TRY(impl_->get_dir(parent));
+  Impl::FoundEntry e;
+  PAGEFS_ASSIGN(bool found, impl_->dir_find(parent, name, &e));
+  if (!found) return Err{ENOENT};
+  return impl_->attr_of(InodeNo{e.ino}, hold);
+}
+
+// The kernel resolves "." and ".." of a path itself; it asks for them only
+// to turn a file handle back into a file (export support): "." is `ino`
+// itself, of any type, and ".." a directory's parent. An inode without links
+// is gone for a handle: ENOENT, which the kernel reports as ESTALE.
+Result<Attr> FileSystem::Impl::lookup_dots(InodeNo ino, std::string_view name, Hold hold) {
+  PAGEFS_ASSIGN(InodeRecord rec, get_inode(ino));
+  if (rec.nlink == 0) return Err{ENOENT};
   if (name == ".") {
-    child = parent;
-  } else if (name == "..") {
-    child = parent == kRootInode ? parent : InodeNo{dir.parent};
-  } else {
-    Impl::FoundEntry e;
-    PAGEFS_ASSIGN(bool found, impl_->dir_find(parent, name, &e));
-    if (!found) return Err{ENOENT};
-    child = InodeNo{e.ino};
+    Attr a = to_attr(ino, rec);
+    a.blocks_512 = rec.blocks * (page_size_ / 512);
+    if (hold == Hold::kYes) refs_.add(ino.value);
+    return a;
   }
-  return impl_->attr_of(child, hold);
+  if (!S_ISDIR(rec.mode)) return Err{ENOTDIR};
+  InodeNo up = ino == kRootInode ? ino : InodeNo{rec.parent};
+  PAGEFS_TRY(get_dir(up));  // a parent that is not a directory is damage
+  return attr_of(up, hold);
 }
 
 Result<Attr> FileSystem::mknod(InodeNo parent, std::string_view name, uint32_t mode, uint64_t rdev,

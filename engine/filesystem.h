@@ -76,6 +76,7 @@ struct Attr {
   timespec atime{};
   timespec mtime{};
   timespec ctime{};
+  uint32_t generation = 0;  // with ino, names this inode for the filesystem's life
 
   struct stat to_stat(uint32_t blksize) const;
 };
@@ -138,6 +139,9 @@ class FileSystem {
   // object must not be used afterwards except to destroy it.
   Status unmount();
 
+  // `name` "." is `parent` itself, of any type, and ".." a directory's parent
+  // (the kernel asks for them to resolve file handles); both are ENOENT for
+  // an inode that has no links left.
   Result<Attr> lookup(InodeNo parent, std::string_view name, Hold hold = Hold::kNo);
   Result<Attr> getattr(InodeNo ino, Hold hold = Hold::kNo);
   Result<Attr> setattr(InodeNo ino, const SetAttr& changes);

@@ -127,6 +127,8 @@ class FileSystem::Impl {
   Result<uint64_t> dir_add(InodeNo dir, std::string_view name, uint64_t ino, uint8_t type);
   Status dir_remove(InodeNo dir, uint64_t cookie);
   Result<InodeRecord> get_dir(InodeNo dir);
+  // lookup() of "." or ".." (mu_ held shared).
+  Result<Attr> lookup_dots(InodeNo ino, std::string_view name, Hold hold);
   Result<Attr> create_node(InodeNo parent, std::string_view name, uint32_t mode, uint64_t rdev,
                            const Caller& caller, std::string_view symlink_target, Hold hold);
   Status drop_link(InodeNo ino, InodeRecord& rec);
