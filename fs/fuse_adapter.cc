@@ -54,10 +54,12 @@ Caller FuseAdapter::caller(fuse_req_t req) {
   return Caller{ctx->uid, ctx->gid};
 }
 
-// Kernel features: no NFS export, no splice, no ACLs (default_permissions
-// checks mode bits only). O_TRUNC arrives as setattr(size=0), and the kernel
-// clears setuid/setgid on chown and truncate itself (the engine does it on
-// write). Writeback caching only with -o cache=kernel.
+// Kernel features: export support (file handles: the kernel may look up "."
+// and ".." by inode number, and every entry carries the inode's generation),
+// no splice, no ACLs (default_permissions checks mode bits only). O_TRUNC
+// arrives as setattr(size=0), and the kernel clears setuid/setgid on chown
+// and truncate itself (the engine does it on write). Writeback caching only
+// with -o cache=kernel.
 //
 // libfuse 3.14 never sends FUSE_PARALLEL_DIROPS, although it takes
 // FUSE_CAP_PARALLEL_DIROPS here; fs/kernel_flags.h puts it in the reply, with
@@ -68,9 +70,10 @@ Caller FuseAdapter::caller(fuse_req_t req) {
 // rewind (FOPEN_CACHE_DIR), and a seekdir to a position taken before
 // removals no longer leads to the first remaining entry.
 void FuseAdapter::init(fuse_conn_info* conn) const {
-  conn->want &= ~(FUSE_CAP_EXPORT_SUPPORT | FUSE_CAP_SPLICE_READ | FUSE_CAP_SPLICE_WRITE |
-                  FUSE_CAP_SPLICE_MOVE | FUSE_CAP_POSIX_ACL | FUSE_CAP_ATOMIC_O_TRUNC |
-                  FUSE_CAP_HANDLE_KILLPRIV | FUSE_CAP_WRITEBACK_CACHE);
+  conn->want &=
+      ~(FUSE_CAP_SPLICE_READ | FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE | FUSE_CAP_POSIX_ACL |
+        FUSE_CAP_ATOMIC_O_TRUNC | FUSE_CAP_HANDLE_KILLPRIV | FUSE_CAP_WRITEBACK_CACHE);
+  want_if_offered(conn, FUSE_CAP_EXPORT_SUPPORT);
   want_if_offered(conn, FUSE_CAP_ASYNC_READ);
   want_if_offered(conn, FUSE_CAP_READDIRPLUS);
   want_if_offered(conn, FUSE_CAP_PARALLEL_DIROPS);
@@ -93,6 +96,7 @@ fuse_entry_param FuseAdapter::entry_param(const Attr& attr) const {
   fuse_entry_param e;
   std::memset(&e, 0, sizeof e);
   e.ino = attr.ino;
+  e.generation = attr.generation;
   e.attr = to_stat(attr);
   e.attr_timeout = kCacheTimeoutS;
   e.entry_timeout = kCacheTimeoutS;

@@ -2,6 +2,7 @@
 
 #include <cstdio>
 #include <cstring>
+#include <string_view>
 
 namespace pagefs {
 namespace {
@@ -19,10 +20,13 @@ void op_destroy(void* userdata) noexcept {
   (void)static_cast<FuseAdapter*>(userdata)->shutdown();
 }
 
+// "." and ".." arrive only when the kernel resolves a file handle; their
+// ENOENT (the inode is gone) must stay an error, which it reports as ESTALE.
 void op_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) noexcept {
   FuseAdapter& adapter = FuseAdapter::from(req);
-  adapter.reply_entry(req, adapter.fs().lookup(InodeNo{parent}, name, Hold::kYes),
-                      /*negative=*/true);
+  std::string_view n(name);
+  adapter.reply_entry(req, adapter.fs().lookup(InodeNo{parent}, n, Hold::kYes),
+                      /*negative=*/n != "." && n != "..");
 }
 
 void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) noexcept {
