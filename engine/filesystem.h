@@ -159,7 +159,9 @@ class FileSystem {
   // The caller's uid is needed for sticky directories.
   Status unlink(InodeNo parent, std::string_view name, const Caller& caller);
   Status rmdir(InodeNo parent, std::string_view name, const Caller& caller);
-  // flags: 0, RENAME_NOREPLACE or RENAME_EXCHANGE.
+  // flags: 0, RENAME_NOREPLACE, RENAME_EXCHANGE or RENAME_WHITEOUT (which
+  // may come with RENAME_NOREPLACE): a whiteout, a character device 0/0
+  // owned by `caller`, takes the source name's place in the same step.
   Status rename(InodeNo parent, std::string_view name, InodeNo new_parent,
                 std::string_view new_name, uint32_t flags, const Caller& caller);
 

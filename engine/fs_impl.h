@@ -137,6 +137,8 @@ class FileSystem::Impl {
   Result<bool> is_ancestor(InodeNo ancestor, InodeNo dir);
   Status rename_locked(InodeNo parent, std::string_view name, InodeNo new_parent,
                        std::string_view new_name, uint32_t flags, const Caller& caller);
+  Status add_whiteout(InodeNo dir, std::string_view name, const InodeRecord& dir_rec,
+                      const Caller& caller);
 
   // ---- file data (file_ops.cc) ----
   Status find_extent(InodeNo ino, uint64_t file_page, Extent* out, bool* found);

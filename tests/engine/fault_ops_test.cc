@@ -261,6 +261,18 @@ std::vector<OpCase> op_cases() {
        }},
       {"rename a directory",
        [](FileSystem& fs, const Names& n) { return fs.rename(n.d, "s", n.e, "s2", 0, kUser); }},
+      {"rename whiteout",
+       [](FileSystem& fs, const Names& n) {
+         return fs.rename(n.d, "b", n.e, "wb", RENAME_WHITEOUT, kUser);
+       }},
+      {"rename whiteout over a file",
+       [](FileSystem& fs, const Names& n) {
+         return fs.rename(n.d, "b", n.d, "a", RENAME_WHITEOUT, kUser);
+       }},
+      {"rename a directory with a whiteout",
+       [](FileSystem& fs, const Names& n) {
+         return fs.rename(n.d, "s", n.many, "s2", RENAME_WHITEOUT, kUser);
+       }},
       {"write over live data",
        [](FileSystem& fs, const Names& n) { return write_all(fs, n.a, 100, bytes(9000, 'w')); }},
       {"write of many chunks",
@@ -545,6 +557,16 @@ TEST_F(SplitFailureTest, RenameNeedingANewTreePageFailsWhole) {
       [&](int i) {
         return fs_->rename(names_.many, "file-" + std::to_string(i), names_.d,
                            "r" + std::to_string(i), 0, kUser);
+      },
+      /*calls=*/400, /*wanted=*/3);
+}
+
+TEST_F(SplitFailureTest, RenameWhiteoutNeedingANewTreePageFailsWhole) {
+  // Each round moves one more file from /many into /d and leaves a whiteout.
+  add_until_split(
+      [&](int i) {
+        return fs_->rename(names_.many, "file-" + std::to_string(i), names_.d,
+                           "w" + std::to_string(i), RENAME_WHITEOUT, kUser);
       },
       /*calls=*/400, /*wanted=*/3);
 }
