@@ -134,6 +134,7 @@ Result<Attr> FileSystem::Impl::create_node(InodeNo parent, std::string_view name
   if (is_dot_or_dotdot(name)) return Err{EEXIST};
   PAGEFS_ASSIGN(InodeRecord dir, get_dir(parent));
   if (dir.nlink == 0) return Err{ENOENT};  // directory was removed
+  PAGEFS_TRY(may_add_entry(dir));
   FoundEntry existing;
   PAGEFS_ASSIGN(bool exists, dir_find(parent, name, &existing));
   if (exists) return Err{EEXIST};
@@ -246,8 +247,10 @@ Result<Attr> FileSystem::link(InodeNo ino, InodeNo new_parent, std::string_view 
     if (S_ISDIR(rec.mode)) return Err{EPERM};
     if (rec.nlink >= kLinkMax) return Err{EMLINK};
     if (rec.nlink == 0) return Err{ENOENT};
+    PAGEFS_TRY(Impl::may_change_inode(rec));
     PAGEFS_ASSIGN(InodeRecord dir, impl_->get_dir(new_parent));
     if (dir.nlink == 0) return Err{ENOENT};
+    PAGEFS_TRY(Impl::may_add_entry(dir));
     Impl::FoundEntry existing;
     PAGEFS_ASSIGN(bool exists, impl_->dir_find(new_parent, new_name, &existing));
     if (exists) return Err{EEXIST};
@@ -277,6 +280,7 @@ Status FileSystem::unlink(InodeNo parent, std::string_view name, const Caller& c
     PAGEFS_ASSIGN(InodeRecord rec, impl_->get_inode(InodeNo{e.ino}));
     if (S_ISDIR(rec.mode)) return Err{EISDIR};
     if (Impl::sticky_denies(dir, rec, caller)) return Err{EPERM};
+    PAGEFS_TRY(Impl::may_remove_entry(dir, rec));
     PAGEFS_TRY(impl_->dir_remove(parent, e.cookie));
     PAGEFS_TRY(impl_->drop_link(InodeNo{e.ino}, rec));
     dir.size--;
@@ -298,6 +302,7 @@ Status FileSystem::rmdir(InodeNo parent, std::string_view name, const Caller& ca
     if (!found) return Err{ENOENT};
     PAGEFS_ASSIGN(InodeRecord rec, impl_->get_inode(InodeNo{e.ino}));
     if (!S_ISDIR(rec.mode)) return Err{ENOTDIR};
+    PAGEFS_TRY(Impl::may_remove_entry(dir, rec));
     if (rec.size != 0) return Err{ENOTEMPTY};
     if (Impl::sticky_denies(dir, rec, caller)) return Err{EPERM};
     PAGEFS_TRY(impl_->dir_remove(parent, e.cookie));

@@ -318,6 +318,7 @@ Attr FileSystem::Impl::to_attr(InodeNo ino, const InodeRecord& rec) {
   a.mtime = timespec{rec.mtime_sec, long(rec.mtime_nsec)};
   a.ctime = timespec{rec.ctime_sec, long(rec.ctime_nsec)};
   a.generation = rec.generation;
+  a.flags = rec.flags;
   return a;
 }
 

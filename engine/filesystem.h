@@ -77,6 +77,7 @@ struct Attr {
   timespec mtime{};
   timespec ctime{};
   uint32_t generation = 0;  // with ino, names this inode for the filesystem's life
+  uint32_t flags = 0;       // kInodeFlag* attributes (FS_IOC_GETFLAGS numbering)
 
   struct stat to_stat(uint32_t blksize) const;
 };
@@ -164,6 +165,18 @@ class FileSystem {
   // owned by `caller`, takes the source name's place in the same step.
   Status rename(InodeNo parent, std::string_view name, InodeNo new_parent,
                 std::string_view new_name, uint32_t flags, const Caller& caller);
+
+  // Sets the attribute flags (kInodeFlag*, as FS_IOC_SETFLAGS; Attr::flags
+  // has them): EOPNOTSUPP for others. Only root may set or clear immutable
+  // and append-only, only the owner or root the others, and nothing but
+  // immutable itself may change while it is set (EPERM). While an inode is
+  // immutable or append-only, the calls that would change it fail with
+  // EPERM (engine/inode_flags.cc lists them).
+  Result<Attr> set_flags(InodeNo ino, uint32_t flags, const Caller& caller);
+  // Whether `ino` may be opened with open(2)'s `flags`: EPERM for writing or
+  // truncating an immutable file, and for writing an append-only one without
+  // O_APPEND or truncating it.
+  Status check_open(InodeNo ino, int flags);
 
   // Gives back `n` kernel references to `ino`; at zero, frees it if unlinked.
   Status forget(InodeNo ino, uint64_t n);

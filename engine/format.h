@@ -228,12 +228,21 @@ struct InodeRecord {
   uint32_t mtime_nsec;   //
   uint32_t ctime_nsec;   //
   uint32_t crtime_nsec;  //
-  uint32_t flags;        // reserved, zero
+  uint32_t flags;        // kInodeFlag* bits (chattr attributes); no others
   uint32_t generation;   // inode_generation() of the mount that made it; 0: before generations
 };
 static_assert(sizeof(InodeRecord) == 104);
 static_assert(offsetof(InodeRecord, flags) == 96);
 static_assert(offsetof(InodeRecord, generation) == 100);
+
+// InodeRecord::flags: file attributes as chattr(1) sets them, in the
+// numbering of FS_IOC_GETFLAGS (<linux/fs.h>), so no translation is needed.
+inline constexpr uint32_t kInodeFlagImmutable = 0x10;  // FS_IMMUTABLE_FL: no change at all
+inline constexpr uint32_t kInodeFlagAppend = 0x20;     // FS_APPEND_FL: data only appended
+inline constexpr uint32_t kInodeFlagNoDump = 0x40;     // FS_NODUMP_FL: for dump(8); kept only
+inline constexpr uint32_t kInodeFlagNoAtime = 0x80;    // FS_NOATIME_FL: reads keep atime
+inline constexpr uint32_t kKnownInodeFlags =
+    kInodeFlagImmutable | kInodeFlagAppend | kInodeFlagNoDump | kInodeFlagNoAtime;
 
 // The generation of an inode made while the superblock's mount_count is
 // `mount_count`. Each read-write mount increments mount_count durably before

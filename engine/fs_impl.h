@@ -117,6 +117,15 @@ class FileSystem::Impl {
   static void touch(InodeRecord& rec, bool mtime, bool ctime);
   Status check_writable() const;
 
+  // ---- attribute flags (inode_flags.cc): EPERM where +i or +a forbid ----
+  static Status may_change_inode(const InodeRecord& rec);  // xattrs, links
+  static Status may_add_entry(const InodeRecord& dir);
+  static Status may_remove_entry(const InodeRecord& dir, const InodeRecord& target);
+  static Status may_set_attr(const InodeRecord& rec, const SetAttr& changes);
+  static Status may_fallocate(const InodeRecord& rec, int mode);
+  // A write of [off, off+len) from `buf`; mu_ held.
+  Status may_write(InodeNo ino, const InodeRecord& rec, uint64_t off, const char* buf, size_t len);
+
   // ---- directories (dir_ops.cc) ----
   struct FoundEntry {
     uint64_t cookie = 0;

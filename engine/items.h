@@ -5,8 +5,8 @@
 // the code that decodes items may rely on their shape:
 //
 //   inode   value exactly an InodeRecord; a known file type; size at most
-//           kMaxFileBytes (a symlink's below PATH_MAX); nlink at most kLinkMax
-//           (any generation is valid)
+//           kMaxFileBytes (a symlink's below PATH_MAX); nlink at most kLinkMax;
+//           no attribute flags but kKnownInodeFlags (any generation is valid)
 //   xattr   name of 1..255 bytes and value, exactly filling the item; the
 //           key's cookie hashed from the name
 //   dirent  name_len matching the item's size; a name of 1..255 bytes with no

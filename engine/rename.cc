@@ -62,6 +62,9 @@ Status FileSystem::Impl::rename_locked(InodeNo parent, std::string_view name, In
   bool dst_dir = dst.exists && S_ISDIR(dst.rec.mode);
   if (sticky_denies(src.dir_rec, src.rec, caller)) return Err{EPERM};
   if (dst.exists && sticky_denies(dst.dir_rec, dst.rec, caller)) return Err{EPERM};
+  PAGEFS_TRY(may_remove_entry(src.dir_rec, src.rec));
+  PAGEFS_TRY(may_add_entry(dst.dir_rec));
+  if (dst.exists) PAGEFS_TRY(may_remove_entry(dst.dir_rec, dst.rec));
 
   if (flags & RENAME_EXCHANGE) {
     if (!dst.exists) return Err{ENOENT};

@@ -77,6 +77,7 @@ Status FileSystem::setxattr(InodeNo ino, std::string_view name, std::string_view
     Impl& fs = *impl_;
     PAGEFS_TRY(fs.begin_op(64));
     PAGEFS_ASSIGN(InodeRecord rec, fs.get_inode(ino));
+    PAGEFS_TRY(Impl::may_change_inode(rec));
     XattrItem item;
     bool found = false;
     uint64_t free_cookie = 0;
@@ -131,6 +132,7 @@ Status FileSystem::removexattr(InodeNo ino, std::string_view name) {
     Impl& fs = *impl_;
     PAGEFS_TRY(fs.begin_op(64));
     PAGEFS_ASSIGN(InodeRecord rec, fs.get_inode(ino));
+    PAGEFS_TRY(Impl::may_change_inode(rec));
     XattrItem item;
     bool found = false;
     uint64_t free_cookie = 0;

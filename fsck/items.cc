@@ -121,10 +121,13 @@ void Checker::check_inode_item(const Cell& cell) {
   inode_records_++;
 }
 
-// Reserved flags, and a generation no later mount than
+// Attribute flags the format defines, and a generation no later mount than
 // the superblock's last could have given (format.h, inode_generation).
 void Checker::check_inode_identity(uint64_t ino, const InodeRecord& r) {
-  if (r.flags != 0) report_.error("inode %llu has nonzero reserved flags", ull(ino));
+  if (r.flags & ~kKnownInodeFlags) {
+    report_.error("inode %llu has unknown attribute flags 0x%x", ull(ino),
+                  r.flags & ~kKnownInodeFlags);
+  }
   if (ino == 1 && r.generation != 0) {
     report_.error("the root directory has generation %u (it must be 0)", r.generation);
   } else if (sb_.mount_count <= UINT32_MAX && r.generation > sb_.mount_count) {

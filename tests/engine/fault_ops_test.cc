@@ -315,6 +315,10 @@ std::vector<OpCase> op_cases() {
          return fs.setxattr(n.a, "user.x", std::string(700, 'v'), XATTR_REPLACE);
        }},
       {"removexattr", [](FileSystem& fs, const Names& n) { return fs.removexattr(n.a, "user.x"); }},
+      {"set attribute flags",
+       [](FileSystem& fs, const Names& n) {
+         return as_status(fs.set_flags(n.a, kInodeFlagAppend | kInodeFlagNoDump, Caller{}));
+       }},
       {"free an unlinked file",
        [](FileSystem& fs, const Names& n) {
          // The unlink is set up by the case; the call under test is the free.
