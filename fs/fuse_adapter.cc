@@ -74,6 +74,7 @@ void FuseAdapter::init(fuse_conn_info* conn) const {
       ~(FUSE_CAP_SPLICE_READ | FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE | FUSE_CAP_POSIX_ACL |
         FUSE_CAP_ATOMIC_O_TRUNC | FUSE_CAP_HANDLE_KILLPRIV | FUSE_CAP_WRITEBACK_CACHE);
   want_if_offered(conn, FUSE_CAP_EXPORT_SUPPORT);
+  want_if_offered(conn, FUSE_CAP_IOCTL_DIR);  // chattr on directories
   want_if_offered(conn, FUSE_CAP_ASYNC_READ);
   want_if_offered(conn, FUSE_CAP_READDIRPLUS);
   want_if_offered(conn, FUSE_CAP_PARALLEL_DIROPS);

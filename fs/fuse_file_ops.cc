@@ -22,9 +22,19 @@ bool has_setid_bits(FileSystem& fs, fuse_ino_t ino) {
 }
 
 // O_TRUNC needs nothing here: without FUSE_CAP_ATOMIC_O_TRUNC the kernel sends
-// setattr(size=0) before the open.
-void op_open(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) noexcept {
-  FuseAdapter::from(req).set_open_flags(fi);
+// setattr(size=0) after the open, which the engine refuses where the file's
+// attributes forbid it. An open for writing is refused (EPERM) for an
+// immutable file, or an append-only one without O_APPEND.
+void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) noexcept {
+  FuseAdapter& adapter = FuseAdapter::from(req);
+  if ((fi->flags & O_ACCMODE) != O_RDONLY) {
+    Status allowed = adapter.fs().check_open(InodeNo{ino}, fi->flags);
+    if (!allowed.ok()) {
+      fuse_reply_err(req, allowed.error());
+      return;
+    }
+  }
+  adapter.set_open_flags(fi);
   fuse_reply_open(req, fi);
 }
 

@@ -173,6 +173,7 @@ fuse_lowlevel_ops build_operations() {
   add_file_ops(ops);
   add_dir_ops(ops);
   add_xattr_ops(ops);
+  add_ioctl_ops(ops);
   return ops;
 }
 
