@@ -246,7 +246,8 @@ Result<Attr> FileSystem::link(InodeNo ino, InodeNo new_parent, std::string_view 
     PAGEFS_ASSIGN(InodeRecord rec, impl_->get_inode(ino));
     if (S_ISDIR(rec.mode)) return Err{EPERM};
     if (rec.nlink >= kLinkMax) return Err{EMLINK};
-    if (rec.nlink == 0) return Err{ENOENT};
+    bool first_link = rec.nlink == 0;
+    if (first_link && !impl_->linkable_.contains(ino.value)) return Err{ENOENT};
     PAGEFS_TRY(Impl::may_change_inode(rec));
     PAGEFS_ASSIGN(InodeRecord dir, impl_->get_dir(new_parent));
     if (dir.nlink == 0) return Err{ENOENT};
@@ -258,12 +259,36 @@ Result<Attr> FileSystem::link(InodeNo ino, InodeNo new_parent, std::string_view 
     rec.nlink++;
     Impl::touch(rec, false, true);
     PAGEFS_TRY(impl_->put_inode(ino, rec));
+    if (first_link) PAGEFS_TRY(impl_->remove_orphan(ino));
     dir.size++;
     Impl::touch(dir, true, true);
     PAGEFS_TRY(impl_->put_inode(new_parent, dir));
     Attr a = Impl::to_attr(ino, rec);
     a.blocks_512 = rec.blocks * (impl_->page_size_ / 512);
     if (hold == Hold::kYes) impl_->refs_.add(ino.value);
+    if (first_link) impl_->linkable_.erase(ino.value);  // nothing can fail after this
+    return a;
+  });
+}
+
+Result<Attr> FileSystem::tmpfile(InodeNo dir, uint32_t mode, const Caller& caller, Hold hold) {
+  std::unique_lock lock(impl_->mu_);
+  return impl_->run_op([&]() -> Result<Attr> {
+    Impl& fs = *impl_;
+    PAGEFS_TRY(fs.begin_op(32));
+    PAGEFS_ASSIGN(InodeRecord dir_rec, fs.get_dir(dir));
+    if (dir_rec.nlink == 0) return Err{ENOENT};
+    PAGEFS_TRY(Impl::may_add_entry(dir_rec));
+    if (fs.space_->free_pages() < 8) return Err{ENOSPC};
+    InodeRecord rec;
+    PAGEFS_ASSIGN(InodeNo ino, fs.new_inode(S_IFREG | (mode & 07777), 0, caller, dir_rec, &rec));
+    rec.nlink = 0;
+    PAGEFS_TRY(fs.put_inode(ino, rec));
+    PAGEFS_TRY(fs.add_orphan(ino));
+    Attr a = Impl::to_attr(ino, rec);
+    // The last steps: nothing can fail after them.
+    fs.linkable_.insert(ino.value);
+    if (hold == Hold::kYes) fs.refs_.add(ino.value);
     return a;
   });
 }

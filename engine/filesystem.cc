@@ -440,7 +440,9 @@ Status FileSystem::release_inode(InodeNo ino) {
     if (rec->nlink > 0) return ok_status();
     PAGEFS_TRY(impl_->begin_op(64));
     PAGEFS_TRY(impl_->free_inode(ino, *rec));
-    return impl_->remove_orphan(ino);
+    PAGEFS_TRY(impl_->remove_orphan(ino));
+    impl_->linkable_.erase(ino.value);
+    return ok_status();
   });
 }
 

@@ -155,6 +155,13 @@ class FileSystem {
   Result<Attr> symlink(InodeNo parent, std::string_view name, std::string_view target,
                        const Caller& caller, Hold hold = Hold::kNo);
   Result<std::string> readlink(InodeNo ino);
+  // A file with no name yet (O_TMPFILE): a regular file of `mode`'s
+  // permission bits, made in `dir` as mknod would make it, with no links,
+  // on the orphan list, so it is freed when the kernel lets go of it, or at
+  // the next mount. link() may give it its first name.
+  Result<Attr> tmpfile(InodeNo dir, uint32_t mode, const Caller& caller, Hold hold = Hold::kNo);
+  // ENOENT for an inode without links, unless tmpfile() made it and it was
+  // never linked.
   Result<Attr> link(InodeNo ino, InodeNo new_parent, std::string_view new_name,
                     Hold hold = Hold::kNo);
   // The caller's uid is needed for sticky directories.

@@ -16,6 +16,7 @@
 #include <shared_mutex>
 #include <string>
 #include <thread>
+#include <unordered_set>
 
 #include "engine/btree.h"
 #include "engine/buffer_pool.h"
@@ -248,8 +249,12 @@ class FileSystem::Impl {
   InodeLocks inode_locks_;  // each file's data; taken before mu_
   std::mutex copies_mu_;    // a leaf
   std::condition_variable copies_cv_;
-  uint64_t copies_in_flight_ = 0;    // guarded by copies_mu_
-  InodeRefs refs_;                   // the kernel's references; added to under mu_
+  uint64_t copies_in_flight_ = 0;  // guarded by copies_mu_
+  InodeRefs refs_;                 // the kernel's references; added to under mu_
+  // Files made by tmpfile() that have not been linked yet, and only those,
+  // may get a link with no link left (guarded by mu_). In memory only: a
+  // remount frees them, as orphans.
+  std::unordered_set<uint64_t> linkable_;
   std::atomic<bool> failed_{false};  // sticky: a journal or device write failed
   std::mutex fail_mu_;               // makes fail() log once
   TreeRoot root_;

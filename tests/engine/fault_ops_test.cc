@@ -104,6 +104,7 @@ std::string describe_difference(const Snapshot& got, const Snapshot& want) {
 // The populated image's inodes, looked up once.
 struct Names {
   InodeNo d, e, s, a, b, big, many;
+  InodeNo tmp;  // a tmpfile, for the cases that need one
 };
 
 InodeNo ino_of(FileSystem& fs, InodeNo dir, const std::string& name) {
@@ -240,6 +241,10 @@ std::vector<OpCase> op_cases() {
          return as_status(fs.symlink(n.d, "sl", std::string(3000, 't'), kUser));
        }},
       {"link", [](FileSystem& fs, const Names& n) { return as_status(fs.link(n.a, n.e, "a3")); }},
+      {"tmpfile",
+       [](FileSystem& fs, const Names& n) { return as_status(fs.tmpfile(n.d, 0600, kUser)); }},
+      {"link a tmpfile",
+       [](FileSystem& fs, const Names& n) { return as_status(fs.link(n.tmp, n.e, "named")); }},
       {"unlink of a linked file",
        [](FileSystem& fs, const Names& n) { return fs.unlink(n.d, "a", kUser); }},
       {"unlink to an orphan",
@@ -376,6 +381,11 @@ class FaultOpsTest : public ::testing::TestWithParam<std::tuple<int, int>> {
   void prepare(const OpCase& op) {
     if (std::string(op.name) == "free an unlinked file") {
       ASSERT_TRUE(fs_->unlink(kRootInode, "big", kUser).ok());
+    }
+    if (std::string(op.name) == "link a tmpfile") {
+      auto t = fs_->tmpfile(names_.d, 0600, kUser, Hold::kYes);
+      ASSERT_TRUE(t.ok());
+      names_.tmp = InodeNo{t->ino};
     }
   }
 
