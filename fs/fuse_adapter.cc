@@ -7,6 +7,7 @@
 #include <new>
 
 #include "engine/log.h"
+#include "fs/request_rewrite.h"
 
 namespace pagefs {
 namespace {
@@ -22,6 +23,7 @@ ssize_t channel_read(int fd, void* buf, size_t len, void* userdata) {
     auto* adapter = static_cast<FuseAdapter*>(userdata);
     adapter->kernel_flags().note_request(buf, size_t(n));
     adapter->request_stats().note_request(buf, size_t(n));
+    rewrite_request(buf, size_t(n));
   }
   return n;
 }
