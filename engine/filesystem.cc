@@ -430,7 +430,11 @@ void FileSystem::forget_all() {
 // found the inode before its last name went away may have taken a new
 // reference since the FORGET that brought us here (references are only
 // taken under the lock, so none can come in between this check and the free).
+// The file's lock comes first, as for a truncate: a read of the file may
+// still pin its pages, after its reply reached the kernel (which may then
+// send the last FORGET) and before the read returns.
 Status FileSystem::release_inode(InodeNo ino) {
+  std::unique_lock file_lock(impl_->inode_locks_.of(ino));
   std::unique_lock lock(impl_->mu_);
   if (impl_->read_only_ || impl_->failed_) return ok_status();
   if (impl_->refs_.count(ino.value) > 0) return ok_status();
