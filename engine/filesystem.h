@@ -96,6 +96,10 @@ struct SetAttr {
   bool set_mode = false, set_uid = false, set_gid = false, set_size = false;
   bool set_atime = false, set_mtime = false;
   bool atime_now = false, mtime_now = false;  // UTIME_NOW
+  // The change is the kernel storing the mtime of writes it cached (its
+  // write-back cache sends it as a setattr of mtime alone); an append-only
+  // file takes it as it takes the writes.
+  bool cached_write_time = false;
   uint32_t mode = 0, uid = 0, gid = 0;
   uint64_t size = 0;
   timespec atime{}, mtime{};

@@ -13,7 +13,9 @@
 //                may be written again only as they are (the kernel's
 //                write-back cache rewrites a partial last page whole);
 //                otherwise as immutable, except that times may be set to
-//                "now" and names may be added to such a directory
+//                "now", the kernel's write-back cache may store the mtime
+//                of the writes it cached, and names may be added to such a
+//                directory
 //
 // An inode with either flag can be neither renamed nor removed, since the
 // name is part of what it keeps. Setting or clearing either flag is root's
@@ -59,6 +61,9 @@ Status FileSystem::Impl::may_remove_entry(const InodeRecord& dir, const InodeRec
 
 Status FileSystem::Impl::may_set_attr(const InodeRecord& rec, const SetAttr& c) {
   if (!fixed(rec)) return ok_status();
+  bool mtime_alone =
+      c.set_mtime && !(c.set_atime || c.set_size || c.set_mode || c.set_uid || c.set_gid);
+  if (c.cached_write_time && mtime_alone && !immutable(rec)) return ok_status();
   bool given_times = (c.set_atime && !c.atime_now) || (c.set_mtime && !c.mtime_now);
   if (c.set_size || c.set_mode || c.set_uid || c.set_gid || given_times) return Err{EPERM};
   bool touch = c.set_atime || c.set_mtime;

@@ -66,6 +66,11 @@ SetAttr decode_setattr(const struct stat& attr, int to_set) {
   return changes;
 }
 
+// With the kernel's write-back cache (cache=kernel) the kernel keeps the
+// mtime of the writes it cached and stores it later as a setattr of mtime
+// (and ctime) alone, which the engine must let through where it lets the
+// writes through (append-only files). Such a setattr looks exactly like
+// touch -m, which an append-only file then takes too.
 void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set,
                 fuse_file_info*) noexcept {
   if (to_set & FUSE_SET_ATTR_SIZE && attr->st_size < 0) {
@@ -73,7 +78,10 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set,
     return;
   }
   FuseAdapter& adapter = FuseAdapter::from(req);
-  adapter.reply_attr(req, adapter.fs().setattr(InodeNo{ino}, decode_setattr(*attr, to_set)));
+  SetAttr changes = decode_setattr(*attr, to_set);
+  changes.cached_write_time =
+      adapter.options().kernel_cache && (to_set & ~FUSE_SET_ATTR_CTIME) == FUSE_SET_ATTR_MTIME;
+  adapter.reply_attr(req, adapter.fs().setattr(InodeNo{ino}, changes));
 }
 
 void op_readlink(fuse_req_t req, fuse_ino_t ino) noexcept {

@@ -112,6 +112,12 @@ TEST_F(InodeFlagsTest, ImmutableFileRefusesEveryChangeButStaysReadable) {
   EXPECT_EQ(error_of(fs_->fallocate(f, FALLOC_FL_KEEP_SIZE, 0, 1 << 20)), EPERM);
   EXPECT_EQ(error_of(fs_->copy_file_range(f, 0, f, 100, 4)), EPERM);
   EXPECT_EQ(setattr(f, [](SetAttr& c) { c.set_atime = c.atime_now = true; }), EPERM);
+  EXPECT_EQ(setattr(f,
+                    [](SetAttr& c) {
+                      c.set_mtime = c.cached_write_time = true;
+                      c.mtime = timespec{2000, 0};
+                    }),
+            EPERM);
   expect_attributes_fixed(f);
   EXPECT_EQ(error_of(fs_->check_open(f, O_WRONLY)), EPERM);
   EXPECT_EQ(error_of(fs_->check_open(f, O_RDWR | O_APPEND)), EPERM);
@@ -140,6 +146,19 @@ TEST_F(InodeFlagsTest, AppendOnlyFileTakesOnlyAppends) {
             EPERM);
   EXPECT_EQ(error_of(fs_->fallocate(f, FALLOC_FL_ZERO_RANGE, 0, 4)), EPERM);
   EXPECT_EQ(setattr(f, [](SetAttr& c) { c.set_mtime = c.mtime_now = true; }), 0);  // touch
+  // The kernel's write-back cache storing the mtime of appends it cached.
+  EXPECT_EQ(setattr(f,
+                    [](SetAttr& c) {
+                      c.set_mtime = c.cached_write_time = true;
+                      c.mtime = timespec{2000, 0};
+                    }),
+            0);
+  EXPECT_EQ(setattr(f,
+                    [](SetAttr& c) {
+                      c.set_mtime = c.set_atime = c.cached_write_time = true;
+                      c.mtime = c.atime = timespec{2000, 0};
+                    }),
+            EPERM);
   expect_attributes_fixed(f);
   EXPECT_EQ(error_of(fs_->check_open(f, O_WRONLY)), EPERM);
   EXPECT_EQ(error_of(fs_->check_open(f, O_WRONLY | O_APPEND | O_TRUNC)), EPERM);
