@@ -168,6 +168,7 @@ class Checker {
   void check_item(const Cell& cell);
   InodeInfo* owner_of(const Key& key, const char* what);
   void check_inode_item(const Cell& cell);
+  void check_inode_identity(uint64_t ino, const InodeRecord& r);
   void check_dirent_item(const Cell& cell);
   // xattrs.cc: xattr items and the pages of large values.
   void check_xattr_item(const Cell& cell);

@@ -99,9 +99,7 @@ void Checker::check_inode_item(const Cell& cell) {
   if (!valid_file_type(r.mode)) {
     report_.error("inode %llu has an invalid file type (mode 0%o)", ull(key.ino), r.mode);
   }
-  if (r.flags != 0 || r.generation != 0) {
-    report_.error("inode %llu has nonzero reserved fields", ull(key.ino));
-  }
+  check_inode_identity(key.ino, r);
   // The limits the engine holds every inode to (engine/items.cc).
   if (r.size > kMaxFileBytes) {
     report_.error("inode %llu has an impossible size %llu", ull(key.ino), ull(r.size));
@@ -120,6 +118,21 @@ void Checker::check_inode_item(const Cell& cell) {
   info.parent = r.parent;
   info.blocks = r.blocks;
   inode_records_++;
+}
+
+// Attribute flags the format defines, and a generation no later mount than
+// the superblock's last could have given (format.h, inode_generation).
+void Checker::check_inode_identity(uint64_t ino, const InodeRecord& r) {
+  if (r.flags & ~kKnownInodeFlags) {
+    report_.error("inode %llu has unknown attribute flags 0x%x", ull(ino),
+                  r.flags & ~kKnownInodeFlags);
+  }
+  if (ino == 1 && r.generation != 0) {
+    report_.error("the root directory has generation %u (it must be 0)", r.generation);
+  } else if (sb_.mount_count <= UINT32_MAX && r.generation > sb_.mount_count) {
+    report_.error("inode %llu has generation %u, after the superblock's mount_count %llu", ull(ino),
+                  r.generation, ull(sb_.mount_count));
+  }
 }
 
 void Checker::check_dirent_item(const Cell& cell) {
