@@ -263,6 +263,9 @@ bool Checker::choose_superblock(const SuperCopy& copy0, const SuperCopy& copy1) 
     return fatal("%s is not a pagefs filesystem", name_.c_str());
   }
   sb_ = best->sb;
+  for (const SuperCopy* c : {&copy0, &copy1}) {
+    if (c->state == SuperCopy::kValid) inode_bound_ = std::max(inode_bound_, c->sb.next_inode);
+  }
   compare_superblock_copies(*best, best == &copy0 ? copy1 : copy0);
   const uint64_t incompat = sb_.features_incompat & ~kKnownIncompat;
   const uint64_t ro_compat = sb_.features_ro_compat & ~kKnownRoCompat;

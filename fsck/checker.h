@@ -241,6 +241,7 @@ class Checker {
   // salvage.cc: items of the damaged ranges, from other copies of tree pages.
   bool salvage();
   bool in_damaged_range(const Key& key) const;
+  bool possible_inode(const Key& key) const;
   bool read_candidate(const uint8_t* page, uint64_t page_no, Candidate* out) const;
   bool scan_data_region(std::vector<Candidate>* out);
   bool scan_journal(std::vector<Candidate>* out);
@@ -342,6 +343,7 @@ class Checker {
   uint64_t tree_nodes_ = 0;
   uint64_t item_count_ = 0;
   uint64_t max_ino_ = 0;
+  uint64_t inode_bound_ = 0;            // the largest next_inode of the valid superblock copies
   uint64_t salvage_refused_ = 0;        // salvaged items the engine's checks refuse
   std::vector<uint64_t> to_reconnect_;  // inodes to link into /lost+found
   // Kept entries by cookie, of the directories the repair adds entries to.

@@ -71,6 +71,19 @@ bool Checker::in_damaged_range(const Key& key) const {
   return false;
 }
 
+// Whether a key can belong to the filesystem: inode numbers stay below
+// next_inode, in every copy of a leaf, old or new. A key past it was damaged
+// under a valid checksum, and if its copy were allowed to claim the key range
+// up to it, that copy would hide the newer leaves of every key in between.
+// The bound is the larger next_inode of the two superblock copies, so that
+// one copy's damaged counter does not refuse good keys; a superblock rebuilt
+// from the layout has next_inode 2, which says nothing (nor does a fresh
+// filesystem's).
+bool Checker::possible_inode(const Key& key) const {
+  const uint64_t ino = key.kind == uint8_t(KeyKind::kOrphan) ? key.off : key.ino;
+  return inode_bound_ <= 2 || ino < inode_bound_;
+}
+
 // Takes the items of a page that holds a valid leaf; false if it does not.
 bool Checker::read_candidate(const uint8_t* page, uint64_t page_no, Candidate* out) const {
   std::string why;
@@ -85,7 +98,7 @@ bool Checker::read_candidate(const uint8_t* page, uint64_t page_no, Candidate* o
   out->page = page_no;
   for (uint16_t i = 0; i < node.count(); i++) {
     const Key key = node.key_at(i);
-    if (!in_damaged_range(key)) continue;
+    if (!in_damaged_range(key) || !possible_inode(key)) continue;
     auto value = node.value_at(i);
     out->items.push_back(
         Item{key, std::string(reinterpret_cast<const char*>(value.data()), value.size())});

@@ -646,6 +646,45 @@ TEST_F(FsckTreeRepair, DamagedRootIsRebuiltFromTheLeavesBelowIt) {
   expect_intact();
 }
 
+// With the root lost, every leaf is recovered from the data region, the
+// newest copy of each key range winning it. A leaf whose last key was
+// damaged under a valid checksum into an inode past next_inode must not win
+// the whole range up to that key, hiding every leaf in between.
+TEST_F(FsckTreeRepair, ALeafWithAnImpossibleKeyDoesNotHideTheLeavesAfterIt) {
+  Superblock sb = superblock(*dev_);
+  ASSERT_GT(sb.tree_height, 1u);
+  forget_journal();
+  break_page(*dev_, sb.tree_root);
+  const uint64_t leaf = leaf_of(*dev_, Key::of(1, KeyKind::kInode, 0));
+  Node node = node_at(*dev_, leaf);
+  const uint16_t last = uint16_t(node.count() - 1);
+  std::byte* page = page_at(*dev_, leaf);
+  uint16_t cell;
+  std::memcpy(&cell, page + kSlotsOffset + 2 * size_t{last}, sizeof cell);
+  Key key = Key::load(page + cell);
+  // What that item held goes: the inode's item, or the name an entry gave.
+  uint64_t named = 0;
+  if (key.kind == uint8_t(KeyKind::kDirent)) {
+    DirentValue dv;
+    std::memcpy(&dv, node.value_at(last).data(), sizeof dv);
+    named = dv.ino;
+  }
+  std::set<std::string> lost;
+  for (const auto& [path, entry] : oracle_) {
+    if (entry.ino == key.ino || entry.ino == named) lost.insert(path);
+  }
+  key.ino = sb.next_inode + 1000;
+  key.store(page + cell);
+  PageHeader h;
+  std::memcpy(&h, page, sizeof h);
+  h.lsn = 1ull << 40;  // the newest copy of its range
+  std::memcpy(page, &h, sizeof h);
+  restamp(*dev_, leaf);
+  expect_repaired(Mode::kRepair, "tree node " + std::to_string(sb.tree_root));
+  expect_second_run_unchanged();
+  expect_intact(lost);
+}
+
 TEST_F(FsckTreeRepair, DamagedLeafIsRestoredFromItsImageInTheJournal) {
   const uint64_t leaf = leaf_of(*dev_, inode_key("/many/f050"));
   ASSERT_NE(leaf, superblock(*dev_).tree_root);
