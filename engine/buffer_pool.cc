@@ -369,6 +369,27 @@ void BufferPool::discard_locked(std::unique_lock<std::mutex>& lock, PageNo page)
   }
 }
 
+BufferPool::Cached BufferPool::cached_copy(PageNo page, std::byte* out, uint32_t* crc, bool wait) {
+  std::unique_lock lock(mu_);
+  for (;;) {
+    auto it = table_.find(page.value);
+    if (it == table_.end()) return Cached::kAbsent;
+    const Frame& f = frames_[it->second];
+    if (f.busy) {
+      if (!wait) return Cached::kBusy;
+      io_done_.wait(lock);
+      continue;
+    }
+    const bool changing = f.dirty || f.txn != 0 || f.fresh_txn != 0;
+    if (out != nullptr && (f.meta || !changing)) {
+      std::memcpy(out, frame_data(it->second), page_size_);
+    }
+    if (changing) return Cached::kChanging;
+    *crc = !f.meta && f.crc_known ? f.data_crc : 0;
+    return Cached::kClean;
+  }
+}
+
 void BufferPool::drop_clean() {
   std::lock_guard lock(mu_);
   for (uint32_t f = 0; f < frame_count_; f++) {
@@ -597,13 +618,20 @@ Status BufferPool::flush_all(bool superblocks) {
     for (const Frame& f : frames_) n += f.in_use && f.dirty && (superblocks || f.page.value >= 2);
     return n;
   };
+  // A reader replying from a page lets go of it within a reply's time.
+  const auto pins_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
   for (uint64_t dirty = left(); dirty > 0; dirty = left()) {
     PAGEFS_TRY(write_back_batch(lock, 4096, take));
     if (left() < dirty) continue;
-    // Pages under background write-back come home shortly: wait for them.
-    bool in_flight = false;
-    for (const Frame& f : frames_) in_flight |= f.dirty && f.busy;
-    if (in_flight) {
+    // Pages under background write-back come home shortly, and so do pages
+    // a read pins while it replies from them without the filesystem lock
+    // (the caller holds no pins): wait for them.
+    bool in_flight = false, pinned = false;
+    for (const Frame& f : frames_) {
+      in_flight |= f.dirty && f.busy;
+      pinned |= f.dirty && f.pins > 0;
+    }
+    if (in_flight || (pinned && std::chrono::steady_clock::now() < pins_deadline)) {
       io_done_.wait_for(lock, std::chrono::milliseconds(10));
       continue;
     }

@@ -195,6 +195,22 @@ class BufferPool {
   // The page must not be pinned. Under a savepoint, done when it is released.
   void discard(PageNo page);
 
+  // What the pool holds of `page`, for the scrub's checks of the device's
+  // copy: nothing; a clean copy, which is then exactly what the device should
+  // hold; a version that is changed or fresh, which will replace the device's
+  // copy; or, unless `wait`, a frame under I/O (read in or written home now:
+  // its bytes, and the device's, are in flux). With `wait` it waits for that
+  // I/O to end instead. Unless `out` is null the bytes of a clean page, or of
+  // a changed metadata page, are copied there (page_size bytes); a changed
+  // data page's are not, since writers fill data frames without the
+  // filesystem lock. For a clean data page `crc` gets its CRC32C if known,
+  // else 0. Never pins the frame or counts as a use, so the scrub does not
+  // disturb eviction. The caller holds the filesystem lock (shared is
+  // enough): frames are dirtied, and metadata changed, only under it held
+  // exclusively, or under the pool's mutex, which this holds.
+  enum class Cached { kAbsent, kClean, kChanging, kBusy };
+  Cached cached_copy(PageNo page, std::byte* out, uint32_t* crc, bool wait = true);
+
   // Drops every clean, unpinned frame, so the next fetches read the device
   // (tests use it to meet a cold cache in a known state).
   void drop_clean();
@@ -364,10 +380,10 @@ class BufferPool {
   // transaction that freed the page is durable. Until then a crash brings the
   // page back in use with the bytes only the pinned record holds. Guarded by
   // mu_; one entry per discarded frame, so at most a few pools' worth.
-  std::map<uint64_t, uint64_t> freed_pins_;               // pinned txn -> count
+  std::map<uint64_t, uint64_t> freed_pins_;                             // pinned txn -> count
   std::map<uint64_t, std::map<uint64_t, uint64_t>> closed_freed_pins_;  // freeing txn ->
-  std::vector<uint32_t> txn_frames_;           // guarded by mu_
-  uint64_t txn_images_ = 0;                    // guarded by mu_
+  std::vector<uint32_t> txn_frames_;                                    // guarded by mu_
+  uint64_t txn_images_ = 0;                                             // guarded by mu_
   // A fresh page of the running transaction went home outside the commit: the
   // commit must flush before its commit record. Guarded by mu_.
   bool fresh_written_ = false;

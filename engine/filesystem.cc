@@ -46,6 +46,7 @@ FileSystem::Impl::Impl(std::unique_ptr<Device> device, const MountOptions& optio
       options_(options) {}
 
 FileSystem::Impl::~Impl() {
+  scrubber_.reset();
   readahead_.reset();
   stop_ticker();
   if (checkpointer_) checkpointer_->stop();
@@ -357,6 +358,7 @@ Result<std::unique_ptr<FileSystem>> FileSystem::mount(std::unique_ptr<Device> de
   impl->readahead_ = std::make_unique<Readahead>(
       [impl](InodeNo ino, uint64_t off, uint64_t len) { impl->prefetch_range(ino, off, len); },
       std::min<uint64_t>(8ull << 20, options.cache_bytes / 8));
+  impl->scrubber_ = std::make_unique<Scrubber>(*impl);
   if (!fs->impl_->read_only_) {
     WritebackOptions wb;
     wb.max_write_iops = options.max_write_iops;
@@ -370,6 +372,7 @@ Result<std::unique_ptr<FileSystem>> FileSystem::mount(std::unique_ptr<Device> de
 // that marks the filesystem clean, so nothing writes a superblock after it.
 Status FileSystem::unmount() {
   Impl& fs = *impl_;
+  fs.scrubber_.reset();
   fs.readahead_.reset();
   fs.stop_ticker();
   fs.pool_->stop_writeback();
@@ -489,7 +492,30 @@ FsStats FileSystem::stats() const {
   s.cache_frames = ps.frames;
   s.pages_read = ps.pages_read;
   s.pages_written = ps.pages_written;
+  lock.unlock();  // the scrub's status has its own lock
+  if (impl_->scrubber_) {
+    ScrubStatus scrub = impl_->scrubber_->status();
+    s.scrub_state = scrub.state;
+    s.scrub_finished = scrub.finished;
+    s.scrub_pages_checked = scrub.pages_checked;
+    s.scrub_errors = scrub.errors;
+    s.scrub_repaired = scrub.repaired;
+  }
   return s;
+}
+
+// The scrubber lives from mount to unmount.
+Status FileSystem::scrub_start(const ScrubOptions& options) {
+  if (!impl_->scrubber_) return Err{EIO};
+  return impl_->scrubber_->start(options);
+}
+
+void FileSystem::scrub_cancel() {
+  if (impl_->scrubber_) impl_->scrubber_->cancel();
+}
+
+ScrubStatus FileSystem::scrub_status() const {
+  return impl_->scrubber_ ? impl_->scrubber_->status() : ScrubStatus{};
 }
 
 uint32_t FileSystem::page_size() const {

@@ -125,6 +125,39 @@ struct DirEntry {
   uint64_t cookie;
 };
 
+// A scrub (engine/scrub.h): how fast it may read.
+struct ScrubOptions {
+  uint64_t rate_mbps = 0;  // MB/s of device reads; 0: about a quarter of the device's time
+};
+
+// A damaged page a scrub found, and what owns it.
+struct ScrubDamage {
+  uint64_t page = 0;
+  bool metadata = false;  // a superblock, bitmap or tree page; else file data
+  bool repaired = false;  // rewritten from a good copy (the cache or the journal)
+  uint64_t ino = 0;       // data: the file; metadata: 0
+  uint64_t offset = 0;    // data: byte offset in the file
+  std::string owner;      // "/docs/a.txt", or "tree node holding inodes 45-52", ...
+  std::string what;       // "checksum mismatch", ...
+};
+
+struct ScrubStatus {
+  enum class State { kNever, kRunning, kDone, kCancelled, kFailed };
+  State state = State::kNever;
+  int64_t started = 0;   // seconds since the epoch
+  int64_t finished = 0;  // 0 while running
+  uint64_t pages_checked = 0;
+  uint64_t pages_total = 0;         // an estimate: the pages in use when it started
+  uint64_t errors = 0;              // damaged pages found
+  uint64_t repaired = 0;            // of which rewritten from a good copy
+  uint64_t rate_mbps = 0;           // the limit asked for; 0: a share of the device
+  std::string failure;              // kFailed: why
+  std::vector<ScrubDamage> damage;  // the first Scrubber::kMaxReported
+};
+
+// "never", "running", "done", "cancelled", "failed".
+const char* scrub_state_name(ScrubStatus::State state);
+
 struct FsStats {
   uint64_t page_size = 0;
   uint64_t total_pages = 0;
@@ -137,6 +170,12 @@ struct FsStats {
   uint64_t cache_frames = 0;
   uint64_t pages_read = 0;
   uint64_t pages_written = 0;
+  // The last (or running) scrub.
+  ScrubStatus::State scrub_state = ScrubStatus::State::kNever;
+  int64_t scrub_finished = 0;
+  uint64_t scrub_pages_checked = 0;
+  uint64_t scrub_errors = 0;
+  uint64_t scrub_repaired = 0;
 };
 
 class FileSystem {
@@ -258,6 +297,12 @@ class FileSystem {
   // Returns the names, each followed by a NUL, as listxattr(2) does.
   Result<std::string> listxattr(InodeNo ino);
   Status removexattr(InodeNo ino, std::string_view name);
+
+  // Online verification (engine/scrub.h): starts a scrub in the background
+  // (EBUSY if one runs), asks it to stop, and reports on it.
+  Status scrub_start(const ScrubOptions& options);
+  void scrub_cancel();
+  ScrubStatus scrub_status() const;
 
   FsStats stats() const;
   // Counters, latency histograms and gauges for `pagefs stats` (engine/stats.cc).

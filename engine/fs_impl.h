@@ -30,6 +30,7 @@
 #include "engine/journal.h"
 #include "engine/posix_acl.h"
 #include "engine/readahead.h"
+#include "engine/scrub.h"
 #include "engine/space_map.h"
 #include "engine/xattr_item.h"
 
@@ -296,8 +297,9 @@ class FileSystem::Impl {
   std::unique_ptr<Btree> tree_;
   std::unique_ptr<Journal> journal_;
   std::unique_ptr<Readahead> readahead_;
-  InodeLocks inode_locks_;  // each file's data; taken before mu_
-  std::mutex copies_mu_;    // a leaf
+  std::unique_ptr<Scrubber> scrubber_;  // online verification; stopped before the rest
+  InodeLocks inode_locks_;              // each file's data; taken before mu_
+  std::mutex copies_mu_;                // a leaf
   std::condition_variable copies_cv_;
   uint64_t copies_in_flight_ = 0;  // guarded by copies_mu_
   InodeRefs refs_;                 // the kernel's references; added to under mu_

@@ -448,6 +448,44 @@ Result<RecoveryResult> Journal::scan(Device& device, const Superblock& sb,
   return r;
 }
 
+namespace {
+
+// A transaction header found at byte `pos` of the region: valid, and written
+// at an LSN that lands there.
+bool record_starts_at(const std::byte* page, uint64_t pos, uint64_t capacity, JournalHeader* h) {
+  std::memcpy(h, page, sizeof *h);
+  return h->magic == kJournalMagic && h->kind == static_cast<uint16_t>(JournalKind::kTxn) &&
+         h->header_crc == header_crc(*h) && h->lsn < kMaxLsn && h->lsn % capacity == pos;
+}
+
+}  // namespace
+
+Result<uint64_t> Journal::scan_region(Device& device, const Superblock& sb,
+                                      const RegionVisitor& visit) {
+  constexpr uint64_t kChunkPages = 256;
+  Region region(sb);
+  RecordReader reader(device, region);
+  const uint32_t ps = sb.page_size;
+  AlignedBuffer chunk = aligned_buffer(kChunkPages * ps);
+  if (!chunk) return Err{ENOMEM};
+  uint64_t found = 0;
+  for (uint64_t first = 0; first < sb.journal_pages; first += kChunkPages) {
+    const uint64_t n = std::min(kChunkPages, sb.journal_pages - first);
+    PAGEFS_TRY(device.read_at(region.offset + first * ps, chunk.get(), n * ps));
+    for (uint64_t i = 0; i < n; i++) {
+      JournalHeader h;
+      if (!record_starts_at(chunk.get() + i * ps, (first + i) * ps, region.capacity, &h)) continue;
+      PAGEFS_ASSIGN(bool whole, reader.read(h.lsn, h.sequence));
+      if (!whole) continue;
+      uint64_t images = 0;
+      PAGEFS_TRY(reader.visit(
+          [&](PageNo page, const std::byte* image) { return visit(h.lsn, page, image); }, &images));
+      found++;
+    }
+  }
+  return found;
+}
+
 Result<RecoveryResult> Journal::replay(Device& device, const Superblock& sb) {
   const uint32_t ps = sb.page_size;
   auto result = scan(device, sb, [&](PageNo page, const std::byte* image) {

@@ -75,6 +75,19 @@ class Journal {
   // scan() that writes every image home, then flushes.
   static Result<RecoveryResult> replay(Device& device, const Superblock& sb);
 
+  // Called for every image of every whole transaction found by scan_region:
+  // `lsn` is the LSN of the transaction's record.
+  using RegionVisitor = std::function<Status(uint64_t lsn, PageNo page, const std::byte* image)>;
+  // Finds every whole transaction anywhere in the journal region, whatever
+  // its sequence number: transactions already written home stay there until
+  // the journal wraps over them, so their images are older copies of pages
+  // (for fsck's salvage and the scrub's repairs of damaged metadata). A
+  // record counts if its header lies where its LSN says and it is whole in
+  // every respect recovery checks. Returns how many were found; fails only
+  // if the device does.
+  static Result<uint64_t> scan_region(Device& device, const Superblock& sb,
+                                      const RegionVisitor& visit);
+
   // ---- positions (any thread) ----
   // LSN the next transaction's record will have; pages in it carry this LSN.
   uint64_t head() const { return head_.load(); }

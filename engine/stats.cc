@@ -127,6 +127,11 @@ StatsReport FileSystem::stats_report() const {
   r.commit_ns = e.commit_ns.snapshot();
   r.checkpoint_ns = e.checkpoint_ns.snapshot();
   r.fsync_ns = e.fsync_ns.snapshot();
+  r.scrub_state = scrub_state_name(fs.scrub_state);
+  r.scrub_finished = uint64_t(std::max<int64_t>(fs.scrub_finished, 0));
+  r.scrub_pages_checked = fs.scrub_pages_checked;
+  r.scrub_errors = fs.scrub_errors;
+  r.scrub_repaired = fs.scrub_repaired;
   return r;
 }
 

@@ -119,6 +119,10 @@ struct StatsReport {
   uint64_t device_write_bytes = 0, device_write_requests = 0;
   HistogramSnapshot device_read_ns, device_write_ns, device_flush_ns, device_write_batch_pages;
   HistogramSnapshot commit_ns, checkpoint_ns, fsync_ns;
+  // The running or last scrub (engine/scrub.h) since the mount.
+  const char* scrub_state = "never";  // scrub_state_name()
+  uint64_t scrub_finished = 0;        // seconds since the epoch; 0: running or never
+  uint64_t scrub_pages_checked = 0, scrub_errors = 0, scrub_repaired = 0;
 };
 
 // A device that counts and times every call of the device it owns into

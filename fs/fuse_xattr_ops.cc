@@ -8,17 +8,22 @@
 // access ACL clears setgid when the caller is neither root nor in the file's
 // group, as the kernel's posix_acl_update_mode does.
 //
-// The root directory carries one virtual, read-only attribute,
-// "user.pagefs.stats": a text block of the daemon's counters and histograms
-// (fs/stats_text.h), which `pagefs stats MOUNTPOINT` reads. listxattr does not show it, and setting
-// or removing it is EPERM.
+// The root directory carries two virtual attributes that listxattr does not
+// show: "user.pagefs.stats", read-only, a text block of the daemon's counters
+// and histograms (fs/stats_text.h), which `pagefs stats MOUNTPOINT` reads; and
+// "user.pagefs.scrub", the control channel of the online scrub
+// (fs/scrub_xattr.h): reading it reports the running or last scrub, setting
+// it to "start [rate=N]" or "cancel" starts or stops one. Removing either, or
+// setting the first, is EPERM.
 #include <unistd.h>
 
+#include <optional>
 #include <string>
 #include <string_view>
 
 #include "engine/posix_acl.h"
 #include "fs/fuse_ops.h"
+#include "fs/scrub_xattr.h"
 #include "fs/stats_text.h"
 #include "fs/stats_xattr.h"
 
@@ -27,6 +32,10 @@ namespace {
 
 bool is_stats_xattr(fuse_ino_t ino, std::string_view name) {
   return ino == kRootInode.value && name == kStatsXattrName;
+}
+
+bool is_scrub_xattr(fuse_ino_t ino, std::string_view name) {
+  return ino == kRootInode.value && name == kScrubXattrName;
 }
 
 bool is_acl_xattr(std::string_view name) {
@@ -56,8 +65,23 @@ void reply_xattr(fuse_req_t req, std::string_view value, size_t size) {
   }
 }
 
+// "start [rate=N]" or "cancel" on the scrub's control attribute.
+void set_scrub_xattr(fuse_req_t req, std::string_view text) {
+  FileSystem& fs = FuseAdapter::from(req).fs();
+  std::optional<ScrubCommand> command = parse_scrub_command(text);
+  if (!command) {
+    fuse_reply_err(req, EINVAL);
+  } else if (command->cancel) {
+    fs.scrub_cancel();
+    fuse_reply_err(req, 0);
+  } else {
+    FuseAdapter::reply_status(req, fs.scrub_start(command->options));
+  }
+}
+
 void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* value, size_t size,
                  int flags) noexcept {
+  if (is_scrub_xattr(ino, name)) return set_scrub_xattr(req, std::string_view(value, size));
   if (is_stats_xattr(ino, name) || refused_acl(req, name)) {
     fuse_reply_err(req, is_acl_xattr(name) ? EOPNOTSUPP : EPERM);
     return;
@@ -75,6 +99,10 @@ void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* v
 void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) noexcept {
   FuseAdapter& adapter = FuseAdapter::from(req);
   FileSystem& fs = adapter.fs();
+  if (is_scrub_xattr(ino, name)) {
+    reply_xattr(req, format_scrub_status(fs.scrub_status()), size);
+    return;
+  }
   if (is_stats_xattr(ino, name)) {
     DaemonInfo daemon{getpid(), adapter.options().device, adapter.uptime_ms()};
     reply_xattr(req, format_stats(fs.stats_report(), adapter.request_stats(), daemon), size);
@@ -117,7 +145,7 @@ void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) noexcept {
 }
 
 void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char* name) noexcept {
-  if (is_stats_xattr(ino, name) || refused_acl(req, name)) {
+  if (is_stats_xattr(ino, name) || is_scrub_xattr(ino, name) || refused_acl(req, name)) {
     fuse_reply_err(req, is_acl_xattr(name) ? EOPNOTSUPP : EPERM);
     return;
   }

@@ -1,5 +1,6 @@
 // pagefs: mounts a pagefs device through FUSE (command line in
-// fs/mount_options.h).
+// fs/mount_options.h); `pagefs scrub` verifies a mounted one
+// (fs/scrub_command.h).
 //
 // Start-up, in this order, so that every error reaches the terminal as one
 // line and exit code 1 before the program detaches:
@@ -38,6 +39,7 @@
 #include "fs/mount_helpers.h"
 #include "fs/mount_options.h"
 #include "fs/resize_command.h"
+#include "fs/scrub_command.h"
 #include "fs/stats_command.h"
 #include "version.h"
 
@@ -304,6 +306,7 @@ int main(int argc, char** argv) {
   const std::string_view command = argc >= 2 ? argv[1] : "";
   if (command == "resize") return pagefs::resize_command(argc - 1, argv + 1);
   if (command == "stats") return pagefs::stats_command(argc - 1, argv + 1);
+  if (command == "scrub") return pagefs::run_scrub_command(argc - 1, argv + 1);
   std::string error;
   auto invocation = pagefs::parse_command_line(argc, argv, &error);
   if (!invocation.ok()) {
@@ -313,6 +316,7 @@ int main(int argc, char** argv) {
   switch (invocation->command) {
     case pagefs::Command::kHelp:
       std::fputs(pagefs::usage_text(), stdout);
+      std::fputs(pagefs::scrub_usage_text(), stdout);
       return 0;
     case pagefs::Command::kVersion:
       std::printf("pagefs %s\n", PAGEFS_VERSION);

@@ -11,6 +11,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -185,6 +186,28 @@ double ratio(double part, double whole) {
   return whole > 0 ? part / whole : 0;
 }
 
+std::string scrub_state(const StatsSample& s) {
+  auto it = s.strings.find("scrub_state");
+  return it == s.strings.end() ? "never" : it->second;
+}
+
+// "done 2026-11-30 05:12, 27012 pages checked, 2 damaged, 1 repaired".
+std::string scrub_line(const StatsSample& s) {
+  const std::string state = scrub_state(s);
+  if (state == "never") return "never since the mount";
+  std::string out = state;
+  const time_t finished = time_t(s.value("scrub_finished"));
+  struct tm local;
+  char when[32];
+  if (finished != 0 && localtime_r(&finished, &local) != nullptr &&
+      std::strftime(when, sizeof when, "%Y-%m-%d %H:%M", &local) > 0) {
+    out += std::string(" ") + when;
+  }
+  return out + format(", %.0f pages checked, %.0f damaged, %.0f repaired",
+                      double(s.value("scrub_pages_checked")), double(s.value("scrub_errors")),
+                      double(s.value("scrub_repaired")));
+}
+
 // `every_s`: the interval asked for (0 since the mount); rates use the one measured.
 std::string render_text(const Interval& in, const std::string& mountpoint, double every_s) {
   const bool since_mount = every_s == 0;
@@ -235,6 +258,7 @@ std::string render_text(const Interval& in, const std::string& mountpoint, doubl
                 ratio(pages, in.delta("writeback_requests")));
   out += format("errors      checksum %.0f  metadata %.0f\n",
                 double(in.cur.value("checksum_errors")), double(in.cur.value("metadata_errors")));
+  out += "scrub       " + scrub_line(in.cur) + "\n";
   return out;
 }
 
@@ -299,6 +323,10 @@ std::string render_json(const Interval& in, const std::string& mountpoint, bool 
   out += ",\"errors\":" + format("{\"checksum\":%.0f,\"metadata\":%.0f}",
                                  double(in.cur.value("checksum_errors")),
                                  double(in.cur.value("metadata_errors")));
+  out += ",\"scrub\":{\"state\":" + json_string(scrub_state(in.cur)) +
+         format(",\"finished\":%.0f,\"pages_checked\":%.0f,\"errors\":%.0f,\"repaired\":%.0f}",
+                double(in.cur.value("scrub_finished")), double(in.cur.value("scrub_pages_checked")),
+                double(in.cur.value("scrub_errors")), double(in.cur.value("scrub_repaired")));
   return out + "}\n";
 }
 

@@ -133,6 +133,19 @@ std::string render_prometheus(const StatsSample& s, const std::string& mountpoin
            double(s.value("journal_used_bytes")));
   w.metric("pagefs_uptime_seconds", "gauge", "Seconds since the mount.",
            double(s.value("uptime_ms")) / 1e3);
+  // The running or last scrub: its counts start again with each one.
+  auto scrub_state = s.strings.find("scrub_state");
+  w.metric("pagefs_scrub_running", "gauge", "1 while a scrub runs.",
+           scrub_state != s.strings.end() && scrub_state->second == "running" ? 1 : 0);
+  w.metric("pagefs_scrub_last_finished_timestamp_seconds", "gauge",
+           "When the last scrub ended (0: none since the mount).",
+           double(s.value("scrub_finished")));
+  w.metric("pagefs_scrub_pages_checked", "gauge", "Pages the running or last scrub checked.",
+           double(s.value("scrub_pages_checked")));
+  w.metric("pagefs_scrub_errors", "gauge", "Damaged pages the running or last scrub found.",
+           double(s.value("scrub_errors")));
+  w.metric("pagefs_scrub_repaired", "gauge", "Damaged pages the running or last scrub repaired.",
+           double(s.value("scrub_repaired")));
   w.header("pagefs_requests_total", "counter", "FUSE requests served, by type.");
   for (const auto& [key, value] : s.values) {
     if (key.starts_with("requests.")) {

@@ -106,6 +106,11 @@ std::string format_stats(const StatsReport& r, const RequestStats& requests,
   line(out, "commit_ns", r.commit_ns);
   line(out, "checkpoint_ns", r.checkpoint_ns);
   line(out, "fsync_ns", r.fsync_ns);
+  out.append("scrub_state: ").append(r.scrub_state).push_back('\n');
+  line(out, "scrub_finished", r.scrub_finished);
+  line(out, "scrub_pages_checked", r.scrub_pages_checked);
+  line(out, "scrub_errors", r.scrub_errors);
+  line(out, "scrub_repaired", r.scrub_repaired);
   format_requests(out, requests);
   return out;
 }

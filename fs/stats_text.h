@@ -13,7 +13,10 @@
 // [2^(i-1), 2^i)). Latencies are in nanoseconds ("..._ns"); request latencies
 // are "request_ns.OP". Counters count from the mount; gauges ("dirty_pages",
 // "pinned_pages", "journal_used_bytes", "free_pages", ...) are the values
-// now. Unknown lines are kept, so newer daemons can add items.
+// now. The running or last scrub is "scrub_state: never|running|done|
+// cancelled|failed", "scrub_finished" (seconds since the epoch, 0 until one
+// ends), "scrub_pages_checked", "scrub_errors" and "scrub_repaired". Unknown
+// lines are kept, so newer daemons can add items.
 //
 // Thread-safety: pure functions.
 #pragma once

@@ -1,5 +1,7 @@
 #include "fsck/checker.h"
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <bit>
 #include <cassert>
@@ -14,11 +16,6 @@ namespace pagefs::fsck {
 namespace {
 
 using ull = unsigned long long;
-
-bool valid_page_size(uint64_t page_size) {
-  return page_size >= kMinPageSize && page_size <= kMaxPageSize &&
-         (page_size & (page_size - 1)) == 0;
-}
 
 // CRC32C of a metadata page with its crc field taken as zero.
 uint32_t meta_page_crc(const uint8_t* page, size_t page_size) {
@@ -38,21 +35,33 @@ bool has_super_magics(const Superblock& sb) {
 Checker::Checker(Device& device, std::string device_name, CheckOptions options, Report& report)
     : device_(device), name_(std::move(device_name)), options_(options), report_(report) {}
 
+void Checker::start_pass(int pass, const char* label, uint64_t units) {
+  char line[80];
+  snprintf(line, sizeof line, "Pass %d: %s", pass, label);
+  report_.pass(line);
+  if (options_.progress != nullptr) options_.progress->start(pass, label, units);
+}
+
+void Checker::advance(uint64_t units) {
+  if (options_.progress != nullptr) options_.progress->advance(units);
+}
+
 int Checker::run() {
-  report_.pass("Pass 1: checking the superblock");
+  start_pass(1, "checking the superblock", 1);
   if (!check_superblock() || !check_geometry()) return finish();
   const size_t alignment = std::max<size_t>(kIoAlignment, device_.block_size());
   node_buf_ = std::make_unique<AlignedBuffer>(kBatchPages * page_size_, alignment);
   data_buf_ = std::make_unique<AlignedBuffer>(kBatchPages * page_size_, alignment);
-  report_.pass("Pass 2: checking the free-space bitmap");
+  start_pass(2, "checking the free-space bitmap", sb_.bitmap_pages);
   if (!load_bitmap()) return finish();
-  report_.pass("Pass 3: walking the tree and verifying data pages");
+  start_pass(3, "walking the tree and verifying data", sb_.page_count - sb_.free_pages);
   if (!walk_tree()) return finish();
-  report_.pass("Pass 4: checking inodes and directories");
+  start_pass(4, "checking inodes and directories", inodes_.size());
   check_inodes();
-  report_.pass("Pass 5: checking space accounting");
+  start_pass(5, "checking space accounting", sb_.page_count);
   check_space();
   check_counters();
+  finish_plan();
   return finish();
 }
 
@@ -60,24 +69,61 @@ bool Checker::fatal(const char* fmt, ...) {
   fatal_ = true;
   va_list ap;
   va_start(ap, fmt);
-  fputs("fsck.pagefs: ", stderr);
-  vfprintf(stderr, fmt, ap);
-  fputc('\n', stderr);
+  fputs("fsck.pagefs: ", options_.err);
+  vfprintf(options_.err, fmt, ap);
+  fputc('\n', options_.err);
   va_end(ap);
   return false;
 }
 
+// The fixes the repair applies: when the problems include one that needs
+// judgement, -p applies none.
+Fix Checker::applied_fixes() const {
+  switch (options_.mode) {
+    case Mode::kCheck:
+      return Fix::kNone;
+    case Mode::kPreen:
+      return needs_judgement() ? Fix::kNone : Fix::kPreen;
+    case Mode::kRepair:
+      return Fix::kRepair;
+  }
+  return Fix::kNone;
+}
+
 int Checker::finish() {
+  if (options_.progress != nullptr) options_.progress->finish();
+  report_.flush([this](uint64_t ino, const std::string& entry) { return subject_of(ino, entry); },
+                applied_fixes());
   report_.finish();
   if (fatal_) return kExitOperational;
-  if (report_.count() > 0) {
-    printf("%s: %llu error%s found\n", name_.c_str(), ull(report_.count()),
-           report_.count() == 1 ? "" : "s");
-    return kExitUncorrected;
+  return report_.count() > 0 ? kExitUncorrected : kExitClean;
+}
+
+// What the repair needs besides the fixes the passes planned.
+void Checker::finish_plan() {
+  plan_.referenced = referenced_;
+  plan_.busy = referenced_;
+  for (uint64_t p = sb_.data_start; p < sb_.page_count; p++) {
+    if (p % 64 == 0 && disk_bitmap_.word(p / 64) == 0 && p + 64 <= sb_.page_count) {
+      p += 63;
+      continue;
+    }
+    if (!bitmap_bad_[p / bits_per_bitmap_page_] && disk_bitmap_.test(p)) plan_.busy.set(p);
   }
-  printf("%s: clean, %llu inodes, %llu/%llu pages used\n", name_.c_str(), ull(inode_records_),
-         ull(referenced_.count()), ull(sb_.page_count));
-  return kExitClean;
+  for (uint64_t p : damaged_pages_) plan_.busy.set(p);
+  plan_.inode_count = inode_records_;
+  plan_.next_inode = std::max(sb_.next_inode, max_ino_ + 1);
+}
+
+CheckSummary Checker::summary() const {
+  CheckSummary s;
+  for (const auto& [ino, info] : inodes_) {
+    if (!info.has_record) continue;
+    (S_ISDIR(info.rec.mode) ? s.directories : s.files)++;
+  }
+  s.pages_used = referenced_.count();
+  s.page_count = sb_.page_count;
+  return s;
 }
 
 // Reads n pages into consecutive page-sized slots of buf; runs of consecutive
@@ -207,12 +253,19 @@ bool Checker::choose_superblock(const SuperCopy& copy0, const SuperCopy& copy1) 
                      name_.c_str(), c->sb.version, kFormatVersion);
       }
     }
+    superblock_lost_ = true;
     if (copy0.state == SuperCopy::kCorrupt || copy1.state == SuperCopy::kCorrupt) {
-      return fatal("%s: both superblock copies are corrupt", name_.c_str());
+      return fatal(
+          "%s: both superblock copies are corrupt; fsck.pagefs -y rebuilds them from the "
+          "device's pages",
+          name_.c_str());
     }
     return fatal("%s is not a pagefs filesystem", name_.c_str());
   }
   sb_ = best->sb;
+  for (const SuperCopy* c : {&copy0, &copy1}) {
+    if (c->state == SuperCopy::kValid) inode_bound_ = std::max(inode_bound_, c->sb.next_inode);
+  }
   compare_superblock_copies(*best, best == &copy0 ? copy1 : copy0);
   const uint64_t incompat = sb_.features_incompat & ~kKnownIncompat;
   const uint64_t ro_compat = sb_.features_ro_compat & ~kKnownRoCompat;
@@ -223,36 +276,39 @@ bool Checker::choose_superblock(const SuperCopy& copy0, const SuperCopy& copy1) 
   return true;
 }
 
+// A copy that is missing, damaged or behind the other is rewritten from the
+// valid one: the copies carry no information of their own.
 void Checker::compare_superblock_copies(const SuperCopy& best, const SuperCopy& other) {
-  const int slot = other.slot;
+  const std::string where = "superblock copy at page " + std::to_string(other.slot);
+  const std::string action = "rewrite it from the other copy";
   switch (other.state) {
     case SuperCopy::kAbsent:
-      report_.error("superblock copy at page %d is missing", slot);
-      return;
+      report_.at(Fix::kPreen, where, action, "is missing");
+      break;
     case SuperCopy::kCorrupt:
-      if (other.why != nullptr) {
-        report_.error("superblock copy at page %d is corrupt: %s", slot, other.why);
-      } else {
-        report_.error("superblock copy at page %d is corrupt", slot);
-      }
-      return;
+      report_.at(Fix::kPreen, where, action, "is corrupt%s%s", other.why != nullptr ? ": " : "",
+                 other.why != nullptr ? other.why : "");
+      break;
     case SuperCopy::kOtherVersion:
-      report_.error("superblock copy at page %d has version %u", slot, other.sb.version);
-      return;
+      report_.at(Fix::kPreen, where, action, "has version %u", other.sb.version);
+      break;
     case SuperCopy::kValid:
+      if (other.sb.generation < best.sb.generation) {
+        // Page 0 travels with every commit; page 1 is rewritten at checkpoints.
+        if (other.slot != 0) return;
+        report_.at(Fix::kPreen, where, action, "is stale (generation %llu, current %llu)",
+                   ull(other.sb.generation), ull(best.sb.generation));
+      } else if (memcmp(reinterpret_cast<const uint8_t*>(&other.sb) + sizeof(PageHeader),
+                        reinterpret_cast<const uint8_t*>(&best.sb) + sizeof(PageHeader),
+                        sizeof(Superblock) - sizeof(PageHeader)) != 0) {
+        report_.at(Fix::kPreen, "superblock", "rewrite both copies",
+                   "the two copies differ at the same generation %llu", ull(best.sb.generation));
+      } else {
+        return;
+      }
       break;
   }
-  if (other.sb.generation < best.sb.generation) {
-    // Page 0 travels with every commit; page 1 is rewritten at checkpoints.
-    if (slot == 0) {
-      report_.error("superblock copy at page 0 is stale (generation %llu, current %llu)",
-                    ull(other.sb.generation), ull(best.sb.generation));
-    }
-  } else if (memcmp(reinterpret_cast<const uint8_t*>(&other.sb) + sizeof(PageHeader),
-                    reinterpret_cast<const uint8_t*>(&best.sb) + sizeof(PageHeader),
-                    sizeof(Superblock) - sizeof(PageHeader)) != 0) {
-    report_.error("superblock copies differ at the same generation %llu", ull(best.sb.generation));
-  }
+  plan_.rewrite_superblock = true;
 }
 
 // ---- Pass 1: geometry ----------------------------------------------------
@@ -269,71 +325,58 @@ bool Checker::check_geometry() {
                  ull(sb_.generation), page_size_, ull(sb_.page_count), sb_.tree_height);
   }
   if (sb_.state != uint32_t(FsState::kClean) && sb_.state != uint32_t(FsState::kMounted)) {
-    report_.error("superblock has an invalid state %u", sb_.state);
+    report_.at(Fix::kPreen, "superblock", "set it to 'mounted'", "has an invalid state %u",
+               sb_.state);
+    plan_.rewrite_superblock = true;
   }
-  if (sb_.next_inode < 2) report_.error("superblock next_inode %llu < 2", ull(sb_.next_inode));
-  if (sb_.next_inode > kMaxInodeNumber) {
-    report_.error("superblock next_inode %llu is past the largest inode number",
-                  ull(sb_.next_inode));
-  }
+  // next_inode (2 to kMaxInodeNumber) is held to superblock_valid()'s rules,
+  // as the mount holds it: a copy that breaks them is never the one chosen.
   if (!check_regions()) return false;
   referenced_ = PageSet(sb_.page_count);
   for (uint64_t p = 0; p < sb_.data_start; p++) referenced_.set(p);
   return true;
 }
 
-// The layout regions; any error here stops the check.
+// The layout regions, which superblock_valid() has checked already; what is
+// left is whether the device holds them. Any error here stops the check.
 bool Checker::check_regions() {
   const Superblock& s = sb_;
-  const uint64_t n = s.page_count;
   bool ok = true;
-  auto fail = [&](const char* what) {
-    report_.error("superblock geometry: %s", what);
-    ok = false;
-  };
-  if (n > device_.size_bytes() / page_size_) {
-    report_.error("device is too small: %llu bytes, filesystem needs %llu pages of %u bytes",
-                  ull(device_.size_bytes()), ull(n), page_size_);
+  if (s.page_count > device_.size_bytes() / page_size_) {
+    report_.at(Fix::kNone, "device", "",
+               "is too small: %llu bytes, the filesystem needs %llu pages of %u bytes",
+               ull(device_.size_bytes()), ull(s.page_count), page_size_);
     ok = false;
   }
-  if (s.journal_start < 2 || s.journal_start > n || s.journal_pages > n - s.journal_start) {
-    fail("journal region out of place");
-  } else if (s.bitmap_start < s.journal_start + s.journal_pages || s.bitmap_start > n ||
-             s.bitmap_pages > n - s.bitmap_start || s.bitmap_pages == 0) {
-    fail("bitmap region out of place");
-  } else if (s.data_start < s.bitmap_start + s.bitmap_pages || s.data_start >= n) {
-    fail("data region out of place");
-  } else if (s.bitmap_pages * bits_per_bitmap_page_ < n) {
-    fail("bitmap too small for page_count");
-  }
-  if (s.tree_height < 1 || s.tree_height > kMaxTreeHeight) fail("tree height out of range");
-  if (ok && (s.tree_root < s.data_start || s.tree_root >= n))
-    fail("tree root outside the data region");
+  assert(s.bitmap_pages * bits_per_bitmap_page_ >= s.page_count);
+  assert(s.tree_root >= s.data_start && s.tree_root < s.page_count);
   return ok;
 }
 
-// Verifies a metadata page's header and checksum; reports and returns false if bad.
+// Verifies a metadata page's header and checksum; false, with the reason, if bad.
 bool Checker::check_meta_header(const uint8_t* page, uint64_t page_no, PageType type,
-                                const char* what) {
+                                std::string* why) const {
   PageHeader h;
   memcpy(&h, page, sizeof(h));
+  char buf[96];
   if (h.magic != kPageMagic) {
-    report_.error("%s at page %llu has a bad magic 0x%08x", what, ull(page_no), h.magic);
-    return false;
+    snprintf(buf, sizeof buf, "has a bad magic 0x%08x", h.magic);
+  } else if (h.type != uint16_t(type) || h.page_no != page_no) {
+    snprintf(buf, sizeof buf, "has type %u and page number %llu", h.type, ull(h.page_no));
+  } else if (meta_page_crc(page, page_size_) != h.crc) {
+    snprintf(buf, sizeof buf, "fails its checksum");
+  } else {
+    return true;
   }
-  if (h.type != uint16_t(type) || h.page_no != page_no) {
-    report_.error("%s at page %llu has type %u and page number %llu", what, ull(page_no), h.type,
-                  ull(h.page_no));
-    return false;
-  }
-  if (meta_page_crc(page, page_size_) != h.crc) {
-    report_.error("%s at page %llu fails its checksum", what, ull(page_no));
-    return false;
-  }
-  if (h.flags != 0 || h.reserved != 0) {
-    report_.error("%s at page %llu has nonzero reserved header fields", what, ull(page_no));
-  }
-  return true;
+  *why = buf;
+  return false;
+}
+
+// Reserved header fields are written as zero; the engine ignores them.
+bool Checker::header_reserved_set(const uint8_t* page) {
+  PageHeader h;
+  memcpy(&h, page, sizeof(h));
+  return h.flags != 0 || h.reserved != 0;
 }
 
 // ---- Pass 2: bitmap ------------------------------------------------------
@@ -344,7 +387,7 @@ bool Checker::check_meta_header(const uint8_t* page, uint64_t page_no, PageType 
 bool Checker::load_bitmap() {
   const uint64_t count = sb_.bitmap_pages;
   const uint64_t needed = (sb_.page_count + bits_per_bitmap_page_ - 1) / bits_per_bitmap_page_;
-  assert(needed <= count);  // check_regions
+  assert(needed <= count);  // superblock_valid
   disk_bitmap_ = PageSet(needed * bits_per_bitmap_page_);
   bitmap_bad_.assign(count, false);
   uint64_t pages[kBatchPages];
@@ -356,14 +399,26 @@ bool Checker::load_bitmap() {
       const uint8_t* page = node_buf_->data() + i * page_size_;
       const uint8_t* bits = page + sizeof(PageHeader);
       const size_t bytes = page_size_ - sizeof(PageHeader);
-      if (!check_meta_header(page, pages[i], PageType::kBitmap, "bitmap page")) {
+      std::string why;
+      if (!check_meta_header(page, pages[i], PageType::kBitmap, &why)) {
+        report_.at(Fix::kPreen, "bitmap page " + std::to_string(pages[i]),
+                   "rebuild it from the pages in use", "%s", why.c_str());
+        plan_.rewrite_bitmap = true;
         bitmap_bad_[first + i] = true;
-      } else if (first + i < needed) {
+        continue;
+      }
+      if (header_reserved_set(page)) {
+        report_.at(Fix::kPreen, "bitmap page " + std::to_string(pages[i]), "rewrite it",
+                   "has nonzero reserved header fields");
+        plan_.rewrite_bitmap = true;
+      }
+      if (first + i < needed) {
         disk_bitmap_.load_bytes((first + i) * bits_per_bitmap_page_, bits, bytes);
       } else {
         for (size_t j = 0; j < bytes; j++) free_tail_bits_ += std::popcount(uint8_t(~bits[j]));
       }
     }
+    advance(n);
   }
   return true;
 }

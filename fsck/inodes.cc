@@ -1,12 +1,22 @@
 // Pass 4: inodes and directories, once every item has been seen.
 //
-// Directory entries are matched with their targets; then each inode's link
-// count, size, parent and block count are compared with what points at it, and
-// every directory is followed up its parent chain to the root.
+// In this order, so that each step counts what the steps before it kept:
+//   1. the root directory, broken symlinks, inodes that have items but no
+//      record (recreated from what their items say they were);
+//   2. directory entries against their targets: entries pointing nowhere are
+//      removed, link counts are counted;
+//   3. inodes without a name: freed when unlinked, else reconnected;
+//   4. directories that do not lead up to the root (cycles), reconnected;
+//   5. /lost+found, found or created, receives what was reconnected;
+//   6. every inode's link count, size, parent and block count.
+// When the tree walk could not read part of the tree, what the passes would
+// conclude is not trustworthy: only the damage is reported, and the repair
+// rewrites the tree first; the next check then does the rest.
 #include <dirent.h>
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <ctime>
 
 #include "fsck/checker.h"
 
@@ -16,7 +26,19 @@ namespace {
 using ull = unsigned long long;
 
 constexpr uint64_t kRoot = 1;
-constexpr uint64_t kSymlinkMax = 4095;  // PATH_MAX minus the terminator
+
+InodeRecord new_record(uint32_t mode) {
+  InodeRecord rec{};
+  rec.mode = mode;
+  timespec now;
+  clock_gettime(CLOCK_REALTIME, &now);
+  rec.atime_sec = rec.mtime_sec = rec.ctime_sec = rec.crtime_sec = now.tv_sec;
+  rec.atime_nsec = rec.mtime_nsec = rec.ctime_nsec = rec.crtime_nsec = uint32_t(now.tv_nsec);
+  rec.nlink = S_ISDIR(mode) ? 2 : 1;
+  return rec;
+}
+
+}  // namespace
 
 uint8_t dtype_of(uint32_t mode) {
   switch (mode & S_IFMT) {
@@ -39,157 +61,320 @@ uint8_t dtype_of(uint32_t mode) {
   }
 }
 
-}  // namespace
-
 void Checker::check_inodes() {
-  auto root = inodes_.find(kRoot);
-  if (root == inodes_.end() || !root->second.has_record) {
-    report_.error("the root directory (inode 1) is missing");
-  } else if (!S_ISDIR(root->second.mode)) {
-    report_.error("the root inode 1 is not a directory (mode 0%o)", root->second.mode);
+  if (!damaged_nodes_.empty()) {
+    for (uint32_t i = 0; i < dirents_.size(); i++) note_entry(i);
+    report_damage();
+    return;
   }
-  resolve_dirents();
+  check_root();
+  check_symlinks();
+  recreate_missing();
+  for (uint32_t i = 0; i < dirents_.size(); i++) resolve_dirent(i);
+  check_unlinked();
+  check_reachability();
+  connect_lost_found();
+  for (uint64_t ino : sorted_inodes()) {
+    InodeInfo& info = inodes_[ino];
+    if (info.has_record && !info.dropped) check_inode(ino, info);
+    advance(1);
+  }
+  report_shared();
+  emit_records();
+}
+
+// The first entry naming an inode gives it its path in messages.
+void Checker::note_entry(uint32_t index) {
+  auto it = inodes_.find(dirents_[index].target);
+  if (it != inodes_.end() && it->second.entry == kNoEntry) it->second.entry = index;
+}
+
+std::vector<uint64_t> Checker::sorted_inodes() const {
   std::vector<uint64_t> inos;
   inos.reserve(inodes_.size());
   for (const auto& [ino, info] : inodes_) inos.push_back(ino);
-  std::sort(inos.begin(), inos.end());  // errors in a stable order
-  for (uint64_t ino : inos) check_inode(ino, inodes_[ino]);
-  check_reachability();
+  std::sort(inos.begin(), inos.end());  // problems in a stable order
+  return inos;
 }
 
-// Counts the entries pointing at each inode and checks each entry's type.
-void Checker::resolve_dirents() {
-  for (const DirentRef& d : dirents_) {
-    auto it = inodes_.find(d.target);
-    if (it == inodes_.end() || !it->second.has_record) {
-      report_.error("entry '%s' in directory %llu points to missing inode %llu", d.name.c_str(),
-                    ull(d.dir), ull(d.target));
+// The root must be a directory; anything else stands in its place is replaced.
+void Checker::check_root() {
+  InodeInfo& root = inodes_[kRoot];
+  if (root.has_record && S_ISDIR(root.rec.mode)) return;
+  if (root.has_record) {
+    report_.at(Fix::kRepair, "/ (inode 1)", "replace it with an empty directory",
+               "the root inode is not a directory (mode 0%o)", root.rec.mode);
+    plan_.dropped.insert(kRoot);  // its items go; the new record is an edit
+  } else {
+    report_.at(Fix::kRepair, "/ (inode 1)", "recreate it", "the root directory is missing");
+  }
+  root.has_record = root.recreated = root.changed = true;
+  root.rec = new_record(S_IFDIR | 0755);
+  root.rec.parent = kRoot;
+}
+
+// A symlink whose target cannot be read back whole is removed with its names.
+void Checker::check_symlinks() {
+  for (auto& [ino, info] : inodes_) {
+    if (!info.has_record || !S_ISLNK(info.rec.mode)) continue;
+    const uint64_t pages = (info.rec.size + page_size_ - 1) / page_size_;
+    if (!info.broken_link && info.extent_pages == pages) continue;
+    report_.inode(Fix::kRepair, ino, "remove it",
+                  "symlink's target cannot be read back (%llu bytes)", ull(info.rec.size));
+    drop_inode(ino, info);
+  }
+}
+
+void Checker::drop_inode(uint64_t ino, InodeInfo& info) {
+  info.dropped = true;
+  plan_.dropped.insert(ino);
+  if (info.has_orphan) plan_.edits[Key::of(0, KeyKind::kOrphan, ino)] = std::nullopt;
+}
+
+// An inode whose record is gone but whose entries or extents survived is
+// recreated: a directory if it holds entries, else a regular file of the
+// size its extents reach. One with only xattrs left is removed.
+void Checker::recreate_missing() {
+  for (uint64_t ino : sorted_inodes()) {
+    InodeInfo& info = inodes_[ino];
+    if (info.has_record || (info.entries == 0 && info.other_items == 0)) continue;
+    if (info.entries == 0 && info.extent_pages == 0) {
+      report_.inode(Fix::kRepair, ino, "remove them", "has extended attributes but no record");
+      drop_inode(ino, info);
       continue;
     }
-    InodeInfo& target = it->second;
-    if (d.type != dtype_of(target.mode)) {
-      report_.error("entry '%s' in directory %llu has type %u, but inode %llu has mode 0%o",
-                    d.name.c_str(), ull(d.dir), d.type, ull(d.target), target.mode);
-    }
-    if (d.target == kRoot) {
-      report_.error("entry '%s' in directory %llu points to the root directory", d.name.c_str(),
-                    ull(d.dir));
-    }
-    target.links++;
-    target.entry_dir = d.dir;
-    auto dir = inodes_.find(d.dir);
-    if (S_ISDIR(target.mode) && dir != inodes_.end()) dir->second.subdirs++;
+    recreate(ino, info);
   }
-  dirents_.clear();
-  dirents_.shrink_to_fit();
 }
 
-void Checker::check_inode(uint64_t ino, const InodeInfo& info) {
-  if (!info.has_record) {
-    if (info.has_orphan)
-      report_.error("orphan item names inode %llu, which does not exist", ull(ino));
-    return;  // entries pointing at it were reported by resolve_dirents
+void Checker::recreate(uint64_t ino, InodeInfo& info) {
+  const bool dir = info.entries > 0;
+  report_.inode(Fix::kRepair, ino, dir ? "recreate it as a directory" : "recreate it as a file",
+                "has no inode record, but %llu %s", ull(dir ? info.entries : info.extent_pages),
+                dir ? "directory entries" : "data pages (its size is set to the last one's end)");
+  info.has_record = info.recreated = info.changed = true;
+  info.rec = new_record(dir ? S_IFDIR | 0700 : S_IFREG | 0600);
+  max_ino_ = std::max(max_ino_, ino);
+}
+
+// Counts one directory entry towards its target, or removes it.
+void Checker::resolve_dirent(uint32_t index) {
+  DirentRef& d = dirents_[index];
+  InodeInfo& dir = inodes_[d.dir];
+  if (dir.dropped) return;  // goes with its directory
+  auto it = inodes_.find(d.target);
+  if (it == inodes_.end() || !it->second.has_record) {
+    return remove_entry(index, Fix::kRepair, "points to inode %llu, which does not exist");
   }
-  if (info.has_orphan && info.nlink != 0) {
-    report_.error("inode %llu is on the orphan list but has %u links", ull(ino), info.nlink);
-  }
-  if (info.blocks != info.extent_pages) {
-    report_.error("inode %llu has blocks %llu but its extents hold %llu pages", ull(ino),
-                  ull(info.blocks), ull(info.extent_pages));
-  }
-  if (S_ISDIR(info.mode)) {
-    check_directory(ino, info);
+  InodeInfo& target = it->second;
+  note_entry(index);
+  if (target.dropped) return remove_entry(index, Fix::kNone, nullptr);
+  if (d.target == kRoot) return remove_entry(index, Fix::kRepair, "points to the root directory");
+  if (S_ISDIR(target.rec.mode) && target.links > 0) return second_directory_entry(index);
+  if (d.type != dtype_of(target.rec.mode)) fix_entry_type(index, target);
+  target.links++;
+  if (target.links == 1) target.kept = index;
+  if (S_ISDIR(target.rec.mode)) dir.subdirs++;
+}
+
+// A directory has exactly one name: the entry in the directory its parent
+// field names is kept, else the first one met.
+void Checker::second_directory_entry(uint32_t index) {
+  InodeInfo& target = inodes_[dirents_[index].target];
+  const uint32_t kept = target.kept;
+  const bool prefer_new =
+      dirents_[index].dir == target.rec.parent && dirents_[kept].dir != target.rec.parent;
+  const uint32_t loser = prefer_new ? kept : index;
+  const char* why = "is a second name of directory inode %llu";
+  if (prefer_new) {
+    remove_entry(kept, Fix::kRepair, why);
+    inodes_[dirents_[kept].dir].subdirs--;
+    target.kept = index;
+    inodes_[dirents_[index].dir].subdirs++;
   } else {
-    check_nondirectory(ino, info);
+    remove_entry(loser, Fix::kRepair, why);
   }
 }
 
-void Checker::check_directory(uint64_t ino, const InodeInfo& info) {
-  if (info.size != info.entries) {
-    report_.error("directory %llu has size %llu but %llu entries", ull(ino), ull(info.size),
-                  ull(info.entries));
-  }
-  if (info.has_orphan && info.links == 0 && info.nlink == 0) return;  // removed, still open
-  if (info.nlink != 2 + info.subdirs) {
-    report_.error("directory %llu has nlink %u, expected %llu", ull(ino), info.nlink,
-                  ull(2 + info.subdirs));
-  }
-  if (ino == kRoot) {
-    if (info.parent != kRoot) report_.error("the root directory has parent %llu", ull(info.parent));
-    return;
-  }
-  if (info.links == 0) {
-    report_.error("directory %llu is not in any directory (disconnected)", ull(ino));
-  } else if (info.links > 1) {
-    report_.error("directory %llu has %llu entries pointing to it", ull(ino), ull(info.links));
-  } else if (info.parent != info.entry_dir) {
-    report_.error("directory %llu has parent %llu but its entry is in directory %llu", ull(ino),
-                  ull(info.parent), ull(info.entry_dir));
-  }
+void Checker::fix_entry_type(uint32_t index, const InodeInfo& target) {
+  DirentRef& d = dirents_[index];
+  report_.entry(Fix::kPreen, d.dir, d.name, "set its type",
+                "entry has type %u, but inode %llu has mode 0%o", d.type, ull(d.target),
+                target.rec.mode);
+  d.type = dtype_of(target.rec.mode);
+  plan_.edits[Key::of(d.dir, KeyKind::kDirent, d.cookie)] = dirent_value(d);
 }
 
-void Checker::check_nondirectory(uint64_t ino, const InodeInfo& info) {
-  if (info.parent != 0) {
-    report_.error("inode %llu is not a directory but has parent %llu", ull(ino), ull(info.parent));
+// Removes entry `index`; `why` (printf with the target's number) says why,
+// or is null when the removal goes with a problem reported elsewhere.
+void Checker::remove_entry(uint32_t index, Fix fix, const char* why) {
+  DirentRef& d = dirents_[index];
+  if (why != nullptr) {
+    char what[160];
+    snprintf(what, sizeof what, why, ull(d.target));
+    report_.entry(fix, d.dir, d.name, "remove the entry", "%s", what);
   }
-  if (info.links == 0 && info.nlink == 0) {
-    if (!info.has_orphan) {
-      report_.error("inode %llu has no links and is not on the orphan list", ull(ino));
+  d.removed = true;
+  inodes_[d.dir].entries--;
+  plan_.edits[Key::of(d.dir, KeyKind::kDirent, d.cookie)] = std::nullopt;
+}
+
+// Inodes that no entry names: freed if they were unlinked (their orphan
+// record is all that was missing), reconnected otherwise. Orphan records
+// that name no unlinked inode are removed.
+void Checker::check_unlinked() {
+  for (uint64_t ino : sorted_inodes()) {
+    InodeInfo& info = inodes_[ino];
+    if (!info.has_record) {
+      if (info.has_orphan) {
+        report_.at(Fix::kPreen, "orphan list", "remove it from the list",
+                   "names inode %llu, which does not exist", ull(ino));
+        plan_.edits[Key::of(0, KeyKind::kOrphan, ino)] = std::nullopt;
+      }
+      continue;
     }
-  } else if (info.links == 0) {
-    report_.error("inode %llu has nlink %u but no directory entries (disconnected)", ull(ino),
-                  info.nlink);
-  } else if (info.nlink != info.links) {
-    report_.error("inode %llu has nlink %u but %llu directory entries", ull(ino), info.nlink,
-                  ull(info.links));
-  }
-  if (!S_ISLNK(info.mode)) return;
-  if (info.size == 0 || info.size > kSymlinkMax) {
-    report_.error("symlink %llu has an impossible size %llu", ull(ino), ull(info.size));
-  } else if (info.extent_pages != (info.size + page_size_ - 1) / page_size_) {
-    report_.error("symlink %llu of %llu bytes has %llu data pages", ull(ino), ull(info.size),
-                  ull(info.extent_pages));
+    if (info.dropped || ino == kRoot) continue;
+    if (info.has_orphan && (info.rec.nlink > 0 || info.links > 0)) {
+      report_.inode(Fix::kPreen, ino, "take it off the list",
+                    "is on the orphan list but has %llu names", ull(info.links));
+      plan_.edits[Key::of(0, KeyKind::kOrphan, ino)] = std::nullopt;
+      info.has_orphan = false;
+    }
+    if (info.links > 0 || (info.has_orphan && info.rec.nlink == 0)) continue;
+    const bool empty = !S_ISDIR(info.rec.mode) || info.entries == 0;
+    if (info.rec.nlink == 0 && empty) {
+      report_.inode(Fix::kPreen, ino, "free it", "has no links and is not on the orphan list");
+      drop_inode(ino, info);
+    } else {
+      reconnect(ino, "is not in any directory");
+    }
   }
 }
 
-// Every directory must lead up to the root through the entries pointing at it.
-// Directories with no entry were reported already; here only cycles are new.
+// Every directory must lead up to the root through the entries naming it.
 void Checker::check_reachability() {
-  for (auto& [ino, info] : inodes_) {
-    if (!info.has_record || !S_ISDIR(info.mode) || info.reach != kUnknown) continue;
-    resolve_reach(ino);
+  for (uint64_t ino : sorted_inodes()) {
+    InodeInfo& info = inodes_[ino];
+    if (!info.has_record || info.dropped || !S_ISDIR(info.rec.mode)) continue;
+    if (info.reach == kUnknown) resolve_reach(ino);
   }
 }
 
-// Follows entry_dir links from dir until a directory of known reachability,
-// the root, or a dead end; then labels the whole path. Bounded by the number of
+// Follows the entries up from `dir` until the root, a directory of known
+// reachability, or a directory met twice (a cycle), which is cut out and
+// reconnected; then labels the whole path. Bounded by the number of
 // directories, since each is marked kVisiting once.
 Checker::Reach Checker::resolve_reach(uint64_t dir) {
   std::vector<InodeInfo*> path;
   Reach result = kUnreachable;
   for (uint64_t cur = dir;;) {
-    auto it = inodes_.find(cur);
-    if (it == inodes_.end() || !it->second.has_record || !S_ISDIR(it->second.mode)) break;
-    InodeInfo& info = it->second;
-    if (cur == kRoot) {
+    InodeInfo& info = inodes_[cur];
+    if (cur == kRoot || info.reconnect) {
       result = kReachable;
       break;
     }
     if (info.reach == kVisiting) {
-      report_.error("directory %llu is in a cycle, not reachable from the root", ull(cur));
+      remove_entry(info.kept, Fix::kRepair, "closes a cycle of directories");
+      inodes_[dirents_[info.kept].dir].subdirs--;
+      info.links--;
+      reconnect(cur, "is in a cycle of directories that does not reach the root");
+      result = kReachable;
       break;
     }
-    if (info.reach != kUnknown) {
-      result = Reach(info.reach);
+    if (info.reach != kUnknown || info.links == 0) {
+      result = info.links == 0 ? kUnreachable : Reach(info.reach);
       break;
     }
-    if (info.links == 0) break;  // disconnected, reported by check_directory
     info.reach = kVisiting;
     path.push_back(&info);
-    cur = info.entry_dir;
+    cur = dirents_[info.kept].dir;
   }
   for (InodeInfo* info : path) info->reach = result;
   return result;
+}
+
+// The counters of one inode against what was counted.
+void Checker::check_inode(uint64_t ino, InodeInfo& info) {
+  if (info.rec.blocks > info.extent_pages && S_ISREG(info.rec.mode) && !info.recreated) {
+    // Extents went missing (with a damaged tree page): say what that means.
+    report_.inode(Fix::kPreen, ino, "set the block count to " + std::to_string(info.extent_pages),
+                  "has lost %llu of its %llu data pages; the missing parts read as zeros",
+                  ull(info.rec.blocks - info.extent_pages), ull(info.rec.blocks));
+    info.changed = true;
+    info.rec.blocks = info.extent_pages;
+  } else if (info.rec.blocks != info.extent_pages) {
+    change(ino, info, Fix::kPreen, "block count", info.rec.blocks, info.extent_pages);
+    info.rec.blocks = info.extent_pages;
+  }
+  if (S_ISDIR(info.rec.mode)) return check_directory(ino, info);
+  check_nondirectory(ino, info);
+}
+
+void Checker::check_directory(uint64_t ino, InodeInfo& info) {
+  if (info.rec.size != info.entries) {
+    change(ino, info, Fix::kPreen, "size (entries)", info.rec.size, info.entries);
+    info.rec.size = info.entries;
+  }
+  if (info.has_orphan && info.links == 0 && info.rec.nlink == 0) return;  // removed, still open
+  if (info.rec.nlink != 2 + info.subdirs) {
+    change(ino, info, Fix::kPreen, "link count", info.rec.nlink, 2 + info.subdirs);
+    info.rec.nlink = uint32_t(2 + info.subdirs);
+  }
+  if (ino != kRoot && info.kept == kNoEntry) return;  // freed or reconnected elsewhere
+  const uint64_t parent = ino == kRoot ? kRoot : dirents_[info.kept].dir;
+  if (info.rec.parent != parent) {
+    change(ino, info, Fix::kPreen, "parent", info.rec.parent, parent);
+    info.rec.parent = parent;
+  }
+}
+
+void Checker::check_nondirectory(uint64_t ino, InodeInfo& info) {
+  if (info.rec.parent != 0) {
+    change(ino, info, Fix::kPreen, "parent", info.rec.parent, 0);
+    info.rec.parent = 0;
+  }
+  if (info.links > 0 && info.rec.nlink != info.links) {
+    change(ino, info, Fix::kPreen, "link count", info.rec.nlink, info.links);
+    info.rec.nlink = uint32_t(info.links);
+  }
+  // A size past the largest file (of any type: the engine refuses it) is
+  // set to where the extents reach.
+  const uint64_t reach = info.extent_end * page_size_;
+  if ((S_ISREG(info.rec.mode) && info.recreated) || info.rec.size > kMaxFileBytes) {
+    change(ino, info, Fix::kRepair, "size", info.rec.size, reach);
+    info.rec.size = reach;
+  }
+}
+
+// Records a field's new value; a recreated inode's fields are set silently.
+void Checker::change(uint64_t ino, InodeInfo& info, Fix fix, const char* field, uint64_t from,
+                     uint64_t to) {
+  info.changed = true;
+  if (info.recreated) return;
+  char action[64];
+  snprintf(action, sizeof action, "set it to %llu", ull(to));
+  report_.inode(fix, ino, action, "%s is %llu, should be %llu", field, ull(from), ull(to));
+}
+
+// Every record the repair writes, and every one it keeps, must be one a
+// mount accepts.
+void Checker::emit_records() {
+  for (uint64_t ino : sorted_inodes()) {
+    InodeInfo& info = inodes_[ino];
+    if (!info.has_record || info.dropped) continue;
+    std::string value(reinterpret_cast<const char*>(&info.rec), sizeof(info.rec));
+    const Key key = Key::of(ino, KeyKind::kInode, 0);
+    std::string why;
+    const bool accepted = engine_accepts(key, value, &why);
+    if (accepted && !info.changed) continue;
+    if (!accepted) {
+      report_.inode(Fix::kRepair, ino, "remove it", "inode record cannot be repaired: %s",
+                    why.c_str());
+      drop_inode(ino, info);
+      continue;
+    }
+    plan_.edits[key] = value;
+  }
 }
 
 }  // namespace pagefs::fsck

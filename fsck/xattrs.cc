@@ -3,9 +3,21 @@
 // CRC32Cs, read with the file data pages. An inline POSIX ACL is checked
 // against the ACL format (one kept in data pages is not read whole: only its
 // pages' CRCs are checked).
+//
+// What a repair does: an item the engine would refuse (engine/items.h: its
+// record, its pages inside the data region), a duplicate name, a name with a
+// NUL byte, an inline ACL that is not one, or a value naming a page another
+// owner claimed first is removed (-y); a missing xattr_pages feature bit is
+// set (-p). A value page that fails its CRC, or holds bytes past the value's
+// end, is the user's data: it is reported and left (reads of the value fail
+// with EIO), as a file's data page is; setfattr -x removes the attribute.
+#include <algorithm>
 #include <cstring>
+#include <string>
 #include <string_view>
+#include <vector>
 
+#include "engine/crc32c.h"
 #include "fsck/checker.h"
 
 namespace pagefs::fsck {
@@ -78,83 +90,90 @@ const char* acl_problem(const uint8_t* value, size_t len) {
 
 void Checker::check_xattr_item(const Cell& cell) {
   const Key& key = cell.key;
-  owner_of(key, "xattr");
+  InodeInfo& owner = owner_of(key);
+  const std::string value(reinterpret_cast<const char*>(cell.value), cell.value_len);
+  std::string why;
+  if (!engine_accepts(key, value, &why)) {
+    return drop_item(key, Fix::kRepair, key.ino, "xattr %s: %s", to_string(key).c_str(),
+                     why.c_str());
+  }
   XattrValue xv;
-  if (cell.value_len < sizeof(xv)) {
-    report_.error("xattr %s is malformed", to_string(key).c_str());
-    return;
+  memcpy(&xv, value.data(), sizeof(xv));
+  const std::string_view name(value.data() + sizeof(xv), xv.name_len);
+  const std::string shown = printable(name);
+  if (name.find('\0') != std::string_view::npos || !check_duplicate_name(key, name)) {
+    return drop_item(key, Fix::kRepair, key.ino, "xattr '%s' is a duplicate or has a NUL byte",
+                     shown.c_str());
   }
-  memcpy(&xv, cell.value, sizeof(xv));
-  if (xv.name_len == 0 || (xv.flags != 0 && xv.flags != kXattrInPages) ||
-      cell.value_len != sizeof(xv) + size_t{xv.name_len} + xv.value_len) {
-    report_.error("xattr %s is malformed", to_string(key).c_str());
-    return;
-  }
-  const std::string_view name(reinterpret_cast<const char*>(cell.value) + sizeof(xv), xv.name_len);
-  if (name.find('\0') != std::string_view::npos) {
-    report_.error("xattr name '%s' of inode %llu contains a NUL byte", printable(name).c_str(),
-                  ull(key.ino));
-  }
-  if (key.off >> kCookieCollisionBits != name_hash(name.data(), name.size())) {
-    report_.error("xattr '%s' of inode %llu has the wrong hash in its key %s",
-                  printable(name).c_str(), ull(key.ino), to_string(key).c_str());
-  }
-  check_duplicate_name(key, name, "xattr");
   const uint8_t* rest = cell.value + sizeof(xv) + xv.name_len;
   if (xv.flags == kXattrInPages) {
-    check_xattr_pages(key, name, rest, xv.value_len);
+    if (!check_xattr_pages(key, shown, rest, xv.value_len)) return;
   } else if (is_acl_name(name)) {
     if (const char* problem = acl_problem(rest, xv.value_len)) {
-      report_.error("xattr '%s' of inode %llu is not a valid ACL: it %s", printable(name).c_str(),
-                    ull(key.ino), problem);
+      return drop_item(key, Fix::kRepair, key.ino, "xattr '%s' is not a valid ACL: it %s",
+                       shown.c_str(), problem);
     }
   }
+  owner.other_items++;
 }
 
-// A value in pages: the record's fields, then each page claimed and queued
-// for its CRC and its zero tail.
-void Checker::check_xattr_pages(const Key& key, std::string_view name, const uint8_t* record,
+// A value in pages (its record checked by engine_accepts): the feature bit
+// that lets a mount read it, then each page claimed and queued for its CRC
+// and its zero tail. False if the item is removed.
+bool Checker::check_xattr_pages(const Key& key, const std::string& shown, const uint8_t* record,
                                 uint16_t record_len) {
-  const std::string shown = printable(name);
   if (!(sb_.features_incompat & kIncompatXattrPages)) {
-    report_.error(
-        "xattr '%s' of inode %llu is kept in pages, but the superblock lacks the "
-        "xattr_pages feature",
-        shown.c_str(), ull(key.ino));
+    report_.at(Fix::kPreen, "superblock", "set it",
+               "lacks the xattr_pages feature, which xattr '%s' of inode %llu needs", shown.c_str(),
+               ull(key.ino));
+    sb_.features_incompat |= kIncompatXattrPages;
+    plan_.rewrite_superblock = true;
   }
   XattrPages xp;
-  if (record_len < sizeof(xp)) {
-    report_.error("xattr '%s' of inode %llu has a malformed page record", shown.c_str(),
-                  ull(key.ino));
-    return;
-  }
   memcpy(&xp, record, sizeof(xp));
-  const uint32_t want_pages = (uint64_t{xp.value_bytes} + page_size_ - 1) / page_size_;
-  if (xp.value_bytes == 0 || xp.value_bytes > kMaxXattrValue || xp.pages != want_pages ||
-      xp.reserved != 0 || record_len != xattr_pages_size(xp.pages)) {
-    report_.error("xattr '%s' of inode %llu has a malformed page record (%u bytes in %u pages)",
-                  shown.c_str(), ull(key.ino), xp.value_bytes, xp.pages);
-    return;
+  std::vector<XattrPage> pages(xp.pages);
+  for (uint32_t i = 0; i < xp.pages; i++) {
+    memcpy(&pages[i], record + sizeof(xp) + sizeof(XattrPage) * i, sizeof(XattrPage));
+  }
+  (void)record_len;  // engine_accepts matched it to the page count
+  for (uint32_t i = 0; i < xp.pages; i++) {
+    bool again = referenced_.test(pages[i].phys);
+    for (uint32_t j = 0; j < i; j++) again |= pages[j].phys == pages[i].phys;
+    if (again) {
+      drop_item(key, Fix::kRepair, key.ino,
+                "xattr '%s' keeps its value in page %llu, which is already in use", shown.c_str(),
+                ull(pages[i].phys));
+      return false;
+    }
   }
   for (uint32_t i = 0; i < xp.pages; i++) {
-    XattrPage page;
-    memcpy(&page, record + sizeof(xp) + sizeof(page) * i, sizeof(page));
-    if (page.phys < sb_.data_start || page.phys >= sb_.page_count) {
-      report_.error("xattr '%s' of inode %llu names page %llu, outside the data region",
-                    shown.c_str(), ull(key.ino), ull(page.phys));
-      continue;
-    }
-    if (!claim(page.phys)) {
-      report_.error("page %llu is claimed twice (again by xattr '%s' of inode %llu)",
-                    ull(page.phys), shown.c_str(), ull(key.ino));
-      continue;
-    }
+    (void)claim(pages[i].phys);  // checked above: free until now
     const uint64_t end = std::min<uint64_t>(page_size_, xp.value_bytes - uint64_t{i} * page_size_);
-    DataCheck check{page.phys, page.crc, key.ino, i, 0};
+    DataCheck check{pages[i].phys, pages[i].crc, key.ino, key, i, 0};
     check.xattr = true;
     check.zero_from = uint32_t(end);
     queue_data_check(check);
   }
+  return true;
+}
+
+// A value page that fails its CRC, or holds bytes past the value's end: the
+// value is the user's, so nothing certain can be done about it.
+void Checker::verify_xattr_page(const DataCheck& check, const uint8_t* data) {
+  const char* wrong = nullptr;
+  if (crc32c(data, page_size_) != check.crc) {
+    wrong = "fails its checksum; reads of the value return EIO";
+  } else {
+    const uint8_t* tail = data + check.zero_from;
+    const size_t tail_bytes = page_size_ - check.zero_from;
+    if (tail_bytes > 0 && (tail[0] != 0 || memcmp(tail, tail + 1, tail_bytes - 1) != 0)) {
+      wrong = "holds bytes past the value's end";
+    }
+  }
+  if (wrong == nullptr) return;
+  report_.inode(Fix::kNone, check.ino, "",
+                "page %u of the value of xattr %s %s (setfattr -x removes the attribute)",
+                check.index, to_string(check.extent).c_str(), wrong);
 }
 
 }  // namespace pagefs::fsck

@@ -12,6 +12,8 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <atomic>
+#include <chrono>
 #include <map>
 #include <random>
 #include <string>
@@ -229,6 +231,49 @@ TEST_F(ConcurrencyTest, ThreadsInPrivateAndSharedDirectoriesLeaveAConsistentFile
   ASSERT_EQ(fsck.code, 0) << fsck.text;
   mount();
   for (Worker& w : workers) ASSERT_NO_FATAL_FAILURE(check_private(w, "after a remount"));
+  ASSERT_TRUE(fs_->unmount().ok());
+  fs_.reset();
+}
+
+// A read replies from the pages it pinned without the filesystem lock. A
+// commit closing the transaction those pages are dirty in only reads them,
+// and a full checkpoint waits for the reader to let go before it writes them
+// home: neither fails, and the reply gets the bytes that were written.
+TEST_F(ConcurrencyTest, CommitsAndFullCheckpointsLetReadersReplyFromTheirPages) {
+  auto a = fs_->mknod(kRootInode, "a", S_IFREG | 0644, 0, kUser);
+  auto b = fs_->mknod(kRootInode, "b", S_IFREG | 0644, 0, kUser);
+  ASSERT_TRUE(a.ok() && b.ok());
+  std::atomic<bool> stop{false};
+  std::thread other([&] {
+    const std::string data(8192, 'b');
+    FileSystem::Impl& impl = fs_->internals_for_testing();
+    for (int round = 0; !stop; round++) {
+      (void)fs_->write(InodeNo{b->ino}, 0, data.data(), data.size());
+      if (round % 4 != 3) {
+        (void)fs_->fsync(InodeNo{b->ino}, false);
+        continue;
+      }
+      std::unique_lock lock(impl.mu_);
+      EXPECT_TRUE(impl.checkpoint_locked().ok());
+    }
+  });
+  for (int i = 0; i < 200; i++) {
+    const std::string data(8192, char('a' + i % 26));
+    ASSERT_TRUE(fs_->write(InodeNo{a->ino}, 0, data.data(), data.size()).ok());
+    if (i % 2 == 1) {
+      ASSERT_TRUE(fs_->fsync(InodeNo{a->ino}, false).ok());  // committed, not home
+    }
+    std::string got;
+    auto n = fs_->read_in_place(InodeNo{a->ino}, 0, 4096, [&](std::span<const iovec> iov) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));  // a slow reply
+      for (const iovec& v : iov) got.append(static_cast<const char*>(v.iov_base), v.iov_len);
+    });
+    ASSERT_TRUE(n.ok());
+    ASSERT_EQ(got, data.substr(0, 4096));
+  }
+  stop = true;
+  other.join();
+  EXPECT_FALSE(fs_->internals_for_testing().failed_);
   ASSERT_TRUE(fs_->unmount().ok());
   fs_.reset();
 }

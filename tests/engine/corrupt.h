@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <cstring>
 #include <span>
+#include <string_view>
 #include <vector>
 
 #include "engine/buffer_pool.h"
@@ -104,6 +105,61 @@ inline void set_child(MemDevice& dev, uint64_t page, uint16_t slot, uint64_t chi
   auto v = node_at(dev, page).mutable_value_at(slot);
   std::memcpy(v.data(), &child, sizeof child);
   restamp(dev, page);
+}
+
+// Removes the item `key` from its leaf (which must keep at least one item).
+inline void erase_item(MemDevice& dev, const Key& key) {
+  const uint64_t leaf = leaf_of(dev, key);
+  Node node = node_at(dev, leaf);
+  uint16_t i = node.lower_bound(key);
+  ASSERT_TRUE(i < node.count() && node.key_at(i) == key) << "no item to erase";
+  ASSERT_GT(node.count(), 1) << "the leaf would be empty";
+  node.erase_at(i);
+  restamp(dev, leaf);
+}
+
+// Changes the inode record of `ino` on the unmounted device.
+template <class Change>
+void change_record(MemDevice& dev, uint64_t ino, Change change) {
+  Key key = Key::of(ino, KeyKind::kInode, 0);
+  auto v = value_of(dev, key);
+  ASSERT_EQ(v.size(), sizeof(InodeRecord));
+  InodeRecord rec;
+  std::memcpy(&rec, v.data(), sizeof rec);
+  change(rec);
+  std::memcpy(v.data(), &rec, sizeof rec);
+  restamp(dev, leaf_of(dev, key));
+}
+
+// Sets or clears the bitmap bit of `page` (with a valid checksum).
+inline void set_bitmap_bit(MemDevice& dev, uint64_t page, bool used) {
+  Superblock sb = superblock(dev);
+  const uint64_t bits = bitmap_bits_per_page(kPageBytes);
+  const uint64_t bitmap = sb.bitmap_start + page / bits;
+  const uint64_t bit = page % bits;
+  auto* byte = reinterpret_cast<uint8_t*>(page_at(dev, bitmap) + sizeof(PageHeader) + bit / 8);
+  *byte = used ? uint8_t(*byte | (1u << (bit % 8))) : uint8_t(*byte & ~(1u << (bit % 8)));
+  restamp(dev, bitmap);
+}
+
+// Flips one byte near the end of a page, leaving its header alone: a
+// metadata page then fails its checksum, a data page its extent's CRC.
+inline void break_page(MemDevice& dev, uint64_t page) {
+  page_at(dev, page)[kPageBytes - 100] ^= std::byte{0x5a};
+}
+
+// The cookie of `name` in a directory that holds no other name of its hash.
+inline uint64_t cookie_of(std::string_view name) {
+  return name_hash(name.data(), name.size()) << kCookieCollisionBits;
+}
+
+// The extent value of (ino, kExtent, file_page).
+inline ExtentValue extent_at(MemDevice& dev, uint64_t ino, uint64_t file_page) {
+  ExtentValue ev{};
+  auto v = value_of(dev, Key::of(ino, KeyKind::kExtent, file_page));
+  EXPECT_GE(v.size(), sizeof ev);
+  if (v.size() >= sizeof ev) std::memcpy(&ev, v.data(), sizeof ev);
+  return ev;
 }
 
 // ---- the journal ------------------------------------------------------------------

@@ -22,6 +22,11 @@ StatsReport sample_report() {
   Histogram h;
   for (uint64_t v : {0ull, 900ull, 1500ull, 1500ull, 70000000000ull}) h.record(v);
   r.commit_ns = h.snapshot();
+  r.scrub_state = "done";
+  r.scrub_finished = 1795000000;
+  r.scrub_pages_checked = 27012;
+  r.scrub_errors = 2;
+  r.scrub_repaired = 1;
   return r;
 }
 
@@ -36,6 +41,11 @@ TEST(StatsTextTest, ReadsBackWhatItWrote) {
   EXPECT_EQ(s.value("pid"), 123u);
   EXPECT_EQ(s.value("uptime_ms"), 5000u);
   EXPECT_EQ(s.strings.at("device"), "/img");
+  EXPECT_EQ(s.strings.at("scrub_state"), "done");
+  EXPECT_EQ(s.value("scrub_finished"), 1795000000u);
+  EXPECT_EQ(s.value("scrub_pages_checked"), 27012u);
+  EXPECT_EQ(s.value("scrub_errors"), 2u);
+  EXPECT_EQ(s.value("scrub_repaired"), 1u);
   const HistogramSnapshot commit = s.histogram("commit_ns");
   EXPECT_EQ(commit.count(), 5u);
   EXPECT_EQ(commit.sum, sample_report().commit_ns.sum);
@@ -91,6 +101,10 @@ TEST(StatsPrometheusTest, FollowsTheExpositionFormat) {
   EXPECT_EQ(infs, 1);
   EXPECT_EQ(last_bucket, 5);
   EXPECT_NE(text.find("pagefs_cache_hits_total{mountpoint=\"/mnt/a \\\"b\\\"\"} 42\n"),
+            std::string::npos);
+  EXPECT_NE(text.find("pagefs_scrub_errors{mountpoint=\"/mnt/a \\\"b\\\"\"} 2\n"),
+            std::string::npos);
+  EXPECT_NE(text.find("pagefs_scrub_running{mountpoint=\"/mnt/a \\\"b\\\"\"} 0\n"),
             std::string::npos);
 }
 
