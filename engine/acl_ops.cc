@@ -42,6 +42,7 @@ Status FileSystem::Impl::set_acl_locked(InodeNo ino, std::string_view name, std:
                       xattr_value_pages(uint32_t(value.size()), page_size_)));
   PAGEFS_ASSIGN(InodeRecord rec, get_inode(ino));
   if (S_ISLNK(rec.mode)) return Err{EOPNOTSUPP};
+  PAGEFS_TRY(may_change_inode(rec));  // immutable and append-only files keep their ACLs
   FoundXattr old;
   PAGEFS_TRY(find_xattr(ino, name, &old));
   if (old.found && (flags & XATTR_CREATE)) return Err{EEXIST};

@@ -413,7 +413,13 @@ void BufferPool::insert(uint32_t frame, PageNo page, bool meta) {
 void BufferPool::release_frame(uint32_t frame) {
   Frame& f = frames_[frame];
   assert(f.in_use && f.pins == 0 && !f.busy);
-  unpin_journal(f);  // a discarded page's bytes are needed by nobody
+  // A discarded page's bytes are needed by nobody once the transaction that
+  // freed it is durable: its pin waits for that commit (end_commit).
+  if (f.home_txn != 0 && transactions_) {
+    freed_pins_[f.home_txn]++;
+    f.home_txn = 0;
+  }
+  unpin_journal(f);
   table_.erase(f.page.value);
   if (f.dirty) dirty_count_--;
   f = Frame{};

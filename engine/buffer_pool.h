@@ -33,7 +33,10 @@
 // writes the pinned frames home, flushes, and moves the tail to the oldest
 // transaction still pinned. A frame changed again by a later transaction keeps
 // its old pin until that transaction commits: its bytes are not home, and the
-// later record that supersedes them is not durable yet. The superblock pages
+// later record that supersedes them is not durable yet. A page freed while
+// pinned keeps its pin until the transaction that freed it is durable: before
+// that, a crash makes the page live again, with the bytes only the pinned
+// record holds (freed_pins_). The superblock pages
 // (0 and 1) are not pinned and never written by background write-back: their
 // home copies carry the journal tail, which only a checkpoint may move.
 //
@@ -372,8 +375,15 @@ class BufferPool {
   uint64_t running_txn_ = 1;                      // guarded by mu_
   uint64_t durable_txn_ = 0;  // last transaction whose commit succeeded; guarded by mu_
   std::map<uint64_t, uint64_t> journal_pins_;  // txn -> frames pinned to it; guarded by mu_
-  std::vector<uint32_t> txn_frames_;           // guarded by mu_
-  uint64_t txn_images_ = 0;                    // guarded by mu_
+  // Journal pins of pages freed (and their frames discarded) by the running
+  // transaction, and by the closed ones keyed by their id: held until the
+  // transaction that freed the page is durable. Until then a crash brings the
+  // page back in use with the bytes only the pinned record holds. Guarded by
+  // mu_; one entry per discarded frame, so at most a few pools' worth.
+  std::map<uint64_t, uint64_t> freed_pins_;                             // pinned txn -> count
+  std::map<uint64_t, std::map<uint64_t, uint64_t>> closed_freed_pins_;  // freeing txn ->
+  std::vector<uint32_t> txn_frames_;                                    // guarded by mu_
+  uint64_t txn_images_ = 0;                                             // guarded by mu_
   // A fresh page of the running transaction went home outside the commit: the
   // commit must flush before its commit record. Guarded by mu_.
   bool fresh_written_ = false;

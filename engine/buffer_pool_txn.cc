@@ -51,6 +51,7 @@ std::vector<TxnPage> BufferPool::begin_commit(uint64_t* txn_id, bool* fresh_writ
     fr.txn = UINT64_MAX;  // listed; set to the id below
   }
   *txn_id = running_txn_;
+  if (!freed_pins_.empty()) closed_freed_pins_[running_txn_].swap(freed_pins_);
   *fresh_written = fresh_written_;
   fresh_written_ = false;
   for (const TxnPage& p : pages) frames_[p.frame].txn = running_txn_;
@@ -99,6 +100,16 @@ void BufferPool::end_commit(uint64_t txn_id, const std::vector<TxnPage>& pages, 
       if (p.meta && f.txn == txn_id) reinterpret_cast<PageHeader*>(frame_data(p.frame))->lsn = lsn;
     }
     if (f.txn == txn_id && ok) f.txn = 0;
+  }
+  // The pages this transaction freed are free for good (or, after a failed
+  // commit, nothing more is checkpointed): their records are needed no more.
+  if (auto freed = closed_freed_pins_.find(txn_id); freed != closed_freed_pins_.end()) {
+    for (auto [pinned, count] : freed->second) {
+      auto it = journal_pins_.find(pinned);
+      assert(it != journal_pins_.end() && it->second >= count);
+      if ((it->second -= count) == 0) journal_pins_.erase(it);
+    }
+    closed_freed_pins_.erase(freed);
   }
   if (ok) durable_txn_ = txn_id;
   io_done_.notify_all();

@@ -87,7 +87,19 @@ Result<bool> Checkpointer::run() {
   if (st.ok()) st = device_.flush();
   Journal::TailMove move;
   if (st.ok() && journal_.tail_move(oldest, &move, buffer_.get())) {
-    st = write_superblocks(buffer_.get(), move.lsn, move.sequence);
+    // The n-th move since transaction L's commit writes L's image with
+    // generation L - kGenerationStep + n (format.h): newer than every copy
+    // written before, older than L's own image, and unique. Once the values
+    // are used up, the tail waits for the next commit.
+    const uint64_t image = reinterpret_cast<const Superblock*>(buffer_.get())->generation;
+    if (image != image_generation_) {
+      image_generation_ = image;
+      image_moves_ = 0;
+    }
+    if (image_moves_ + 1 >= kGenerationStep || image < kGenerationStep) return false;
+    image_moves_++;
+    st = write_superblocks(buffer_.get(), image - kGenerationStep + image_moves_, move.lsn,
+                           move.sequence);
     if (st.ok()) {
       journal_.set_tail(move.lsn, move.sequence);
       note_full_checkpoint(move.retired);
@@ -102,16 +114,17 @@ Result<bool> Checkpointer::run() {
 }
 
 // Page 0, flush, page 1, flush: a crash leaves at least one whole copy, and
-// both describe the state of a durable transaction L. Their generation is
-// L's minus one (commits step by two, so no commit has it): newer than every
-// copy written before, and older than L's own image in the journal, so when
-// recovery replays from the new tail, the page 0 it leaves is never older
-// than page 1 (the checker expects page 1 to be the one that lags).
-Status Checkpointer::write_superblocks(std::byte* image, uint64_t tail, uint64_t sequence) {
+// both describe the state of a durable transaction L. Their `generation`
+// (run() picks it) lies between the commit before L's and L's: newer than
+// every copy written before, and older than L's own image in the journal, so
+// when recovery replays from the new tail, the page 0 it leaves is never
+// older than page 1 (the checker expects page 1 to be the one that lags).
+Status Checkpointer::write_superblocks(std::byte* image, uint64_t generation, uint64_t tail,
+                                       uint64_t sequence) {
   auto* sb = reinterpret_cast<Superblock*>(image);
   sb->journal_tail = tail;
   sb->journal_sequence = sequence;
-  sb->generation--;
+  sb->generation = generation;
   for (uint64_t copy = 0; copy < 2; copy++) {
     sb->header.page_no = copy;
     stamp_meta_page(image, page_size_);

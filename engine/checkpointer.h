@@ -67,7 +67,7 @@ class Checkpointer {
   void loop();
   // One checkpoint (steps 1-4); true if the tail moved.
   Result<bool> run();
-  Status write_superblocks(std::byte* image, uint64_t tail, uint64_t sequence);
+  Status write_superblocks(std::byte* image, uint64_t generation, uint64_t tail, uint64_t sequence);
 
   BufferPool& pool_;
   Journal& journal_;
@@ -80,7 +80,11 @@ class Checkpointer {
   Histogram* const checkpoint_ns_;
 
   std::mutex run_mu_;  // lock order: after the filesystem lock, before mu_
-  std::mutex mu_;      // guards the fields below
+  // Guarded by run_mu_: the generation of the image the last tail move wrote
+  // (its transaction's), and how many tail moves wrote it.
+  uint64_t image_generation_ = 0;
+  uint64_t image_moves_ = 0;
+  std::mutex mu_;  // guards the fields below
   std::condition_variable cv_;
   bool kicked_ = false;
   bool stop_ = false;

@@ -136,6 +136,7 @@ Result<Attr> FileSystem::Impl::create_node(InodeNo parent, std::string_view name
   if (is_dot_or_dotdot(name)) return Err{EEXIST};
   PAGEFS_ASSIGN(InodeRecord dir, get_dir(parent));
   if (dir.nlink == 0) return Err{ENOENT};  // directory was removed
+  PAGEFS_TRY(may_add_entry(dir));
   FoundEntry existing;
   PAGEFS_ASSIGN(bool exists, dir_find(parent, name, &existing));
   if (exists) return Err{EEXIST};
@@ -168,19 +169,31 @@ Result<Attr> FileSystem::Impl::create_node(InodeNo parent, std::string_view name
 Result<Attr> FileSystem::lookup(InodeNo parent, std::string_view name, Hold hold) {
   if (name.size() > kNameMax) return Err{ENAMETOOLONG};
   std::shared_lock lock(impl_->mu_);
-  PAGEFS_ASSIGN(InodeRecord dir, impl_->get_dir(parent));
-  InodeNo child;
+  if (is_dot_or_dotdot(name)) return impl_->lookup_dots(parent, name, hold);
+  PAGEFS_TRY(impl_->get_dir(parent));
+  Impl::FoundEntry e;
+  PAGEFS_ASSIGN(bool found, impl_->dir_find(parent, name, &e));
+  if (!found) return Err{ENOENT};
+  return impl_->attr_of(InodeNo{e.ino}, hold);
+}
+
+// The kernel resolves "." and ".." of a path itself; it asks for them only
+// to turn a file handle back into a file (export support): "." is `ino`
+// itself, of any type, and ".." a directory's parent. An inode without links
+// is gone for a handle: ENOENT, which the kernel reports as ESTALE.
+Result<Attr> FileSystem::Impl::lookup_dots(InodeNo ino, std::string_view name, Hold hold) {
+  PAGEFS_ASSIGN(InodeRecord rec, get_inode(ino));
+  if (rec.nlink == 0) return Err{ENOENT};
   if (name == ".") {
-    child = parent;
-  } else if (name == "..") {
-    child = parent == kRootInode ? parent : InodeNo{dir.parent};
-  } else {
-    Impl::FoundEntry e;
-    PAGEFS_ASSIGN(bool found, impl_->dir_find(parent, name, &e));
-    if (!found) return Err{ENOENT};
-    child = InodeNo{e.ino};
+    Attr a = to_attr(ino, rec);
+    a.blocks_512 = rec.blocks * (page_size_ / 512);
+    if (hold == Hold::kYes) refs_.add(ino.value);
+    return a;
   }
-  return impl_->attr_of(child, hold);
+  if (!S_ISDIR(rec.mode)) return Err{ENOTDIR};
+  InodeNo up = ino == kRootInode ? ino : InodeNo{rec.parent};
+  PAGEFS_TRY(get_dir(up));  // a parent that is not a directory is damage
+  return attr_of(up, hold);
 }
 
 Result<Attr> FileSystem::mknod(InodeNo parent, std::string_view name, uint32_t mode, uint64_t rdev,
@@ -236,9 +249,12 @@ Result<Attr> FileSystem::link(InodeNo ino, InodeNo new_parent, std::string_view 
     PAGEFS_ASSIGN(InodeRecord rec, impl_->get_inode(ino));
     if (S_ISDIR(rec.mode)) return Err{EPERM};
     if (rec.nlink >= kLinkMax) return Err{EMLINK};
-    if (rec.nlink == 0) return Err{ENOENT};
+    bool first_link = rec.nlink == 0;
+    if (first_link && !impl_->linkable_.contains(ino.value)) return Err{ENOENT};
+    PAGEFS_TRY(Impl::may_change_inode(rec));
     PAGEFS_ASSIGN(InodeRecord dir, impl_->get_dir(new_parent));
     if (dir.nlink == 0) return Err{ENOENT};
+    PAGEFS_TRY(Impl::may_add_entry(dir));
     Impl::FoundEntry existing;
     PAGEFS_ASSIGN(bool exists, impl_->dir_find(new_parent, new_name, &existing));
     if (exists) return Err{EEXIST};
@@ -246,12 +262,36 @@ Result<Attr> FileSystem::link(InodeNo ino, InodeNo new_parent, std::string_view 
     rec.nlink++;
     Impl::touch(rec, false, true);
     PAGEFS_TRY(impl_->put_inode(ino, rec));
+    if (first_link) PAGEFS_TRY(impl_->remove_orphan(ino));
     dir.size++;
     Impl::touch(dir, true, true);
     PAGEFS_TRY(impl_->put_inode(new_parent, dir));
     Attr a = Impl::to_attr(ino, rec);
     a.blocks_512 = rec.blocks * (impl_->page_size_ / 512);
     if (hold == Hold::kYes) impl_->refs_.add(ino.value);
+    if (first_link) impl_->linkable_.erase(ino.value);  // nothing can fail after this
+    return a;
+  });
+}
+
+Result<Attr> FileSystem::tmpfile(InodeNo dir, uint32_t mode, const Caller& caller, Hold hold) {
+  std::unique_lock lock(impl_->mu_);
+  return impl_->run_op([&]() -> Result<Attr> {
+    Impl& fs = *impl_;
+    PAGEFS_TRY(fs.begin_op(32));
+    PAGEFS_ASSIGN(InodeRecord dir_rec, fs.get_dir(dir));
+    if (dir_rec.nlink == 0) return Err{ENOENT};
+    PAGEFS_TRY(Impl::may_add_entry(dir_rec));
+    if (fs.space_->free_pages() < 8) return Err{ENOSPC};
+    InodeRecord rec;
+    PAGEFS_ASSIGN(InodeNo ino, fs.new_inode(S_IFREG | (mode & 07777), 0, caller, dir_rec, &rec));
+    rec.nlink = 0;
+    PAGEFS_TRY(fs.put_inode(ino, rec));
+    PAGEFS_TRY(fs.add_orphan(ino));
+    Attr a = Impl::to_attr(ino, rec);
+    // The last steps: nothing can fail after them.
+    fs.linkable_.insert(ino.value);
+    if (hold == Hold::kYes) fs.refs_.add(ino.value);
     return a;
   });
 }
@@ -268,6 +308,7 @@ Status FileSystem::unlink(InodeNo parent, std::string_view name, const Caller& c
     PAGEFS_ASSIGN(InodeRecord rec, impl_->get_inode(InodeNo{e.ino}));
     if (S_ISDIR(rec.mode)) return Err{EISDIR};
     if (Impl::sticky_denies(dir, rec, caller)) return Err{EPERM};
+    PAGEFS_TRY(Impl::may_remove_entry(dir, rec));
     PAGEFS_TRY(impl_->dir_remove(parent, e.cookie));
     PAGEFS_TRY(impl_->drop_link(InodeNo{e.ino}, rec));
     dir.size--;
@@ -289,6 +330,7 @@ Status FileSystem::rmdir(InodeNo parent, std::string_view name, const Caller& ca
     if (!found) return Err{ENOENT};
     PAGEFS_ASSIGN(InodeRecord rec, impl_->get_inode(InodeNo{e.ino}));
     if (!S_ISDIR(rec.mode)) return Err{ENOTDIR};
+    PAGEFS_TRY(Impl::may_remove_entry(dir, rec));
     if (rec.size != 0) return Err{ENOTEMPTY};
     if (Impl::sticky_denies(dir, rec, caller)) return Err{EPERM};
     PAGEFS_TRY(impl_->dir_remove(parent, e.cookie));

@@ -343,7 +343,7 @@ Result<size_t> FileSystem::read_in_place(InodeNo ino, uint64_t off, size_t len,
 }
 
 bool FileSystem::Impl::atime_wanted(const InodeRecord& rec) const {
-  if (read_only_ || failed_) return false;
+  if (read_only_ || failed_ || (rec.flags & kInodeFlagNoAtime)) return false;
   switch (options_.atime_updates) {
     case AtimeUpdates::kNever:
       return false;
@@ -392,6 +392,7 @@ Result<Attr> FileSystem::Impl::setattr_locked(InodeNo ino, const SetAttr& c) {
   }
   PAGEFS_TRY(begin_op(16 + acl_pages, acl_data_pages));
   PAGEFS_ASSIGN(InodeRecord rec, get_inode(ino));
+  PAGEFS_TRY(may_set_attr(rec, c));
   if (c.set_size) {
     if (S_ISDIR(rec.mode)) return Err{EISDIR};
     if (!S_ISREG(rec.mode)) return Err{EINVAL};
@@ -440,6 +441,7 @@ Status FileSystem::Impl::fallocate_locked(InodeNo ino, int mode, uint64_t off, u
   PAGEFS_ASSIGN(InodeRecord rec, fs.get_inode(ino));
   if (S_ISDIR(rec.mode)) return Err{EISDIR};
   if (!S_ISREG(rec.mode)) return Err{ENODEV};
+  PAGEFS_TRY(may_fallocate(rec, mode));
   const uint64_t ps = fs.page_size_;
   uint64_t end = off + len;
   uint64_t first_full = (off + ps - 1) / ps, end_full = end / ps;

@@ -233,6 +233,7 @@ Result<size_t> FileSystem::Impl::write_one_chunk(InodeNo ino, uint64_t pos, cons
       PAGEFS_ASSIGN(InodeRecord rec, get_inode(ino));
       if (S_ISDIR(rec.mode)) return Err{EISDIR};
       if (!S_ISREG(rec.mode)) return Err{EINVAL};
+      PAGEFS_TRY(may_write(ino, rec, pos, buf, len));
       if (drop_setid) {
         rec.mode &= ~uint32_t(S_ISUID);
         if (rec.mode & S_IXGRP) rec.mode &= ~uint32_t(S_ISGID);

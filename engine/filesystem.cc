@@ -206,6 +206,7 @@ Result<InodeNo> FileSystem::Impl::new_inode(uint32_t mode, uint64_t rdev, const 
   }
   rec.nlink = S_ISDIR(mode) ? 2 : 1;
   rec.rdev = rdev;
+  rec.generation = inode_generation(sb_->mount_count);
   timespec now = now_timespec();
   rec.atime_sec = rec.mtime_sec = rec.ctime_sec = rec.crtime_sec = now.tv_sec;
   rec.atime_nsec = rec.mtime_nsec = rec.ctime_nsec = rec.crtime_nsec = uint32_t(now.tv_nsec);
@@ -327,6 +328,8 @@ Attr FileSystem::Impl::to_attr(InodeNo ino, const InodeRecord& rec) {
   a.atime = timespec{rec.atime_sec, long(rec.atime_nsec)};
   a.mtime = timespec{rec.mtime_sec, long(rec.mtime_nsec)};
   a.ctime = timespec{rec.ctime_sec, long(rec.ctime_nsec)};
+  a.generation = rec.generation;
+  a.flags = rec.flags;
   return a;
 }
 
@@ -462,7 +465,9 @@ Status FileSystem::release_inode(InodeNo ino) {
     if (rec->nlink > 0) return ok_status();
     PAGEFS_TRY(impl_->begin_op(64));
     PAGEFS_TRY(impl_->free_inode(ino, *rec));
-    return impl_->remove_orphan(ino);
+    PAGEFS_TRY(impl_->remove_orphan(ino));
+    impl_->linkable_.erase(ino.value);
+    return ok_status();
   });
 }
 

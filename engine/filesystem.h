@@ -84,6 +84,8 @@ struct Attr {
   timespec atime{};
   timespec mtime{};
   timespec ctime{};
+  uint32_t generation = 0;  // with ino, names this inode for the filesystem's life
+  uint32_t flags = 0;       // kInodeFlag* attributes (FS_IOC_GETFLAGS numbering)
 
   struct stat to_stat(uint32_t blksize) const;
 };
@@ -105,6 +107,10 @@ struct SetAttr {
   bool set_mode = false, set_uid = false, set_gid = false, set_size = false;
   bool set_atime = false, set_mtime = false;
   bool atime_now = false, mtime_now = false;  // UTIME_NOW
+  // The change is the kernel storing the mtime of writes it cached (its
+  // write-back cache sends it as a setattr of mtime alone); an append-only
+  // file takes it as it takes the writes.
+  bool cached_write_time = false;
   uint32_t mode = 0, uid = 0, gid = 0;
   uint64_t size = 0;
   timespec atime{}, mtime{};
@@ -188,6 +194,9 @@ class FileSystem {
   // object must not be used afterwards except to destroy it.
   Status unmount();
 
+  // `name` "." is `parent` itself, of any type, and ".." a directory's parent
+  // (the kernel asks for them to resolve file handles); both are ENOENT for
+  // an inode that has no links left.
   Result<Attr> lookup(InodeNo parent, std::string_view name, Hold hold = Hold::kNo);
   Result<Attr> getattr(InodeNo ino, Hold hold = Hold::kNo);
   Result<Attr> setattr(InodeNo ino, const SetAttr& changes);
@@ -200,14 +209,35 @@ class FileSystem {
   Result<Attr> symlink(InodeNo parent, std::string_view name, std::string_view target,
                        const Caller& caller, Hold hold = Hold::kNo);
   Result<std::string> readlink(InodeNo ino);
+  // A file with no name yet (O_TMPFILE): a regular file of `mode`'s
+  // permission bits, made in `dir` as mknod would make it, with no links,
+  // on the orphan list, so it is freed when the kernel lets go of it, or at
+  // the next mount. link() may give it its first name.
+  Result<Attr> tmpfile(InodeNo dir, uint32_t mode, const Caller& caller, Hold hold = Hold::kNo);
+  // ENOENT for an inode without links, unless tmpfile() made it and it was
+  // never linked.
   Result<Attr> link(InodeNo ino, InodeNo new_parent, std::string_view new_name,
                     Hold hold = Hold::kNo);
   // The caller's uid is needed for sticky directories.
   Status unlink(InodeNo parent, std::string_view name, const Caller& caller);
   Status rmdir(InodeNo parent, std::string_view name, const Caller& caller);
-  // flags: 0, RENAME_NOREPLACE or RENAME_EXCHANGE.
+  // flags: 0, RENAME_NOREPLACE, RENAME_EXCHANGE or RENAME_WHITEOUT (which
+  // may come with RENAME_NOREPLACE): a whiteout, a character device 0/0
+  // owned by `caller`, takes the source name's place in the same step.
   Status rename(InodeNo parent, std::string_view name, InodeNo new_parent,
                 std::string_view new_name, uint32_t flags, const Caller& caller);
+
+  // Sets the attribute flags (kInodeFlag*, as FS_IOC_SETFLAGS; Attr::flags
+  // has them): EOPNOTSUPP for others. Only root may set or clear immutable
+  // and append-only, only the owner or root the others, and nothing but
+  // immutable itself may change while it is set (EPERM). While an inode is
+  // immutable or append-only, the calls that would change it fail with
+  // EPERM (engine/inode_flags.cc lists them).
+  Result<Attr> set_flags(InodeNo ino, uint32_t flags, const Caller& caller);
+  // Whether `ino` may be opened with open(2)'s `flags`: EPERM for writing or
+  // truncating an immutable file, and for writing an append-only one without
+  // O_APPEND or truncating it.
+  Status check_open(InodeNo ino, int flags);
 
   // Gives back `n` kernel references to `ino`; at zero, frees it if unlinked.
   Status forget(InodeNo ino, uint64_t n);

@@ -30,6 +30,15 @@ static_assert(std::endian::native == std::endian::little,
               "the on-disk format is little-endian; add byte swaps for this host");
 
 inline constexpr uint32_t kFormatVersion = 1;
+
+// A commit (the superblock image it journals in page 0) and a full checkpoint
+// raise the superblock's generation by this much; the values in between are
+// for background checkpoints, which write the image of the last durable
+// transaction L with L's generation - kGenerationStep + n for their n-th tail
+// move since L (checkpointer.cc). Every superblock write so gets a generation
+// of its own, and a copy left half written by a crash never ties with the
+// other copy at a different state.
+inline constexpr uint64_t kGenerationStep = 64;
 inline constexpr uint32_t kMinPageSize = 4096;
 inline constexpr uint32_t kMaxPageSize = 65536;
 inline constexpr uint32_t kDefaultPageSize = 4096;
@@ -113,7 +122,7 @@ struct Superblock {
   int64_t mkfs_time;            // seconds since the epoch
   int64_t mount_time;           // last mount, seconds since the epoch
   int64_t write_time;           // last superblock write, seconds since the epoch
-  uint64_t mount_count;         // mounts since mkfs
+  uint64_t mount_count;         // read-write mounts since mkfs; never decreases (generations)
   uint64_t journal_reserved;    // zero
   uint64_t journal_tail;        // LSN of the oldest transaction recovery must replay
   uint64_t journal_sequence;    // sequence number of the transaction at journal_tail
@@ -236,10 +245,34 @@ struct InodeRecord {
   uint32_t mtime_nsec;   //
   uint32_t ctime_nsec;   //
   uint32_t crtime_nsec;  //
-  uint32_t flags;        // reserved, zero
-  uint32_t generation;   // reserved, zero (inode numbers are never reused)
+  uint32_t flags;        // kInodeFlag* bits (chattr attributes); no others
+  uint32_t generation;   // inode_generation() of the mount that made it; 0: before generations
 };
 static_assert(sizeof(InodeRecord) == 104);
+static_assert(offsetof(InodeRecord, flags) == 96);
+static_assert(offsetof(InodeRecord, generation) == 100);
+
+// InodeRecord::flags: file attributes as chattr(1) sets them, in the
+// numbering of FS_IOC_GETFLAGS (<linux/fs.h>), so no translation is needed.
+inline constexpr uint32_t kInodeFlagImmutable = 0x10;  // FS_IMMUTABLE_FL: no change at all
+inline constexpr uint32_t kInodeFlagAppend = 0x20;     // FS_APPEND_FL: data only appended
+inline constexpr uint32_t kInodeFlagNoDump = 0x40;     // FS_NODUMP_FL: for dump(8); kept only
+inline constexpr uint32_t kInodeFlagNoAtime = 0x80;    // FS_NOATIME_FL: reads keep atime
+inline constexpr uint32_t kKnownInodeFlags =
+    kInodeFlagImmutable | kInodeFlagAppend | kInodeFlagNoDump | kInodeFlagNoAtime;
+
+// The generation of an inode made while the superblock's mount_count is
+// `mount_count`. Each read-write mount increments mount_count durably before
+// it makes any inode, and hands an inode number out at most once, so
+// (number, generation) names one inode for good, even when a crash or a
+// repair lets a number be used again (docs/format.md, "Generations"). 1
+// stands in for a multiple of 2^32. 0 is the root's (the kernel requires
+// it; mkfs makes no other inode) and that of inodes made before generations
+// were kept.
+inline constexpr uint32_t inode_generation(uint64_t mount_count) {
+  uint32_t g = static_cast<uint32_t>(mount_count);
+  return g != 0 ? g : 1;
+}
 
 // Value of (dir, kDirent, cookie). The cookie is the name's hash in the upper
 // bits and a collision counter in the low 8 bits; it doubles as the readdir

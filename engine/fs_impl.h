@@ -16,6 +16,7 @@
 #include <shared_mutex>
 #include <string>
 #include <thread>
+#include <unordered_set>
 
 #include "engine/btree.h"
 #include "engine/buffer_pool.h"
@@ -120,6 +121,15 @@ class FileSystem::Impl {
   static void touch(InodeRecord& rec, bool mtime, bool ctime);
   Status check_writable() const;
 
+  // ---- attribute flags (inode_flags.cc): EPERM where +i or +a forbid ----
+  static Status may_change_inode(const InodeRecord& rec);  // xattrs, links
+  static Status may_add_entry(const InodeRecord& dir);
+  static Status may_remove_entry(const InodeRecord& dir, const InodeRecord& target);
+  static Status may_set_attr(const InodeRecord& rec, const SetAttr& changes);
+  static Status may_fallocate(const InodeRecord& rec, int mode);
+  // A write of [off, off+len) from `buf`; mu_ held.
+  Status may_write(InodeNo ino, const InodeRecord& rec, uint64_t off, const char* buf, size_t len);
+
   // ---- directories (dir_ops.cc) ----
   struct FoundEntry {
     uint64_t cookie = 0;
@@ -130,6 +140,8 @@ class FileSystem::Impl {
   Result<uint64_t> dir_add(InodeNo dir, std::string_view name, uint64_t ino, uint8_t type);
   Status dir_remove(InodeNo dir, uint64_t cookie);
   Result<InodeRecord> get_dir(InodeNo dir);
+  // lookup() of "." or ".." (mu_ held shared).
+  Result<Attr> lookup_dots(InodeNo ino, std::string_view name, Hold hold);
   Result<Attr> create_node(InodeNo parent, std::string_view name, uint32_t mode, uint64_t rdev,
                            const Caller& caller, std::string_view symlink_target, Hold hold);
   Status drop_link(InodeNo ino, InodeRecord& rec);
@@ -138,6 +150,8 @@ class FileSystem::Impl {
   Result<bool> is_ancestor(InodeNo ancestor, InodeNo dir);
   Status rename_locked(InodeNo parent, std::string_view name, InodeNo new_parent,
                        std::string_view new_name, uint32_t flags, const Caller& caller);
+  Status add_whiteout(InodeNo dir, std::string_view name, const InodeRecord& dir_rec,
+                      const Caller& caller);
 
   // ---- xattrs (xattr_ops.cc) ----
   // An xattr looked up by name: the item as stored, or the cookie a new item
@@ -287,8 +301,12 @@ class FileSystem::Impl {
   InodeLocks inode_locks_;              // each file's data; taken before mu_
   std::mutex copies_mu_;                // a leaf
   std::condition_variable copies_cv_;
-  uint64_t copies_in_flight_ = 0;    // guarded by copies_mu_
-  InodeRefs refs_;                   // the kernel's references; added to under mu_
+  uint64_t copies_in_flight_ = 0;  // guarded by copies_mu_
+  InodeRefs refs_;                 // the kernel's references; added to under mu_
+  // Files made by tmpfile() that have not been linked yet, and only those,
+  // may get a link with no link left (guarded by mu_). In memory only: a
+  // remount frees them, as orphans.
+  std::unordered_set<uint64_t> linkable_;
   std::atomic<bool> failed_{false};  // sticky: a journal or device write failed
   std::mutex fail_mu_;               // makes fail() log once
   TreeRoot root_;

@@ -3,7 +3,8 @@
 // A write copies file bytes into cache pages after the filesystem lock is
 // released (file_write.cc); these locks keep everything else that touches
 // the same file's data out meanwhile: reads take their file's lock shared;
-// writes, truncates and fallocate take it exclusively. The locks are a fixed
+// writes, truncates, fallocate, attribute flags and the free of an unlinked
+// file take it exclusively. The locks are a fixed
 // array of stripes, indexed by inode number: two files that share a stripe
 // only take turns, they are never confused.
 //

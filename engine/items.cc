@@ -64,6 +64,8 @@ bool check_inode(const Key& key, std::span<const std::byte> value, const char** 
   // readlink() reads the whole target at once.
   if (S_ISLNK(rec.mode) && rec.size >= PATH_MAX) return fail(why, "symlink longer than a path");
   if (rec.nlink > kLinkMax) return fail(why, "inode link count out of range");
+  // An attribute this pagefs does not know might forbid what it would allow.
+  if (rec.flags & ~kKnownInodeFlags) return fail(why, "inode with unknown attribute flags");
   return true;
 }
 

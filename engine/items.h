@@ -5,7 +5,8 @@
 // the code that decodes items may rely on their shape:
 //
 //   inode   value exactly an InodeRecord; a known file type; size at most
-//           kMaxFileBytes (a symlink's below PATH_MAX); nlink at most kLinkMax
+//           kMaxFileBytes (a symlink's below PATH_MAX); nlink at most kLinkMax;
+//           no attribute flags but kKnownInodeFlags (any generation is valid)
 //   xattr   see XattrItem::decode: name of 1..255 bytes and an inline value
 //           or a page record, exactly filling the item; known flags; pages
 //           in the data region; the key's cookie hashed from the name

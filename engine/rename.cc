@@ -1,7 +1,10 @@
-// rename(2) with RENAME_NOREPLACE and RENAME_EXCHANGE.
+// rename(2) with RENAME_NOREPLACE, RENAME_EXCHANGE and RENAME_WHITEOUT.
 //
 // The whole operation runs under the filesystem lock held exclusively, so
-// readers see either the old names or the new ones.
+// readers see either the old names or the new ones. RENAME_WHITEOUT (for
+// overlayfs, whose upper layer marks a name deleted with it) leaves a
+// whiteout at the source name in the same step: a new character device 0/0
+// with mode bits 0, owned by the caller, as Linux filesystems make it.
 #include <dirent.h>
 #include <linux/fs.h>
 #include <sys/stat.h>
@@ -24,8 +27,10 @@ struct Side {
 
 Status FileSystem::rename(InodeNo parent, std::string_view name, InodeNo new_parent,
                           std::string_view new_name, uint32_t flags, const Caller& caller) {
-  if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE)) return Err{EINVAL};
-  if ((flags & RENAME_NOREPLACE) && (flags & RENAME_EXCHANGE)) return Err{EINVAL};
+  if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE | RENAME_WHITEOUT)) return Err{EINVAL};
+  if ((flags & RENAME_EXCHANGE) && (flags & (RENAME_NOREPLACE | RENAME_WHITEOUT))) {
+    return Err{EINVAL};
+  }
   if (name.size() > kNameMax || new_name.size() > kNameMax) return Err{ENAMETOOLONG};
   if (name == "." || name == ".." || new_name == "." || new_name == "..") return Err{EBUSY};
   if (new_name.empty() || new_name.find('/') != std::string_view::npos) return Err{EINVAL};
@@ -57,6 +62,9 @@ Status FileSystem::Impl::rename_locked(InodeNo parent, std::string_view name, In
   bool dst_dir = dst.exists && S_ISDIR(dst.rec.mode);
   if (sticky_denies(src.dir_rec, src.rec, caller)) return Err{EPERM};
   if (dst.exists && sticky_denies(dst.dir_rec, dst.rec, caller)) return Err{EPERM};
+  PAGEFS_TRY(may_remove_entry(src.dir_rec, src.rec));
+  PAGEFS_TRY(may_add_entry(dst.dir_rec));
+  if (dst.exists) PAGEFS_TRY(may_remove_entry(dst.dir_rec, dst.rec));
 
   if (flags & RENAME_EXCHANGE) {
     if (!dst.exists) return Err{ENOENT};
@@ -81,7 +89,7 @@ Status FileSystem::Impl::rename_locked(InodeNo parent, std::string_view name, In
     PAGEFS_ASSIGN(bool loop, fs.is_ancestor(src_ino, new_parent));
     if (loop) return Err{EINVAL};
   }
-  if (fs.space_->free_pages() < 4) return Err{ENOSPC};
+  if (fs.space_->free_pages() < ((flags & RENAME_WHITEOUT) ? 8u : 4u)) return Err{ENOSPC};
 
   timespec now = now_timespec();
   auto stamp_dir = [&](InodeRecord& d) {
@@ -117,10 +125,13 @@ Status FileSystem::Impl::rename_locked(InodeNo parent, std::string_view name, In
       if (dst_dir) dst.dir_rec.nlink--;
     }
     PAGEFS_TRY(fs.dir_remove(parent, src.entry.cookie));
-    if (same_dir)
+    if (flags & RENAME_WHITEOUT) {
+      PAGEFS_TRY(fs.add_whiteout(parent, name, src.dir_rec, caller));  // the name stays
+    } else if (same_dir) {
       dst.dir_rec.size--;  // one record; see the merge below
-    else
+    } else {
       src.dir_rec.size--;
+    }
     PAGEFS_TRY(fs.dir_add(new_parent, new_name, src_ino.value, src.entry.type));
     dst.dir_rec.size++;
     if (src_dir && !same_dir) {
@@ -142,6 +153,17 @@ Status FileSystem::Impl::rename_locked(InodeNo parent, std::string_view name, In
   stamp_dir(dst.dir_rec);
   PAGEFS_TRY(fs.put_inode(parent, src.dir_rec));
   return fs.put_inode(new_parent, dst.dir_rec);
+}
+
+// A whiteout at `name` in `dir`, whose record is `dir_rec`: a character
+// device 0/0 with no mode bits (the kernel's WHITEOUT_MODE and WHITEOUT_DEV),
+// taking the caller's ids and the group of a setgid directory as any new node.
+Status FileSystem::Impl::add_whiteout(InodeNo dir, std::string_view name,
+                                      const InodeRecord& dir_rec, const Caller& caller) {
+  InodeRecord rec;
+  PAGEFS_ASSIGN(InodeNo ino, new_inode(S_IFCHR, 0, caller, dir_rec, &rec));
+  PAGEFS_TRY(dir_add(dir, name, ino.value, DT_CHR));
+  return ok_status();
 }
 
 }  // namespace pagefs

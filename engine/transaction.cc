@@ -163,10 +163,9 @@ Result<uint64_t> FileSystem::Impl::close_txn_locked() {
   sb_->free_pages = space_->free_pages_after_commit();
   sb_->journal_tail = journal_->tail();
   sb_->journal_sequence = journal_->tail_sequence();
-  // Steps of two: a background checkpoint writes the image of a committed
-  // transaction with its generation minus one, which no commit uses
-  // (checkpointer.cc).
-  sb_->generation += 2;
+  // The values between two commits' generations are for background
+  // checkpoints (kGenerationStep).
+  sb_->generation += kGenerationStep;
   {
     PAGEFS_ASSIGN(PageRef ref, pool_->create(PageNo{0}, true));
     ref.mark_dirty();
@@ -225,7 +224,7 @@ Status FileSystem::Impl::write_superblocks() {
   sb_->journal_tail = journal_->tail();
   sb_->journal_sequence = journal_->tail_sequence();
   sb_->write_time = now_timespec().tv_sec;
-  sb_->generation += 2;
+  sb_->generation += kGenerationStep;
   for (uint64_t copy = 0; copy < 2; copy++) {
     PAGEFS_ASSIGN(PageRef ref, pool_->create(PageNo{copy}, true));
     std::memcpy(ref.data(), sb_, sizeof(Superblock));

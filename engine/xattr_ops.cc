@@ -174,6 +174,7 @@ Status FileSystem::setxattr(InodeNo ino, std::string_view name, std::string_view
     uint64_t data_pages = xattr_value_pages(uint32_t(value.size()), fs.page_size_);
     PAGEFS_TRY(fs.begin_op(fs.xattr_op_pages(value.size()), data_pages));
     PAGEFS_ASSIGN(InodeRecord rec, fs.get_inode(ino));
+    PAGEFS_TRY(Impl::may_change_inode(rec));
     Impl::FoundXattr old;
     PAGEFS_TRY(fs.find_xattr(ino, name, &old));
     if (old.found && (flags & XATTR_CREATE)) return Err{EEXIST};
@@ -222,6 +223,7 @@ Status FileSystem::removexattr(InodeNo ino, std::string_view name) {
     Impl& fs = *impl_;
     PAGEFS_TRY(fs.begin_op(64));
     PAGEFS_ASSIGN(InodeRecord rec, fs.get_inode(ino));
+    PAGEFS_TRY(Impl::may_change_inode(rec));
     Impl::FoundXattr old;
     PAGEFS_TRY(fs.find_xattr(ino, name, &old));
     if (!old.found) return Err{ENODATA};

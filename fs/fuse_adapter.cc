@@ -8,6 +8,7 @@
 #include <new>
 
 #include "engine/log.h"
+#include "fs/request_rewrite.h"
 
 namespace pagefs {
 namespace {
@@ -23,6 +24,7 @@ ssize_t channel_read(int fd, void* buf, size_t len, void* userdata) {
     auto* adapter = static_cast<FuseAdapter*>(userdata);
     adapter->kernel_flags().note_request(buf, size_t(n));
     adapter->request_stats().note_request(buf, size_t(n));
+    rewrite_request(buf, size_t(n));
   }
   return n;
 }
@@ -74,7 +76,9 @@ bool FuseAdapter::caller_in_group(fuse_req_t req, uint32_t gid) {
   return n > 0 && std::find(groups, groups + n, gid_t(gid)) != groups + n;
 }
 
-// Kernel features: no NFS export, no splice. POSIX ACLs with -o acl: the
+// Kernel features: export support (file handles: the kernel may look up "."
+// and ".." by inode number, and every entry carries the inode's generation),
+// no splice. POSIX ACLs with -o acl: the
 // kernel then checks permissions against them (FUSE_POSIX_ACL turns on
 // default_permissions) and stops applying the umask to new inodes, which
 // FUSE_DONT_MASK leaves to the engine: it must not be applied when the
@@ -91,9 +95,11 @@ bool FuseAdapter::caller_in_group(fuse_req_t req, uint32_t gid) {
 // rewind (FOPEN_CACHE_DIR), and a seekdir to a position taken before
 // removals no longer leads to the first remaining entry.
 void FuseAdapter::init(fuse_conn_info* conn) const {
-  conn->want &= ~(FUSE_CAP_EXPORT_SUPPORT | FUSE_CAP_SPLICE_READ | FUSE_CAP_SPLICE_WRITE |
-                  FUSE_CAP_SPLICE_MOVE | FUSE_CAP_POSIX_ACL | FUSE_CAP_ATOMIC_O_TRUNC |
-                  FUSE_CAP_HANDLE_KILLPRIV | FUSE_CAP_WRITEBACK_CACHE);
+  conn->want &=
+      ~(FUSE_CAP_SPLICE_READ | FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE | FUSE_CAP_POSIX_ACL |
+        FUSE_CAP_ATOMIC_O_TRUNC | FUSE_CAP_HANDLE_KILLPRIV | FUSE_CAP_WRITEBACK_CACHE);
+  want_if_offered(conn, FUSE_CAP_EXPORT_SUPPORT);
+  want_if_offered(conn, FUSE_CAP_IOCTL_DIR);  // chattr on directories
   want_if_offered(conn, FUSE_CAP_ASYNC_READ);
   want_if_offered(conn, FUSE_CAP_READDIRPLUS);
   want_if_offered(conn, FUSE_CAP_PARALLEL_DIROPS);
@@ -122,6 +128,7 @@ fuse_entry_param FuseAdapter::entry_param(const Attr& attr) const {
   fuse_entry_param e;
   std::memset(&e, 0, sizeof e);
   e.ino = attr.ino;
+  e.generation = attr.generation;
   e.attr = to_stat(attr);
   e.attr_timeout = kCacheTimeoutS;
   e.entry_timeout = kCacheTimeoutS;

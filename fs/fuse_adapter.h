@@ -100,7 +100,8 @@ class FuseAdapter {
   // Negotiates capabilities and sizes with the kernel (the init handler).
   void init(fuse_conn_info* conn) const;
   // Routes the mounted session's /dev/fuse traffic through kernel_flags(),
-  // so that INIT asks for what libfuse 3.14 cannot. Call after
+  // so that INIT asks for what libfuse 3.14 cannot, and through
+  // rewrite_request() (fs/request_rewrite.h). Call after
   // fuse_session_mount and before the session loop; returns 0 or -errno.
   int attach(fuse_session* session);
   KernelFlags& kernel_flags() { return kernel_flags_; }

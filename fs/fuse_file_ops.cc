@@ -4,10 +4,12 @@
 #include <fcntl.h>
 
 #include <algorithm>
+#include <cstring>
 #include <memory>
 #include <new>
 
 #include "fs/fuse_ops.h"
+#include "fs/request_rewrite.h"
 
 namespace pagefs {
 namespace {
@@ -22,20 +24,37 @@ bool has_setid_bits(FileSystem& fs, fuse_ino_t ino) {
 }
 
 // O_TRUNC needs nothing here: without FUSE_CAP_ATOMIC_O_TRUNC the kernel sends
-// setattr(size=0) before the open.
-void op_open(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) noexcept {
-  FuseAdapter::from(req).set_open_flags(fi);
+// setattr(size=0) after the open, which the engine refuses where the file's
+// attributes forbid it. An open for writing is refused (EPERM) for an
+// immutable file, or an append-only one without O_APPEND.
+void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) noexcept {
+  FuseAdapter& adapter = FuseAdapter::from(req);
+  if ((fi->flags & O_ACCMODE) != O_RDONLY) {
+    Status allowed = adapter.fs().check_open(InodeNo{ino}, fi->flags);
+    if (!allowed.ok()) {
+      fuse_reply_err(req, allowed.error());
+      return;
+    }
+  }
+  adapter.set_open_flags(fi);
   fuse_reply_open(req, fi);
 }
 
+// Also O_TMPFILE: the kernel's FUSE_TMPFILE arrives here as a create of the
+// name "/" (fs/request_rewrite.h), which no real create can have, for a file
+// with no name.
 void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
                fuse_file_info* fi) noexcept {
   FuseAdapter& adapter = FuseAdapter::from(req);
   uint32_t file_mode = (mode & ~S_IFMT) | S_IFREG;
+  Caller caller = FuseAdapter::caller(req);
+  if (std::strcmp(name, kTmpfileName) == 0) {
+    adapter.reply_create(req, adapter.fs().tmpfile(InodeNo{parent}, file_mode, caller, Hold::kYes),
+                         fi);
+    return;
+  }
   adapter.reply_create(
-      req,
-      adapter.fs().mknod(InodeNo{parent}, name, file_mode, 0, FuseAdapter::caller(req), Hold::kYes),
-      fi);
+      req, adapter.fs().mknod(InodeNo{parent}, name, file_mode, 0, caller, Hold::kYes), fi);
 }
 
 // Replies straight from the engine's cache pages (fuse_reply_iov: the kernel

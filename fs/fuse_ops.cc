@@ -2,6 +2,7 @@
 
 #include <cstdio>
 #include <cstring>
+#include <string_view>
 
 namespace pagefs {
 namespace {
@@ -19,10 +20,13 @@ void op_destroy(void* userdata) noexcept {
   (void)static_cast<FuseAdapter*>(userdata)->shutdown();
 }
 
+// "." and ".." arrive only when the kernel resolves a file handle; their
+// ENOENT (the inode is gone) must stay an error, which it reports as ESTALE.
 void op_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) noexcept {
   FuseAdapter& adapter = FuseAdapter::from(req);
-  adapter.reply_entry(req, adapter.fs().lookup(InodeNo{parent}, name, Hold::kYes),
-                      /*negative=*/true);
+  std::string_view n(name);
+  adapter.reply_entry(req, adapter.fs().lookup(InodeNo{parent}, n, Hold::kYes),
+                      /*negative=*/n != "." && n != "..");
 }
 
 void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) noexcept {
@@ -62,6 +66,11 @@ SetAttr decode_setattr(const struct stat& attr, int to_set) {
   return changes;
 }
 
+// With the kernel's write-back cache (cache=kernel) the kernel keeps the
+// mtime of the writes it cached and stores it later as a setattr of mtime
+// (and ctime) alone, which the engine must let through where it lets the
+// writes through (append-only files). Such a setattr looks exactly like
+// touch -m, which an append-only file then takes too.
 void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set,
                 fuse_file_info*) noexcept {
   if (to_set & FUSE_SET_ATTR_SIZE && attr->st_size < 0) {
@@ -69,7 +78,10 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set,
     return;
   }
   FuseAdapter& adapter = FuseAdapter::from(req);
-  adapter.reply_attr(req, adapter.fs().setattr(InodeNo{ino}, decode_setattr(*attr, to_set)));
+  SetAttr changes = decode_setattr(*attr, to_set);
+  changes.cached_write_time =
+      adapter.options().kernel_cache && (to_set & ~FUSE_SET_ATTR_CTIME) == FUSE_SET_ATTR_MTIME;
+  adapter.reply_attr(req, adapter.fs().setattr(InodeNo{ino}, changes));
 }
 
 void op_readlink(fuse_req_t req, fuse_ino_t ino) noexcept {
@@ -117,7 +129,7 @@ void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char* name) noexcept {
 
 void op_rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t new_parent,
                const char* new_name, unsigned int flags) noexcept {
-  if (flags & ~static_cast<unsigned>(RENAME_NOREPLACE | RENAME_EXCHANGE)) {
+  if (flags & ~static_cast<unsigned>(RENAME_NOREPLACE | RENAME_EXCHANGE | RENAME_WHITEOUT)) {
     fuse_reply_err(req, EINVAL);
     return;
   }
@@ -169,6 +181,7 @@ fuse_lowlevel_ops build_operations() {
   add_file_ops(ops);
   add_dir_ops(ops);
   add_xattr_ops(ops);
+  add_ioctl_ops(ops);
   return ops;
 }
 

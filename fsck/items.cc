@@ -153,9 +153,27 @@ void Checker::check_inode_item(const Cell& cell) {
 // no record a mount would refuse is left.
 void Checker::check_inode_fields(const Key& key, InodeRecord& r) {
   InodeInfo& info = inodes_[key.ino];
-  if (r.flags != 0 || r.generation != 0) {
-    report_.inode(Fix::kPreen, key.ino, "clear them", "inode record has nonzero reserved fields");
-    r.flags = r.generation = 0;
+  // Attribute flags the format defines, and a generation no later mount than
+  // the superblock's last could have given (format.h, inode_generation).
+  if (r.flags & ~kKnownInodeFlags) {
+    report_.inode(Fix::kRepair, key.ino, "clear them",
+                  "inode record has unknown attribute flags 0x%x", r.flags & ~kKnownInodeFlags);
+    r.flags &= kKnownInodeFlags;
+    info.changed = true;
+  }
+  if (key.ino == 1 && r.generation != 0) {
+    report_.inode(Fix::kPreen, key.ino, "set it to 0", "the root directory has generation %u",
+                  r.generation);
+    r.generation = 0;
+    info.changed = true;
+  } else if (sb_.mount_count <= UINT32_MAX && r.generation > sb_.mount_count) {
+    // A later mount may give the next new inode this generation; the handles of
+    // this one would then reach it, and the other way round. The mount count
+    // is the newest generation that is certainly not a future one.
+    report_.inode(Fix::kRepair, key.ino, "set it to the mount count",
+                  "inode record has generation %u, after the superblock's mount_count %llu",
+                  r.generation, ull(sb_.mount_count));
+    r.generation = uint32_t(sb_.mount_count);
     info.changed = true;
   }
   static_assert(kSymlinkMax < PATH_MAX);  // the engine's limit: size < PATH_MAX

@@ -303,6 +303,7 @@ std::string Op::text() const {
     s += " @" + std::to_string(off) + "+" + std::to_string(len);
   }
   if (kind == OpKind::kFallocate) s += " mode=" + std::to_string(mode);
+  if (kind == OpKind::kRename && mode != 0) s += " flags=" + std::to_string(mode);
   if (kind == OpKind::kTruncate) s += " to " + std::to_string(off);
   if (kind == OpKind::kSetxattr) s += " len=" + std::to_string(len);
   return s;
@@ -398,7 +399,7 @@ Status run_op(FileSystem& fs, const Op& op, bool release) {
     case OpKind::kRename: {
       PAGEFS_ASSIGN(InodeNo to_dir, resolve(fs, parent_path(op.arg)));
       std::optional<InodeNo> victim = existing(fs, op.arg);
-      PAGEFS_TRY(fs.rename(dir, name, to_dir, base_name(op.arg), 0, kCaller));
+      PAGEFS_TRY(fs.rename(dir, name, to_dir, base_name(op.arg), uint32_t(op.mode), kCaller));
       return release_if_unlinked(fs, victim, release);
     }
     default:

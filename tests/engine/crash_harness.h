@@ -134,7 +134,7 @@ struct Op {
   std::string arg;    // link/rename destination, symlink target, xattr name
   uint64_t off = 0;   // write/fallocate offset, truncate size
   uint64_t len = 0;   // write/fallocate/xattr value length
-  int mode = 0;       // fallocate mode; fsync: 1 for fdatasync
+  int mode = 0;       // fallocate mode; rename flags; fsync: 1 for fdatasync
   uint64_t seed = 0;  // bytes of a write or an xattr value
 
   std::string text() const;

@@ -2,6 +2,7 @@
 #include "tests/engine/crash_workloads.h"
 
 #include <linux/falloc.h>
+#include <linux/fs.h>
 
 #include <algorithm>
 #include <deque>
@@ -109,7 +110,9 @@ std::optional<Op> RandomWorkload::draw_rename(const State& s) {
     if (to && (s.at(*to).ino == src.ino || (src.type == 'd' && !empty_dir(s, *to)))) to.reset();
   }
   if (!to || *to == *from || to->starts_with(*from + "/")) return std::nullopt;
-  return Op{OpKind::kRename, *from, *to};
+  // Now and then the source name is left as a whiteout, as overlayfs asks.
+  int flags = pick(4) == 0 ? RENAME_WHITEOUT : 0;
+  return Op{OpKind::kRename, *from, *to, 0, 0, flags};
 }
 
 std::optional<Op> RandomWorkload::draw(const State& s) {

@@ -17,6 +17,7 @@
 #include "engine/log.h"
 #include "engine/mem_device.h"
 #include "tests/engine/corrupt.h"
+#include "tests/engine/crash_harness.h"
 
 namespace pagefs {
 namespace {
@@ -142,6 +143,46 @@ TEST_F(DamagedImageTest, InodeOfUnknownFileTypeIsEio) {
   EXPECT_EQ(fs_->stats().metadata_errors, 2u);
   uint64_t leaf = leaf_of(dev_, Key::of(f.value, KeyKind::kInode, 0));
   EXPECT_EQ(lines_with("metadata damage at page " + std::to_string(leaf)), 2u);
+}
+
+// A flag this pagefs does not know might forbid what it would allow.
+TEST_F(DamagedImageTest, InodeWithUnknownAttributeFlagsIsEioAndFsckReportsIt) {
+  InodeNo f = create("a");
+  unmount();
+  change_inode(dev_, f, [](InodeRecord& r) { r.flags = kInodeFlagAppend | 0x100; });
+  test::crash::FsckOutcome fsck = test::crash::run_fsck_overlay(dev_);
+  EXPECT_EQ(fsck.code, 4);
+  EXPECT_NE(fsck.text.find("unknown attribute flags 0x100"), std::string::npos) << fsck.text;
+  mount();
+  EXPECT_EQ(fs_->getattr(f).error(), EIO);
+  EXPECT_EQ(fs_->stats().metadata_errors, 1u);
+}
+
+TEST_F(DamagedImageTest, KnownAttributeFlagsAreCleanForFsck) {
+  InodeNo f = create("a");
+  unmount();
+  change_inode(dev_, f, [](InodeRecord& r) { r.flags = kKnownInodeFlags; });
+  EXPECT_EQ(test::crash::run_fsck_overlay(dev_).code, 0);
+  mount();
+  EXPECT_EQ(fs_->getattr(f)->flags, kKnownInodeFlags);
+}
+
+// Any generation is one the engine can hand the kernel; one from a mount
+// after the superblock's last means the counter went back, which fsck reports.
+TEST_F(DamagedImageTest, GenerationAfterTheMountCountIsReportedByFsck) {
+  InodeNo f = create("a");
+  unmount();
+  change_inode(dev_, f, [](InodeRecord& r) { r.generation = 1000; });
+  test::crash::FsckOutcome fsck = test::crash::run_fsck_overlay(dev_);
+  EXPECT_EQ(fsck.code, 4);
+  EXPECT_NE(fsck.text.find("generation 1000, after the superblock's mount_count"),
+            std::string::npos)
+      << fsck.text;
+  change_inode(dev_, kRootInode, [](InodeRecord& r) { r.generation = 1; });
+  fsck = test::crash::run_fsck_overlay(dev_);
+  EXPECT_NE(fsck.text.find("root directory has generation 1"), std::string::npos) << fsck.text;
+  mount();
+  EXPECT_EQ(fs_->getattr(f)->generation, 1000u);
 }
 
 TEST_F(DamagedImageTest, InodeSizePastTheLargestFileIsEio) {

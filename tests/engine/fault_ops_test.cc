@@ -106,6 +106,7 @@ std::string describe_difference(const Snapshot& got, const Snapshot& want) {
 // The populated image's inodes, looked up once.
 struct Names {
   InodeNo d, e, s, a, b, big, many, acl;
+  InodeNo tmp;  // a tmpfile, for the cases that need one
 };
 
 InodeNo ino_of(FileSystem& fs, InodeNo dir, const std::string& name) {
@@ -268,6 +269,10 @@ std::vector<OpCase> op_cases() {
          return as_status(fs.symlink(n.d, "sl", std::string(3000, 't'), kUser));
        }},
       {"link", [](FileSystem& fs, const Names& n) { return as_status(fs.link(n.a, n.e, "a3")); }},
+      {"tmpfile",
+       [](FileSystem& fs, const Names& n) { return as_status(fs.tmpfile(n.d, 0600, kUser)); }},
+      {"link a tmpfile",
+       [](FileSystem& fs, const Names& n) { return as_status(fs.link(n.tmp, n.e, "named")); }},
       {"unlink of a linked file",
        [](FileSystem& fs, const Names& n) { return fs.unlink(n.d, "a", kUser); }},
       {"unlink to an orphan",
@@ -289,6 +294,18 @@ std::vector<OpCase> op_cases() {
        }},
       {"rename a directory",
        [](FileSystem& fs, const Names& n) { return fs.rename(n.d, "s", n.e, "s2", 0, kUser); }},
+      {"rename whiteout",
+       [](FileSystem& fs, const Names& n) {
+         return fs.rename(n.d, "b", n.e, "wb", RENAME_WHITEOUT, kUser);
+       }},
+      {"rename whiteout over a file",
+       [](FileSystem& fs, const Names& n) {
+         return fs.rename(n.d, "b", n.d, "a", RENAME_WHITEOUT, kUser);
+       }},
+      {"rename a directory with a whiteout",
+       [](FileSystem& fs, const Names& n) {
+         return fs.rename(n.d, "s", n.many, "s2", RENAME_WHITEOUT, kUser);
+       }},
       {"write over live data",
        [](FileSystem& fs, const Names& n) { return write_all(fs, n.a, 100, bytes(9000, 'w')); }},
       {"write of many chunks",
@@ -360,6 +377,10 @@ std::vector<OpCase> op_cases() {
        [](FileSystem& fs, const Names& n) {
          return as_status(fs.mkdir(n.acl, "newdir", 0750, kUser));
        }},
+      {"set attribute flags",
+       [](FileSystem& fs, const Names& n) {
+         return as_status(fs.set_flags(n.a, kInodeFlagAppend | kInodeFlagNoDump, Caller{}));
+       }},
       {"free an unlinked file",
        [](FileSystem& fs, const Names& n) {
          // The unlink is set up by the case; the call under test is the free.
@@ -417,6 +438,11 @@ class FaultOpsTest : public ::testing::TestWithParam<std::tuple<int, int>> {
   void prepare(const OpCase& op) {
     if (std::string(op.name) == "free an unlinked file") {
       ASSERT_TRUE(fs_->unlink(kRootInode, "big", kUser).ok());
+    }
+    if (std::string(op.name) == "link a tmpfile") {
+      auto t = fs_->tmpfile(names_.d, 0600, kUser, Hold::kYes);
+      ASSERT_TRUE(t.ok());
+      names_.tmp = InodeNo{t->ino};
     }
   }
 
@@ -602,6 +628,16 @@ TEST_F(SplitFailureTest, RenameNeedingANewTreePageFailsWhole) {
       [&](int i) {
         return fs_->rename(names_.many, "file-" + std::to_string(i), names_.d,
                            "r" + std::to_string(i), 0, kUser);
+      },
+      /*calls=*/400, /*wanted=*/3);
+}
+
+TEST_F(SplitFailureTest, RenameWhiteoutNeedingANewTreePageFailsWhole) {
+  // Each round moves one more file from /many into /d and leaves a whiteout.
+  add_until_split(
+      [&](int i) {
+        return fs_->rename(names_.many, "file-" + std::to_string(i), names_.d,
+                           "w" + std::to_string(i), RENAME_WHITEOUT, kUser);
       },
       /*calls=*/400, /*wanted=*/3);
 }

@@ -517,6 +517,38 @@ TEST_F(FileSystemTest, ReleaseAfterARacingLookupKeepsTheInode) {
   EXPECT_EQ(fs_->getattr(x).error(), ENOENT);
 }
 
+// The last FORGET of an unlinked file can come while a read of it still pins
+// its pages: its reply reached the kernel, which let the file go, but the
+// read has not returned. The free waits for the read, and frees after it.
+TEST_F(FileSystemTest, ReleaseWaitsForAReadThatStillPinsThePages) {
+  auto made = fs_->mknod(kRootInode, "x", S_IFREG | 0644, 0, caller_, Hold::kYes);
+  ASSERT_TRUE(made.ok());
+  InodeNo x{made->ino};
+  std::string data(20000, 'r');
+  ASSERT_TRUE(fs_->write(x, 0, data.data(), data.size()).ok());
+  ASSERT_TRUE(fs_->unlink(kRootInode, "x", caller_).ok());
+  std::latch in_reply(1), freeing(1);
+  std::atomic<bool> released{false};
+  std::thread forgetter([&] {
+    in_reply.wait();
+    freeing.count_down();
+    ASSERT_TRUE(fs_->forget(x, 1).ok());
+    released = true;
+  });
+  auto n = fs_->read_in_place(x, 0, data.size(), [&](std::span<const iovec> iov) {
+    EXPECT_FALSE(iov.empty());
+    in_reply.count_down();
+    freeing.wait();
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    EXPECT_FALSE(released.load()) << "the file was freed under a read";
+  });
+  forgetter.join();
+  ASSERT_TRUE(n.ok());
+  EXPECT_EQ(*n, data.size());
+  EXPECT_TRUE(released.load());
+  EXPECT_EQ(fs_->getattr(x).error(), ENOENT);
+}
+
 // Threads look a name up (taking a reference) while others unlink and
 // re-create it and give references back: an inode the test holds a
 // reference to is never freed under it.
