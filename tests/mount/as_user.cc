@@ -36,6 +36,10 @@ void Checks::eq(const std::string& actual, const std::string& expected, const ch
   }
 }
 
+void Checks::truth(bool ok, const std::string& what, int line) {
+  if (!ok) report += "line " + std::to_string(line) + ": " + what + "\n";
+}
+
 std::string run_as(const std::string& cwd, uid_t uid, gid_t gid, const std::vector<gid_t>& groups,
                    const std::function<void(Checks&)>& body) {
   int p[2];

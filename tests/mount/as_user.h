@@ -28,6 +28,7 @@ std::string open_result(const std::string& path, int flags, mode_t mode = 0644);
 struct Checks {
   std::string report;
   void eq(const std::string& actual, const std::string& expected, const char* expr, int line);
+  void truth(bool ok, const std::string& what, int line);
 };
 #define CHECK_AS(c, expr, expected) (c).eq((expr), (expected), #expr, __LINE__)
 

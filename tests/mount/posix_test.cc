@@ -35,6 +35,7 @@
 #include <thread>
 #include <vector>
 
+#include "tests/mount/as_user.h"
 #include "tests/mount/mount_helper.h"
 
 namespace pagefs::test {
@@ -42,22 +43,17 @@ namespace {
 
 // ---- small helpers -------------------------------------------------------
 
+// The shared helpers of as_user.h, under this file's short names.
 std::string err_name(int e) {
-  const char* n = strerrorname_np(e);
-  return n != nullptr ? n : "errno " + std::to_string(e);
+  return errno_name(e);
 }
-
 // "OK" when a call returning -1 on failure succeeded, else the errno's name.
 std::string E(long r) {
-  return r == -1 ? err_name(errno) : "OK";
+  return call_result(r);
 }
-
 // Like E() for open(): closes the descriptor when the open succeeded.
 std::string open_err(const std::string& path, int flags, mode_t mode = 0644) {
-  int fd = open(path.c_str(), flags, mode);
-  if (fd < 0) return err_name(errno);
-  close(fd);
-  return "OK";
+  return open_result(path, flags, mode);
 }
 
 std::string ts(const timespec& t) {
@@ -87,18 +83,6 @@ bool make_file(const std::string& path, std::string_view bytes = "data", mode_t 
 }
 
 // Failed checks inside a forked child, reported as text.
-struct Checks {
-  std::string report;
-  void eq(const std::string& actual, const std::string& expected, const char* expr, int line) {
-    if (actual != expected) {
-      report += "line " + std::to_string(line) + ": " + expr + ": expected " + expected + ", got " +
-                actual + "\n";
-    }
-  }
-  void truth(bool ok, const std::string& what, int line) {
-    if (!ok) report += "line " + std::to_string(line) + ": " + what + "\n";
-  }
-};
 #define CK(c, expr, expected) (c).eq((expr), (expected), #expr, __LINE__)
 #define CK_TRUE(c, cond, msg) (c).truth((cond), std::string(#cond) + " " + (msg), __LINE__)
 // Runs a child (an `as(...)` call) and expects every check in it to pass.
@@ -122,55 +106,6 @@ std::string statx_mode(const std::string& path) {
     return err_name(errno);
   }
   return mode_str(stx.stx_mode);
-}
-
-// Runs `body` in a forked child whose working directory is `cwd` (entered as
-// root) and whose credentials are uid/gid with supplementary `groups` and
-// umask 0. Returns "" when every check passed, else the failures.
-std::string run_as(const std::string& cwd, uid_t uid, gid_t gid, const std::vector<gid_t>& groups,
-                   const std::function<void(Checks&)>& body) {
-  int p[2];
-  if (pipe2(p, O_CLOEXEC) != 0) return "pipe: " + err_name(errno);
-  fflush(nullptr);
-  pid_t pid = fork();
-  if (pid == 0) {
-    close(p[0]);
-    Checks c;
-    if (chdir(cwd.c_str()) != 0) {
-      c.report = "chdir " + cwd + ": " + err_name(errno);
-    } else if (setgroups(groups.size(), groups.data()) != 0 || setgid(gid) != 0 ||
-               setuid(uid) != 0) {
-      c.report = "dropping privileges: " + err_name(errno);
-    } else {
-      umask(0);
-      body(c);
-    }
-    const char* d = c.report.data();
-    size_t left = c.report.size();
-    while (left > 0) {
-      ssize_t n = write(p[1], d, left);
-      if (n <= 0) break;
-      d += n;
-      left -= size_t(n);
-    }
-    _exit(0);
-  }
-  close(p[1]);
-  if (pid < 0) {
-    close(p[0]);
-    return "fork: " + err_name(errno);
-  }
-  std::string out;
-  char buf[4096];
-  ssize_t n;
-  while ((n = read(p[0], buf, sizeof buf)) > 0) out.append(buf, size_t(n));
-  close(p[0]);
-  int status = 0;
-  waitpid(pid, &status, 0);
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-    out += "child (uid " + std::to_string(uid) + ") died, status " + std::to_string(status) + "\n";
-  }
-  return out;
 }
 
 void tick() {
