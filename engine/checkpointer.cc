@@ -83,10 +83,14 @@ Result<bool> Checkpointer::run() {
   std::optional<LatencyTimer> timer;
   if (checkpoint_ns_ != nullptr) timer.emplace(*checkpoint_ns_);
   Status st = pool_.write_home(committer_.durable_txn());
+  // In this order: every transaction up to `last` has pinned its pages (the
+  // committer pins, then notes), so `oldest` covers them; one that commits
+  // meanwhile is left for the next checkpoint.
+  const uint64_t last = journal_.last_noted_txn();
   const uint64_t oldest = pool_.oldest_pinned_txn();
   if (st.ok()) st = device_.flush();
   Journal::TailMove move;
-  if (st.ok() && journal_.tail_move(oldest, &move, buffer_.get())) {
+  if (st.ok() && journal_.tail_move(oldest, last, &move, buffer_.get())) {
     // The n-th move since transaction L's commit writes L's image with
     // generation L - kGenerationStep + n (format.h): newer than every copy
     // written before, older than L's own image, and unique. Once the values

@@ -5,8 +5,11 @@
 //   1. Write home, in sorted, merged batches, the frames pinned to durable
 //      transactions (BufferPool::write_home); a frame changed again since
 //      keeps its pin until its next commit.
-//   2. Note the oldest transaction still pinned, then flush the device: every
-//      page of the transactions before it is now durable at home.
+//   2. Note the last durable transaction, then the oldest one still pinned
+//      (in this order: a transaction is pinned before it is noted), then
+//      flush the device: every page of the transactions before the oldest
+//      pinned, up to the last noted, is now durable at home. A transaction
+//      that became durable meanwhile stays ahead of the tail.
 //   3. Write the superblock with the new tail (the image the last durable
 //      transaction carried, so it describes a committed state) to page 0,
 //      flush, then to page 1, flush: one copy is always whole.

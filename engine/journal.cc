@@ -97,12 +97,20 @@ void Journal::note_durable(uint64_t txn, uint64_t lsn, uint64_t sequence,
   std::memcpy(noted_superblock_.get(), superblock, page_size_);
 }
 
-bool Journal::tail_move(uint64_t oldest_pinned, TailMove* move, std::byte* superblock) const {
+uint64_t Journal::last_noted_txn() const {
   std::lock_guard lock(noted_mu_);
-  if (noted_.empty()) return false;
+  return noted_last_txn_;
+}
+
+bool Journal::tail_move(uint64_t oldest_pinned, uint64_t last_txn, TailMove* move,
+                        std::byte* superblock) const {
+  std::lock_guard lock(noted_mu_);
+  if (noted_.empty() || noted_.front().txn > last_txn) return false;
   *move = TailMove{noted_end_, noted_next_sequence_, noted_last_txn_};
   for (const Noted& n : noted_) {
-    if (n.txn >= oldest_pinned) {
+    // A transaction noted after `last_txn` may have pages that are not home:
+    // the caller's `oldest_pinned` was read before they were pinned.
+    if (n.txn >= oldest_pinned || n.txn > last_txn) {
       *move = TailMove{n.lsn, n.sequence, n.txn - 1};
       break;
     }

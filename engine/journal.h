@@ -107,18 +107,25 @@ class Journal {
   // The committer notes each transaction once its pages are pinned to it
   // (BufferPool::end_commit), with the superblock image it carried.
   void note_durable(uint64_t txn, uint64_t lsn, uint64_t sequence, const std::byte* superblock);
+  // The last transaction noted (0: none since mount).
+  uint64_t last_noted_txn() const;
   // Where the tail may move once every page pinned to a transaction before
   // `oldest_pinned` is home: the record of the first noted transaction from
-  // `oldest_pinned` on, or the end of the last noted one. `retired` is the
-  // last transaction before that position; `superblock` receives the image
-  // of the last noted transaction (page_size bytes), to be written with the
-  // new tail. False if nothing was noted since the tail last moved.
+  // `oldest_pinned` on, or after `last_txn`, or the end of the last noted
+  // one. `last_txn` is last_noted_txn() as read before `oldest_pinned`: a
+  // transaction noted later may have pinned pages that `oldest_pinned` does
+  // not know of (the committer pins, then notes). `retired` is the last
+  // transaction before that position; `superblock` receives the image of the
+  // last noted transaction (page_size bytes), to be written with the new
+  // tail. False if nothing up to `last_txn` was noted since the tail last
+  // moved.
   struct TailMove {
     uint64_t lsn = 0;
     uint64_t sequence = 0;
     uint64_t retired = 0;
   };
-  bool tail_move(uint64_t oldest_pinned, TailMove* move, std::byte* superblock) const;
+  bool tail_move(uint64_t oldest_pinned, uint64_t last_txn, TailMove* move,
+                 std::byte* superblock) const;
 
   // ---- building a transaction (the committer) ----
   // Bytes the staging buffer holds: the most one transaction may need.
