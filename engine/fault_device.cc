@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <thread>
 
 #include "engine/mem_device.h"
 
@@ -131,8 +132,15 @@ Status FaultDevice::write_torn(const IoRequest& r) {
 }
 
 Status FaultDevice::flush() {
-  std::lock_guard lock(mu_);
+  std::unique_lock lock(mu_);
   if (flush_error_) return Err{EIO};
+  if (flush_delay_.count() > 0) {
+    // A slow cache flush, as a disk gives: other requests go on meanwhile.
+    const auto delay = flush_delay_;
+    lock.unlock();
+    std::this_thread::sleep_for(delay);
+    lock.lock();
+  }
   if (!crashed_) PAGEFS_TRY(inner_.flush());
   flushes_++;
   record_flush();
@@ -201,6 +209,11 @@ void FaultDevice::set_flush_error(bool fail) {
   flush_error_ = fail;
 }
 
+void FaultDevice::set_flush_delay(std::chrono::microseconds delay) {
+  std::lock_guard lock(mu_);
+  flush_delay_ = delay;
+}
+
 void FaultDevice::set_read_bit_flip_probability(double p) {
   std::lock_guard lock(mu_);
   read_flip_p_ = p;
@@ -241,6 +254,7 @@ void FaultDevice::clear_faults() {
   fail_read_at_ = fail_write_at_ = kNever;
   read_error_p_ = write_error_p_ = read_flip_p_ = 0;
   flush_error_ = false;
+  flush_delay_ = std::chrono::microseconds{0};
   drop_after_ = tear_at_ = kNever;
   crashed_ = false;
   torn_sectors_.reset();

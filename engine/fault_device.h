@@ -2,7 +2,7 @@
 //
 // It forwards to an inner Device (not owned, must outlive it) and can, at runtime:
 //   - fail reads / writes with EIO, always (p = 1) or with probability p per request;
-//   - fail flush() with EIO;
+//   - fail flush() with EIO, or make each flush take a while (a slow disk);
 //   - drop every write after the Nth: later writes are acknowledged but not applied,
 //     as when power is cut with data still in a volatile cache;
 //   - tear the Nth write: only its first K 512-byte sectors reach the inner device
@@ -31,6 +31,7 @@
 // so their numbering is the order in which they reach the inner device.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <mutex>
@@ -70,6 +71,8 @@ class FaultDevice final : public Device {
   void set_read_error_probability(double p);
   void set_write_error_probability(double p);
   void set_flush_error(bool fail);
+  // Each flush() sleeps this long first, without holding up other requests.
+  void set_flush_delay(std::chrono::microseconds delay);
   void set_read_bit_flip_probability(double p);
   // Writes numbered n+1, n+2, ... are dropped; drop_writes_after(write_count()) drops
   // everything from now on. kNever turns it off.
@@ -118,24 +121,25 @@ class FaultDevice final : public Device {
 
   // Lock order: taken before the inner device's locks.
   mutable std::mutex mu_;
-  std::mt19937_64 rng_;                   // guarded by mu_
-  double read_error_p_ = 0;               // guarded by mu_
-  double write_error_p_ = 0;              // guarded by mu_
-  double read_flip_p_ = 0;                // guarded by mu_
-  bool flush_error_ = false;              // guarded by mu_
-  uint64_t drop_after_ = kNever;          // guarded by mu_
-  uint64_t fail_read_at_ = kNever;        // guarded by mu_
-  uint64_t fail_write_at_ = kNever;       // guarded by mu_
-  uint64_t read_calls_ = 0;               // guarded by mu_
-  uint64_t injected_ = 0;                 // guarded by mu_
-  uint64_t tear_at_ = kNever;             // guarded by mu_
-  bool crashed_ = false;                  // guarded by mu_
-  std::optional<uint32_t> torn_sectors_;  // guarded by mu_
-  uint64_t writes_ = 0;                   // guarded by mu_
-  uint64_t flushes_ = 0;                  // guarded by mu_
-  uint64_t dropped_ = 0;                  // guarded by mu_
-  std::vector<Event> events_;             // guarded by mu_; at most max_events_
-  bool events_overflowed_ = false;        // guarded by mu_
+  std::mt19937_64 rng_;                       // guarded by mu_
+  double read_error_p_ = 0;                   // guarded by mu_
+  double write_error_p_ = 0;                  // guarded by mu_
+  double read_flip_p_ = 0;                    // guarded by mu_
+  bool flush_error_ = false;                  // guarded by mu_
+  std::chrono::microseconds flush_delay_{0};  // guarded by mu_
+  uint64_t drop_after_ = kNever;              // guarded by mu_
+  uint64_t fail_read_at_ = kNever;            // guarded by mu_
+  uint64_t fail_write_at_ = kNever;           // guarded by mu_
+  uint64_t read_calls_ = 0;                   // guarded by mu_
+  uint64_t injected_ = 0;                     // guarded by mu_
+  uint64_t tear_at_ = kNever;                 // guarded by mu_
+  bool crashed_ = false;                      // guarded by mu_
+  std::optional<uint32_t> torn_sectors_;      // guarded by mu_
+  uint64_t writes_ = 0;                       // guarded by mu_
+  uint64_t flushes_ = 0;                      // guarded by mu_
+  uint64_t dropped_ = 0;                      // guarded by mu_
+  std::vector<Event> events_;                 // guarded by mu_; at most max_events_
+  bool events_overflowed_ = false;            // guarded by mu_
 };
 
 }  // namespace pagefs
