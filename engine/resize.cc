@@ -110,6 +110,27 @@ std::string describe(int error) {
   return std::strerror(error);
 }
 
+// The checks the superblock alone answers: fills `result`; EINVAL for a
+// size smaller than the filesystem, ENOSPC past the room of the bitmap area.
+Status check_new_size(const Superblock& sb, uint64_t new_pages, ResizeResult* result,
+                      std::string* message) {
+  const uint64_t bits = bitmap_bits_per_page(sb.page_size);
+  const Placement slot = place_bitmap(sb);
+  result->page_size = sb.page_size;
+  result->old_pages = result->new_pages = sb.page_count;
+  result->max_pages = std::max(sb.page_count, slot.capacity * bits);
+  if (new_pages < sb.page_count) {
+    *message = "shrinking a pagefs is not supported";
+    return Err{EINVAL};
+  }
+  if (new_pages > sb.page_count && bitmap_pages_for(new_pages, bits) > slot.capacity) {
+    *message = slot.capacity == 0 ? "this filesystem was made without room to grow its bitmap"
+                                  : "the bitmap has no room for that size";
+    return Err{ENOSPC};
+  }
+  return ok_status();
+}
+
 }  // namespace
 
 Status grow_filesystem(Device& device, uint64_t new_bytes, ResizeResult* result,
@@ -124,25 +145,14 @@ Status grow_filesystem(Device& device, uint64_t new_bytes, ResizeResult* result,
   const uint32_t ps = sb.page_size;
   const uint64_t bits = bitmap_bits_per_page(ps);
   const uint64_t new_pages = new_bytes / ps;
-  const Placement slot = place_bitmap(sb);
-  result->page_size = ps;
-  result->old_pages = result->new_pages = sb.page_count;
-  result->max_pages = std::max(sb.page_count, slot.capacity * bits);
+  PAGEFS_TRY(check_new_size(sb, new_pages, result, message));
   if (new_bytes > device.size_bytes()) {
     *message = "the new size is larger than the device";
     return Err{EINVAL};
   }
-  if (new_pages < sb.page_count) {
-    *message = "shrinking a pagefs is not supported";
-    return Err{EINVAL};
-  }
   if (new_pages == sb.page_count) return ok_status();
+  const Placement slot = place_bitmap(sb);
   const uint64_t new_bitmap_pages = bitmap_pages_for(new_pages, bits);
-  if (new_bitmap_pages > slot.capacity) {
-    *message = slot.capacity == 0 ? "this filesystem was made without room to grow its bitmap"
-                                  : "the bitmap has no room for that size";
-    return Err{ENOSPC};
-  }
   Status st = write_new_bitmap(device, sb, new_pages, slot.start, new_bitmap_pages, message);
   if (!st.ok()) {
     if (message->empty()) *message = "cannot write the new bitmap: " + describe(st.error());
@@ -163,6 +173,13 @@ Status grow_filesystem(Device& device, uint64_t new_bytes, ResizeResult* result,
   }
   result->new_pages = new_pages;
   return ok_status();
+}
+
+Status check_growth(Device& device, uint64_t new_bytes, ResizeResult* result,
+                    std::string* message) {
+  Superblock sb;
+  PAGEFS_TRY(load_superblock(device, &sb, message));
+  return check_new_size(sb, new_bytes / sb.page_size, result, message);
 }
 
 }  // namespace pagefs

@@ -51,4 +51,11 @@ struct ResizeResult {
 Status grow_filesystem(Device& device, uint64_t new_bytes, ResizeResult* result,
                        std::string* message);
 
+// Checks, writing nothing, that the filesystem on `device` can grow to
+// `new_bytes`, which the device need not hold yet: EINVAL for a smaller
+// size, ENOSPC when the bitmap area has no room, as grow_filesystem says
+// them, with `result` filled the same way. `pagefs resize` asks before it
+// extends a file, so that a size it would refuse costs no time or disk space.
+Status check_growth(Device& device, uint64_t new_bytes, ResizeResult* result, std::string* message);
+
 }  // namespace pagefs

@@ -59,7 +59,11 @@ bool extend_file(int fd, const std::string& path, uint64_t bytes, uint64_t* old_
   if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || uint64_t(st.st_size) >= bytes) return true;
   if (::fallocate(fd, 0, 0, off_t(bytes)) != 0 &&
       (errno != EOPNOTSUPP || ::ftruncate(fd, off_t(bytes)) != 0)) {
-    fail("cannot extend " + path + " to " + mib(bytes) + ": " + std::strerror(errno));
+    const int error = errno;
+    // A fallocate that ran out of space may have extended the file part of
+    // the way; the space it took goes back.
+    (void)::ftruncate(fd, st.st_size);
+    fail("cannot extend " + path + " to " + mib(bytes) + ": " + std::strerror(error));
     return false;
   }
   *old_bytes = uint64_t(st.st_size);
@@ -72,6 +76,16 @@ void undo_extension(int fd, uint64_t old_bytes, const Status& st) {
   if (old_bytes > 0 && refused) (void)::ftruncate(fd, off_t(old_bytes));
 }
 
+// The line for a resize that grow_filesystem or check_growth refused.
+int refused(const std::string& path, const Status& st, const ResizeResult& result,
+            std::string message) {
+  if (st.error() == ENOSPC && result.max_pages > 0) {
+    message += "; it can grow to at most " + mib(result.max_pages * result.page_size) +
+               " (mkfs.pagefs -E resize=SIZE keeps room for more)";
+  }
+  return fail(path + ": " + (message.empty() ? std::strerror(st.error()) : message));
+}
+
 int grow(const std::string& path, uint64_t size, bool size_given) {
   // The lock the daemon holds while mounted, taken first and kept throughout.
   Fd lock(::open(path.c_str(), O_RDWR | O_CLOEXEC));
@@ -81,24 +95,28 @@ int grow(const std::string& path, uint64_t size, bool size_given) {
                 " is mounted or in use; unmount it first (growing a mounted pagefs is "
                 "not supported)");
   }
+  std::string message;
+  ResizeResult result;
+  if (size_given) {
+    // A size the filesystem cannot take is refused before the file grows.
+    auto device = FileDevice::open(
+        path, FileDeviceOptions{.read_only = true, .exclusive_lock = false, .rings = 1}, &message);
+    if (!device.ok()) return fail(message.empty() ? "cannot open " + path : message);
+    Status st = check_growth(**device, size, &result, &message);
+    if (!st.ok()) return refused(path, st, result, message);
+  }
   uint64_t old_bytes = 0;
   if (size_given && !extend_file(lock.get(), path, size, &old_bytes)) return kExitFailed;
-  std::string message;
   auto device =
       FileDevice::open(path, FileDeviceOptions{.exclusive_lock = false, .rings = 1}, &message);
   if (!device.ok()) return fail(message.empty() ? "cannot open " + path : message);
   const uint64_t target = size_given ? size : (*device)->size_bytes();
-  ResizeResult result;
   Status st = grow_filesystem(**device, target, &result, &message);
   const uint64_t ps = result.page_size;
   device->reset();
   if (!st.ok()) {
     undo_extension(lock.get(), old_bytes, st);
-    if (st.error() == ENOSPC && result.max_pages > 0) {
-      message += "; it can grow to at most " + mib(result.max_pages * ps) +
-                 " (mkfs.pagefs -E resize=SIZE keeps room for more)";
-    }
-    return fail(path + ": " + (message.empty() ? std::strerror(st.error()) : message));
+    return refused(path, st, result, message);
   }
   if (result.new_pages == result.old_pages) {
     std::printf("%s: already %s, nothing to do\n", path.c_str(),

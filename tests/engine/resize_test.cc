@@ -2,7 +2,8 @@
 // size, keeps its files, takes new data in the new space and passes fsck; a
 // filesystem without room, a smaller size and a size past the device are
 // refused with nothing changed; and a crash at any write of a resize leaves
-// the old or the new filesystem, never a third.
+// the old or the new filesystem, never a third. check_growth gives the same
+// answers without the larger device.
 #include "engine/resize.h"
 
 #include <gtest/gtest.h>
@@ -12,6 +13,7 @@
 #include <cstring>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "engine/fault_device.h"
 #include "engine/filesystem.h"
@@ -151,6 +153,27 @@ TEST_F(ResizeTest, GrowLimitBoundsTheNewSize) {
   ASSERT_TRUE(grow_filesystem(*base_, kLargeBytes, &result, &msg).ok()) << msg;
   EXPECT_GE(result.max_pages * 4096, kLargeBytes);
   EXPECT_EQ(fsck_code(*base_), 0);
+}
+
+// What `pagefs resize` asks before it extends a file: answered from the
+// superblock on the device as it is, writing nothing.
+TEST_F(ResizeTest, CheckGrowthAnswersBeforeTheDeviceIsLarger) {
+  make_base(FormatOptions{.grow_limit_bytes = 24ull << 20});
+  MemDevice small(kSmallBytes);
+  std::memcpy(small.raw(), base_->raw(), kSmallBytes);
+  std::vector<std::byte> before(small.raw(), small.raw() + kSmallBytes);
+  ResizeResult result;
+  std::string msg;
+  ASSERT_TRUE(check_growth(small, kLargeBytes, &result, &msg).ok()) << msg;
+  EXPECT_EQ(result.old_pages, kSmallBytes / 4096);
+  EXPECT_GE(result.max_pages * 4096, kLargeBytes);
+  EXPECT_EQ(check_growth(small, kSmallBytes - 4096, &result, &msg).error(), EINVAL);
+  EXPECT_NE(msg.find("shrink"), std::string::npos) << msg;
+  msg.clear();
+  const uint64_t past_room = (result.max_pages + 1) * 4096;
+  EXPECT_EQ(check_growth(small, past_room, &result, &msg).error(), ENOSPC);
+  EXPECT_NE(msg.find("no room"), std::string::npos) << msg;
+  EXPECT_EQ(std::memcmp(before.data(), small.raw(), kSmallBytes), 0);
 }
 
 TEST_F(ResizeTest, CrashAtAnyWriteLeavesTheOldOrTheNewFilesystem) {
