@@ -306,6 +306,11 @@ class Checker {
   void connect_lost_found();
   uint64_t lost_found();
   uint64_t plan_next_inode() const;
+  // The generation of an inode the repair makes: the repair counts as one
+  // more mount, as the format asks of any program that makes inodes outside
+  // a mount (docs/format.md, Generations), so the superblock's mount_count
+  // goes up with it.
+  uint32_t new_generation();
   uint32_t entry_named(uint64_t dir, const std::string& name);
   void index_entries(uint64_t dir);
   void add_entry(uint64_t dir, const std::string& name, uint64_t target, uint8_t type);

@@ -82,6 +82,7 @@ uint64_t Checker::lost_found() {
   info.rec.atime_sec = info.rec.mtime_sec = info.rec.ctime_sec = info.rec.crtime_sec = now.tv_sec;
   info.rec.nlink = 2;
   info.rec.parent = kRoot;
+  info.rec.generation = new_generation();
   info.reach = kReachable;
   add_entry(kRoot, name, ino, DT_DIR);
   return ino;
@@ -91,6 +92,11 @@ uint64_t Checker::lost_found() {
 // and the superblock's counter.
 uint64_t Checker::plan_next_inode() const {
   return std::max(sb_.next_inode, max_ino_ + 1);
+}
+
+uint32_t Checker::new_generation() {
+  plan_.bump_mount_count = true;
+  return inode_generation(sb_.mount_count + 1);
 }
 
 // Index in dirents_ of the kept entry `name` of `dir`, or kNoEntry. Names

@@ -154,6 +154,8 @@ void Checker::recreate(uint64_t ino, InodeInfo& info) {
                 dir ? "directory entries" : "data pages (its size is set to the last one's end)");
   info.has_record = info.recreated = info.changed = true;
   info.rec = new_record(dir ? S_IFDIR | 0700 : S_IFREG | 0600);
+  // Handles the kernel gave out for the lost record name another inode now.
+  info.rec.generation = new_generation();
   max_ino_ = std::max(max_ino_, ino);
 }
 

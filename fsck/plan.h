@@ -108,12 +108,16 @@ struct RepairPlan {
   PageSet referenced;
   uint64_t inode_count = 0;  // inode records the check found
   uint64_t next_inode = 0;   // the lowest next_inode that is safe
+  // The repair makes inodes (new generation): it counts as a mount.
+  bool bump_mount_count = false;
 
   bool changes_items() const {
     return rewrite_tree || !damaged.empty() || !edits.empty() || !dropped.empty() ||
            !relocate.empty() || !zero_pages.empty();
   }
-  bool empty() const { return !changes_items() && !rewrite_bitmap && !rewrite_superblock; }
+  bool empty() const {
+    return !changes_items() && !rewrite_bitmap && !rewrite_superblock && !bump_mount_count;
+  }
 };
 
 }  // namespace pagefs::fsck

@@ -77,6 +77,7 @@ Status Repairer::apply() {
   sb.free_pages = sb.page_count - plan_.referenced.count();
   sb.inode_count = plan_.inode_count;
   sb.next_inode = plan_.next_inode;
+  if (plan_.bump_mount_count) sb.mount_count++;
   if (sb.state != uint32_t(FsState::kClean)) sb.state = uint32_t(FsState::kMounted);
   if (!plan_.rewrite_bitmap) {
     std::vector<PageImage> none;
@@ -112,6 +113,7 @@ Status Repairer::rewrite_tree() {
   sb.tree_height = tree.height;
   sb.inode_count = inodes_;
   sb.next_inode = std::max(plan_.next_inode, max_ino_ + 1);
+  if (plan_.bump_mount_count) sb.mount_count++;
   sb.free_pages = sb.page_count - in_use_.count();
   if (sb.state != uint32_t(FsState::kClean)) sb.state = uint32_t(FsState::kMounted);
   return switch_to(in_use_, sb);

@@ -363,6 +363,19 @@ TEST_F(FsckRepair, FileWithoutANameIsReconnectedInLostAndFound) {
   const std::string found = "/lost+found/#" + std::to_string(ino);
   ASSERT_EQ(tree.count(found), 1u);
   EXPECT_TRUE(tree[found].data == oracle_["/docs/sub/deep.txt"].data);
+
+  // The repair made /lost+found as a mount would: with a generation newer
+  // than every inode before it and older than every inode made after it,
+  // so no file handle can ever name two of them.
+  FileSystem* fs = mount();
+  ASSERT_NE(fs, nullptr);
+  auto lost = fs->lookup(kRootInode, "lost+found");
+  auto docs = fs->lookup(kRootInode, "docs");
+  auto later = fs->mknod(kRootInode, "later", S_IFREG | 0644, 0, Caller{});
+  ASSERT_TRUE(lost.ok() && docs.ok() && later.ok());
+  EXPECT_GT(lost->generation, docs->generation);
+  EXPECT_GT(later->generation, lost->generation);
+  unmount();
 }
 
 TEST_F(FsckRepair, DirectoryWithoutANameIsReconnectedWithItsContents) {
