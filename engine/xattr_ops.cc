@@ -87,6 +87,15 @@ Result<std::string> FileSystem::Impl::xattr_value(const XattrItem& x) {
     size_t n = std::min<size_t>(page_size_, value.size() - at);
     std::memcpy(value.data() + at, ref.data(), n);
     at += n;
+    // The writer zeroes the rest of the last page, and its CRC covers it:
+    // bytes there mean the record's length is wrong (fsck says the same).
+    const std::byte* tail = ref.data() + n;
+    const size_t tail_bytes = page_size_ - n;
+    if (tail_bytes > 0 &&
+        (tail[0] != std::byte{0} || std::memcmp(tail, tail + 1, tail_bytes - 1) != 0)) {
+      return pool_->metadata_error(p.page, "an xattr value's last page holds bytes past its %u",
+                                   x.value_bytes);
+    }
   }
   return value;
 }

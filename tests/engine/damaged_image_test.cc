@@ -298,6 +298,30 @@ TEST_F(DamagedImageTest, XattrWithInconsistentSizesIsEioNotAbsent) {
   EXPECT_EQ(fs_->listxattr(f).error(), EIO);
 }
 
+// A value kept in pages whose record says it is one byte shorter: the page
+// and its CRC are intact, so only the zeroed rest of the last page tells.
+TEST_F(DamagedImageTest, PagedXattrShorterThanItsPagesSayIsEio) {
+  InodeNo f = create("a");
+  std::string value(5000, 'v');
+  ASSERT_TRUE(fs_->setxattr(f, "user.big", value, 0).ok());
+  unmount();
+  Key key = Key::of(f.value, KeyKind::kXattr, cookie_of("user.big"));
+  auto v = value_of(dev_, key);
+  XattrValue x;
+  ASSERT_GE(v.size(), sizeof x);
+  std::memcpy(&x, v.data(), sizeof x);
+  std::byte* record = v.data() + sizeof x + x.name_len;
+  XattrPages pages;
+  std::memcpy(&pages, record, sizeof pages);
+  ASSERT_EQ(pages.value_bytes, value.size());
+  pages.value_bytes--;
+  std::memcpy(record, &pages, sizeof pages);
+  restamp(dev_, leaf_of(dev_, key));
+  mount();
+  EXPECT_EQ(fs_->getxattr(f, "user.big").error(), EIO);
+  EXPECT_EQ(fs_->stats().metadata_errors, 1u);
+}
+
 // ---- extents -----------------------------------------------------------------------
 
 // Changes the first extent of `ino`.
