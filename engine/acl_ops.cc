@@ -27,7 +27,7 @@ Result<PosixAcl> FileSystem::Impl::parse_stored_acl(InodeNo ino, std::string_vie
 
 Result<PosixAcl> FileSystem::Impl::load_acl(InodeNo ino, const FoundXattr& item) {
   XattrItem x = decode_xattr(item.item);
-  PAGEFS_ASSIGN(std::string value, xattr_value(x));
+  PAGEFS_ASSIGN(std::string value, xattr_value(ino, x));
   return parse_stored_acl(ino, x.name, value);
 }
 

@@ -90,7 +90,8 @@ Status FileSystem::Impl::open(std::string* message) {
   space_ = std::move(space).value();
   root_ = TreeRoot{sb_->tree_root, sb_->tree_height};
   tree_ = std::make_unique<Btree>(*pool_, *space_, root_);
-  limits_ = ItemLimits{sb_->data_start, sb_->page_count, page_size_};
+  limits_ = ItemLimits{sb_->data_start, sb_->page_count, page_size_,
+                       (sb_->features_incompat & kIncompatXattrCrc) != 0};
   tree_->set_item_check(
       [limits = limits_](const Key& k, std::span<const std::byte> v, const char** why) {
         return check_item(k, v, limits, why);

@@ -72,7 +72,12 @@ enum class PageType : uint16_t {
 // XattrPages record (see XattrValue); a version that does not know it would
 // return the record as the value.
 inline constexpr uint64_t kIncompatXattrPages = 1ull << 0;
-inline constexpr uint64_t kKnownIncompat = kIncompatXattrPages;
+// kIncompatXattrCrc: every xattr item carries the CRC32C of its value
+// (kXattrCrc, see XattrValue). Set by mkfs, never later: with it, an item
+// without the checksum is damage, so the bit cannot come to an image that
+// already holds items without one. Images made before it keep them unchecked.
+inline constexpr uint64_t kIncompatXattrCrc = 1ull << 1;
+inline constexpr uint64_t kKnownIncompat = kIncompatXattrPages | kIncompatXattrCrc;
 inline constexpr uint64_t kKnownRoCompat = 0;
 
 // First bytes of every metadata page. 32 bytes.
@@ -304,14 +309,21 @@ inline constexpr size_t extent_value_size(uint32_t pages) {
 // Value of (ino, kXattr, cookie); cookie as for directory entries. A value
 // that fits in the cell follows the name ("inline"); a larger one lives in data
 // pages, and an XattrPages record naming them follows the name instead.
+//
+// With kXattrCrc (which kIncompatXattrCrc makes mandatory, and which is
+// refused without it), the first 4 bytes after the name are the CRC32C of the
+// whole value, inline or in pages, and value_len counts them: the node's
+// checksum covers the item, this one covers what the item says the value is.
 struct XattrValue {
   uint8_t name_len;    // 1..255
-  uint8_t flags;       // 0: inline value; kXattrInPages: an XattrPages record
-  uint16_t value_len;  // bytes after the name: the value, or the XattrPages record
+  uint8_t flags;       // kXattrInPages, kXattrCrc
+  uint16_t value_len;  // bytes after the name: [CRC32C,] the value or the XattrPages record
   // followed by the name, then value_len bytes
 };
 static_assert(sizeof(XattrValue) == 4);
 inline constexpr uint8_t kXattrInPages = 1;  // XattrValue::flags; needs kIncompatXattrPages
+inline constexpr uint8_t kXattrCrc = 2;      // XattrValue::flags; kIncompatXattrCrc
+inline constexpr size_t kXattrCrcBytes = 4;
 
 // The largest xattr value, as Linux's XATTR_SIZE_MAX.
 inline constexpr uint32_t kMaxXattrValue = 65536;

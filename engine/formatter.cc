@@ -82,6 +82,7 @@ void fill_superblock(Superblock* sb, const Geometry& g, const FormatOptions& o) 
   sb->state = static_cast<uint32_t>(FsState::kClean);
   sb->next_inode = kRootInode.value + 1;
   sb->inode_count = 1;
+  sb->features_incompat = o.xattr_crc ? kIncompatXattrCrc : 0;
   std::random_device rd;
   for (auto& b : sb->uuid) b = static_cast<uint8_t>(rd());
   std::strncpy(sb->label, o.label.c_str(), sizeof sb->label - 1);

@@ -24,6 +24,9 @@ struct FormatOptions {
   // room for the bitmap of that size between the bitmap and the data region.
   // 0: kDefaultGrowFactor times the device. At most the device size: no room.
   uint64_t grow_limit_bytes = 0;
+  // Every xattr item carries its value's CRC32C (kIncompatXattrCrc). Off
+  // only to make images as versions before it did, for tests.
+  bool xattr_crc = true;
 };
 
 inline constexpr uint64_t kDefaultGrowFactor = 16;

@@ -166,8 +166,9 @@ class FileSystem::Impl {
   // Decodes an item the tree handed out (and so checked); the result points
   // into `item`.
   XattrItem decode_xattr(std::string_view item) const;
-  // The value of a decoded item, read from its pages if it has them.
-  Result<std::string> xattr_value(const XattrItem& x);
+  // The value of a decoded item of `ino`, read from its pages if it has
+  // them, and held to its CRC32C if the item has one (EIO if it fails).
+  Result<std::string> xattr_value(InodeNo ino, const XattrItem& x);
   Result<std::vector<XattrPage>> write_xattr_pages(std::string_view value);
   Status free_xattr_pages(std::span<const XattrPage> pages);
   // Stores or replaces an xattr (`old` from find_xattr), freeing the pages of

@@ -37,6 +37,7 @@ struct ItemLimits {
   uint64_t data_start = 0;  // extents lie in [data_start, page_count)
   uint64_t page_count = 0;
   uint32_t page_size = 0;
+  bool xattr_crc = false;  // kIncompatXattrCrc: every xattr item carries its value's CRC32C
 };
 
 // True if the item is well formed; otherwise false with the reason in `why`.

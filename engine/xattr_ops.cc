@@ -75,8 +75,14 @@ Status FileSystem::Impl::find_xattr(InodeNo ino, std::string_view name, FoundXat
   return st;
 }
 
-Result<std::string> FileSystem::Impl::xattr_value(const XattrItem& x) {
-  if (!x.in_pages) return std::string(x.inline_value);
+Result<std::string> FileSystem::Impl::xattr_value(InodeNo ino, const XattrItem& x) {
+  if (!x.in_pages) {
+    if (!x.matches_crc(x.inline_value)) {
+      return pool_->inode_metadata_error(ino.value, "the value of xattr %.*s fails its checksum",
+                                         int(x.name.size()), x.name.data());
+    }
+    return std::string(x.inline_value);
+  }
   std::vector<DataPageRequest> wanted;
   for (const XattrPage& p : x.pages) wanted.push_back(DataPageRequest{PageNo{p.phys}, p.crc});
   if (wanted.size() > 1) pool_->prefetch_data(wanted);
@@ -96,6 +102,10 @@ Result<std::string> FileSystem::Impl::xattr_value(const XattrItem& x) {
       return pool_->metadata_error(p.page, "an xattr value's last page holds bytes past its %u",
                                    x.value_bytes);
     }
+  }
+  if (!x.matches_crc(value)) {
+    return pool_->inode_metadata_error(ino.value, "the value of xattr %.*s fails its checksum",
+                                       int(x.name.size()), x.name.data());
   }
   return value;
 }
@@ -141,11 +151,13 @@ Status FileSystem::Impl::store_xattr(InodeNo ino, std::string_view name, std::st
   uint64_t last = (name_hash(name.data(), name.size()) << kCookieCollisionBits) | 0xff;
   if (!old.found && cookie > last) return Err{ENOSPC};  // 256 names share this hash
   std::string item;
-  if (value.size() <= max_inline_xattr_value(page_size_, name.size())) {
-    item = XattrItem::encode_inline(name, value);
+  const bool crc = limits_.xattr_crc;
+  if (value.size() <= max_inline_xattr_value(page_size_, name.size(), crc)) {
+    item = XattrItem::encode_inline(name, value, crc);
   } else {
     PAGEFS_ASSIGN(std::vector<XattrPage> pages, write_xattr_pages(value));
-    item = XattrItem::encode_in_pages(name, uint32_t(value.size()), pages);
+    item = XattrItem::encode_in_pages(name, uint32_t(value.size()), pages, crc,
+                                      crc ? crc32c(value.data(), value.size()) : 0);
     if (!(sb_->features_incompat & kIncompatXattrPages)) {
       sb_->features_incompat |= kIncompatXattrPages;  // journaled with page 0 at the commit
     }
@@ -202,7 +214,7 @@ Result<std::string> FileSystem::getxattr(InodeNo ino, std::string_view name) {
   Impl::FoundXattr found;
   PAGEFS_TRY(impl_->find_xattr(ino, name, &found));
   if (!found.found) return Err{ENODATA};
-  PAGEFS_ASSIGN(std::string value, impl_->xattr_value(impl_->decode_xattr(found.item)));
+  PAGEFS_ASSIGN(std::string value, impl_->xattr_value(ino, impl_->decode_xattr(found.item)));
   // An ACL is checked like everything else read from the device.
   if (is_acl_name(name)) PAGEFS_TRY(impl_->parse_stored_acl(ino, name, value));
   return value;

@@ -268,6 +268,9 @@ class Checker {
   bool check_xattr_pages(const Key& key, const std::string& shown, const uint8_t* record,
                          uint16_t record_len);
   void verify_xattr_page(const DataCheck& check, const uint8_t* data);
+  void check_xattr_value_crc(const Key& key, const std::string& shown, const uint8_t* record,
+                             uint32_t value_crc);
+  void decide_xattr_crc(const std::string& value);
   void check_extent_item(const Cell& cell);
   bool check_extent_place(const Key& key, const ExtentValue& ev, InodeInfo& owner);
   void check_extent_pages(const Key& key, ExtentValue& ev, const uint8_t* crcs, InodeInfo& owner);
@@ -330,6 +333,7 @@ class Checker {
   Report& report_;
   bool fatal_ = false;
   bool superblock_lost_ = false;
+  bool xattr_crc_decided_ = false;  // decide_xattr_crc looked at the first xattr
   RepairPlan plan_;
 
   Superblock sb_{};

@@ -68,7 +68,8 @@ std::string printable(std::string_view name) {
 }
 
 bool Checker::engine_accepts(const Key& key, const std::string& value, std::string* why) const {
-  const ItemLimits limits{sb_.data_start, sb_.page_count, page_size_};
+  const ItemLimits limits{sb_.data_start, sb_.page_count, page_size_,
+                          (sb_.features_incompat & kIncompatXattrCrc) != 0};
   const char* reason = nullptr;
   if (pagefs::check_item(key, bytes_of(value), limits, &reason)) return true;
   *why = reason;

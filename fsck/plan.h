@@ -67,8 +67,9 @@ void for_each_item_page(const Key& key, const std::string& value, Fn&& fn) {
   XattrValue xv;
   if (key.kind != uint8_t(KeyKind::kXattr)) return;
   std::memcpy(&xv, value.data(), sizeof xv);
-  if (xv.flags != kXattrInPages) return;
-  const char* record = value.data() + sizeof xv + xv.name_len;
+  if (!(xv.flags & kXattrInPages)) return;
+  const char* record =
+      value.data() + sizeof xv + xv.name_len + ((xv.flags & kXattrCrc) ? kXattrCrcBytes : 0);
   XattrPages xp;
   std::memcpy(&xp, record, sizeof xp);
   for (uint32_t i = 0; i < xp.pages; i++) {

@@ -173,7 +173,8 @@ Status Repairer::emit(TreeBuilder& builder, const Key& key, std::string value) {
     }
     if (zero_.count(key) > 0) zero_pages(key, ev, value);
   }
-  const ItemLimits limits{sb_.data_start, sb_.page_count, sb_.page_size};
+  const ItemLimits limits{sb_.data_start, sb_.page_count, sb_.page_size,
+                          (sb_.features_incompat & kIncompatXattrCrc) != 0};
   const char* why = nullptr;
   // An inode past the largest number would take next_inode past what a
   // mount accepts (salvaged items have not met the checker's rules).

@@ -12,7 +12,9 @@
 // end, is the user's data: it is reported and left (reads of the value fail
 // with EIO), as a file's data page is; setfattr -x removes the attribute.
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -92,6 +94,7 @@ void Checker::check_xattr_item(const Cell& cell) {
   const Key& key = cell.key;
   InodeInfo& owner = owner_of(key);
   const std::string value(reinterpret_cast<const char*>(cell.value), cell.value_len);
+  decide_xattr_crc(value);
   std::string why;
   if (!engine_accepts(key, value, &why)) {
     return drop_item(key, Fix::kRepair, key.ino, "xattr %s: %s", to_string(key).c_str(),
@@ -105,11 +108,26 @@ void Checker::check_xattr_item(const Cell& cell) {
     return drop_item(key, Fix::kRepair, key.ino, "xattr '%s' is a duplicate or has a NUL byte",
                      shown.c_str());
   }
+  // The value's CRC32C, when the item has one: an inline value is checked
+  // here, one in pages read whole for it.
   const uint8_t* rest = cell.value + sizeof(xv) + xv.name_len;
-  if (xv.flags == kXattrInPages) {
-    if (!check_xattr_pages(key, shown, rest, xv.value_len)) return;
+  uint16_t rest_len = xv.value_len;
+  uint32_t value_crc = 0;
+  if (xv.flags & kXattrCrc) {
+    memcpy(&value_crc, rest, kXattrCrcBytes);
+    rest += kXattrCrcBytes;
+    rest_len -= kXattrCrcBytes;
+  }
+  if (xv.flags & kXattrInPages) {
+    if (!check_xattr_pages(key, shown, rest, rest_len)) return;
+    if (xv.flags & kXattrCrc) check_xattr_value_crc(key, shown, rest, value_crc);
+  } else if ((xv.flags & kXattrCrc) && crc32c(rest, rest_len) != value_crc) {
+    report_.inode(Fix::kNone, key.ino, "",
+                  "the value of xattr '%s' fails its checksum; reads of it return EIO "
+                  "(setfattr -x removes the attribute)",
+                  shown.c_str());
   } else if (is_acl_name(name)) {
-    if (const char* problem = acl_problem(rest, xv.value_len)) {
+    if (const char* problem = acl_problem(rest, rest_len)) {
       return drop_item(key, Fix::kRepair, key.ino, "xattr '%s' is not a valid ACL: it %s",
                        shown.c_str(), problem);
     }
@@ -155,6 +173,46 @@ bool Checker::check_xattr_pages(const Key& key, const std::string& shown, const 
     queue_data_check(check);
   }
   return true;
+}
+
+// The CRC32C of a value kept in pages (kXattrCrc): its pages read whole, in
+// order. A page that fails its own CRC is left to verify_xattr_page, which
+// reports it; a value whose pages pass theirs but not the value's own was
+// cut or grown by a wrong value_bytes, or assembled from the wrong pages.
+void Checker::check_xattr_value_crc(const Key& key, const std::string& shown, const uint8_t* record,
+                                    uint32_t value_crc) {
+  XattrPages xp;
+  memcpy(&xp, record, sizeof(xp));
+  const size_t bytes = size_t(xp.pages) * page_size_;
+  std::unique_ptr<uint8_t, void (*)(void*)> buf(
+      static_cast<uint8_t*>(std::aligned_alloc(4096, (bytes + 4095) / 4096 * 4096)), &std::free);
+  if (!buf) return;
+  for (uint32_t i = 0; i < xp.pages; i++) {
+    XattrPage page;
+    memcpy(&page, record + sizeof(xp) + sizeof(XattrPage) * i, sizeof page);
+    uint8_t* data = buf.get() + size_t(i) * page_size_;
+    if (!device_.read_at(page.phys * page_size_, data, page_size_).ok()) return;
+    if (crc32c(data, page_size_) != page.crc) return;
+  }
+  if (crc32c(buf.get(), xp.value_bytes) == value_crc) return;
+  report_.inode(Fix::kNone, key.ino, "",
+                "the value of xattr '%s' fails its checksum; reads of it return EIO "
+                "(setfattr -x removes the attribute)",
+                shown.c_str());
+}
+
+// A filesystem whose superblock was rebuilt from the layout has no feature
+// bits: the first xattr item says whether the image keeps values' CRC32Cs.
+void Checker::decide_xattr_crc(const std::string& value) {
+  if (!superblock_lost_ || xattr_crc_decided_ || value.size() < sizeof(XattrValue)) return;
+  xattr_crc_decided_ = true;
+  XattrValue xv;
+  memcpy(&xv, value.data(), sizeof(xv));
+  if (!(xv.flags & kXattrCrc) || (sb_.features_incompat & kIncompatXattrCrc)) return;
+  report_.at(Fix::kPreen, "superblock", "set it",
+             "rebuilt without the xattr_crc feature, which its xattrs have");
+  sb_.features_incompat |= kIncompatXattrCrc;
+  plan_.rewrite_superblock = true;
 }
 
 // A value page that fails its CRC, or holds bytes past the value's end: the

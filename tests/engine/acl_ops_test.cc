@@ -262,7 +262,7 @@ TEST_F(AclOpsTest, ADamagedDefaultAclIsEioForCreation) {
                     name_hash(name.data(), name.size()) << kCookieCollisionBits);
   auto item = test::value_of(*dev_, key);
   ASSERT_FALSE(item.empty());
-  item[sizeof(XattrValue) + name.size()] = std::byte{9};  // the ACL's version
+  item[sizeof(XattrValue) + name.size() + kXattrCrcBytes] = std::byte{9};  // the ACL's version
   test::restamp(*dev_, test::leaf_of(*dev_, key));
   mount();
   EXPECT_EQ(fs_->mknod(d, "f", S_IFREG | 0644, 0, kUser).error(), EIO);

@@ -151,7 +151,7 @@ std::optional<Op> RandomWorkload::draw(const State& s) {
   if (roll < 80) {
     auto p = any(s, "fd");
     // Some values past the largest inline one: those live in data pages.
-    uint64_t big = max_inline_xattr_value(kDefaultPageSize, 7) + 3000;  // "user.kN"
+    uint64_t big = max_inline_xattr_value(kDefaultPageSize, 7, true) + 3000;  // "user.kN"
     uint64_t len = 1 + pick(pick(8) == 0 ? big : 200);
     return p ? std::optional<Op>(
                    Op{OpKind::kSetxattr, *p, "user.k" + std::to_string(pick(3)), 0, len, 0, rng_()})

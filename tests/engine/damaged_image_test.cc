@@ -7,11 +7,13 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <cstddef>
 #include <cstring>
 #include <mutex>
 #include <string>
 #include <vector>
 
+#include "engine/fault_device.h"
 #include "engine/filesystem.h"
 #include "engine/formatter.h"
 #include "engine/log.h"
@@ -298,28 +300,122 @@ TEST_F(DamagedImageTest, XattrWithInconsistentSizesIsEioNotAbsent) {
   EXPECT_EQ(fs_->listxattr(f).error(), EIO);
 }
 
-// A value kept in pages whose record says it is one byte shorter: the page
-// and its CRC are intact, so only the zeroed rest of the last page tells.
-TEST_F(DamagedImageTest, PagedXattrShorterThanItsPagesSayIsEio) {
-  InodeNo f = create("a");
-  std::string value(5000, 'v');
-  ASSERT_TRUE(fs_->setxattr(f, "user.big", value, 0).ok());
-  unmount();
-  Key key = Key::of(f.value, KeyKind::kXattr, cookie_of("user.big"));
-  auto v = value_of(dev_, key);
+// Changes the value_bytes of the XattrPages record of `ino`'s xattr `name`
+// by `delta`, the leaf's checksum recomputed.
+void change_value_bytes(MemDevice& dev, InodeNo ino, const char* name, int delta) {
+  Key key = Key::of(ino.value, KeyKind::kXattr, cookie_of(name));
+  auto v = value_of(dev, key);
   XattrValue x;
   ASSERT_GE(v.size(), sizeof x);
   std::memcpy(&x, v.data(), sizeof x);
-  std::byte* record = v.data() + sizeof x + x.name_len;
+  ASSERT_TRUE(x.flags & kXattrInPages);
+  std::byte* record = v.data() + sizeof x + x.name_len + (x.flags & kXattrCrc ? kXattrCrcBytes : 0);
   XattrPages pages;
   std::memcpy(&pages, record, sizeof pages);
-  ASSERT_EQ(pages.value_bytes, value.size());
-  pages.value_bytes--;
+  pages.value_bytes += delta;
   std::memcpy(record, &pages, sizeof pages);
-  restamp(dev_, leaf_of(dev_, key));
+  restamp(dev, leaf_of(dev, key));
+}
+
+// A value kept in pages whose record says it is one byte shorter: the page
+// and its CRC are intact, so only the zeroed rest of the last page (and the
+// value's own CRC32C) tell.
+TEST_F(DamagedImageTest, PagedXattrShorterThanItsPagesSayIsEio) {
+  InodeNo f = create("a");
+  ASSERT_TRUE(fs_->setxattr(f, "user.big", std::string(5000, 'v'), 0).ok());
+  unmount();
+  change_value_bytes(dev_, f, "user.big", -1);
   mount();
   EXPECT_EQ(fs_->getxattr(f, "user.big").error(), EIO);
   EXPECT_EQ(fs_->stats().metadata_errors, 1u);
+}
+
+// One byte longer: the extra byte is one of the zeros after the value, which
+// every page check passes; the value's CRC32C in the item does not.
+TEST_F(DamagedImageTest, PagedXattrLongerThanItsValueIsEio) {
+  InodeNo f = create("a");
+  ASSERT_TRUE(fs_->setxattr(f, "user.big", std::string(5000, 'v'), 0).ok());
+  unmount();
+  change_value_bytes(dev_, f, "user.big", +1);
+  mount();
+  EXPECT_EQ(fs_->getxattr(f, "user.big").error(), EIO);
+  EXPECT_EQ(fs_->stats().metadata_errors, 1u);
+  EXPECT_TRUE(fs_->removexattr(f, "user.big").ok()) << "a damaged value can still be removed";
+  unmount();
+  test::crash::FsckOutcome fsck = test::crash::run_fsck_overlay(dev_);
+  EXPECT_EQ(fsck.code, 0) << fsck.text;
+}
+
+// The flags of a value in pages cleared: without kXattrCrc the item is
+// damage on this filesystem, instead of its record being read as the value.
+TEST_F(DamagedImageTest, XattrRecordReadAsAnInlineValueIsEio) {
+  InodeNo f = create("a");
+  ASSERT_TRUE(fs_->setxattr(f, "user.big", std::string(5000, 'v'), 0).ok());
+  unmount();
+  Key key = Key::of(f.value, KeyKind::kXattr, cookie_of("user.big"));
+  auto v = value_of(dev_, key);
+  v[offsetof(XattrValue, flags)] = std::byte{0};
+  restamp(dev_, leaf_of(dev_, key));
+  mount();
+  EXPECT_EQ(fs_->getxattr(f, "user.big").error(), EIO);
+  EXPECT_EQ(fs_->listxattr(f).error(), EIO);
+  unmount();
+  test::crash::FsckOutcome fsck = test::crash::run_fsck_overlay(dev_);
+  EXPECT_EQ(fsck.code, 4) << fsck.text;
+}
+
+// An inline value changed under a recomputed node checksum: EIO to read, and
+// fsck says so, but the name is listed and can be removed.
+TEST_F(DamagedImageTest, InlineXattrValueChangedIsEioAndRemovable) {
+  InodeNo f = create("a");
+  ASSERT_TRUE(fs_->setxattr(f, "user.x", "hello", 0).ok());
+  unmount();
+  Key key = Key::of(f.value, KeyKind::kXattr, cookie_of("user.x"));
+  auto v = value_of(dev_, key);
+  v[v.size() - 1] = std::byte{'O'};
+  restamp(dev_, leaf_of(dev_, key));
+  test::crash::FsckOutcome before = test::crash::run_fsck_overlay(dev_);
+  EXPECT_EQ(before.code, 4) << before.text;
+  EXPECT_NE(before.text.find("fails its checksum"), std::string::npos) << before.text;
+  mount();
+  EXPECT_EQ(fs_->getxattr(f, "user.x").error(), EIO);
+  EXPECT_TRUE(fs_->listxattr(f).ok());
+  EXPECT_TRUE(fs_->removexattr(f, "user.x").ok());
+  unmount();
+  test::crash::FsckOutcome after = test::crash::run_fsck_overlay(dev_);
+  EXPECT_EQ(after.code, 0) << after.text;
+}
+
+// An image made before kIncompatXattrCrc keeps its items without checksums,
+// and new ones on it have none either.
+TEST(XattrCrcCompat, ImagesWithoutTheFeatureKeepItemsWithoutChecksums) {
+  MemDevice dev(64 << 20);
+  std::string msg;
+  ASSERT_TRUE(format_device(dev, FormatOptions{.xattr_crc = false}, &msg).ok()) << msg;
+  ASSERT_EQ(test::superblock(dev).features_incompat & kIncompatXattrCrc, 0u);
+  auto fs = FileSystem::mount(std::make_unique<FaultDevice>(dev, 1), MountOptions{8 << 20}, &msg);
+  ASSERT_TRUE(fs.ok()) << msg;
+  auto a = (*fs)->mknod(kRootInode, "a", S_IFREG | 0644, 0, Caller{});
+  ASSERT_TRUE(a.ok());
+  const std::string big(5000, 'b');
+  ASSERT_TRUE((*fs)->setxattr(InodeNo{a->ino}, "user.s", "small", 0).ok());
+  ASSERT_TRUE((*fs)->setxattr(InodeNo{a->ino}, "user.big", big, 0).ok());
+  ASSERT_TRUE((*fs)->unmount().ok());
+  fs->reset();
+  for (const char* name : {"user.s", "user.big"}) {
+    auto v = value_of(dev, Key::of(a->ino, KeyKind::kXattr, cookie_of(name)));
+    XattrValue x;
+    ASSERT_GE(v.size(), sizeof x);
+    std::memcpy(&x, v.data(), sizeof x);
+    EXPECT_EQ(x.flags & kXattrCrc, 0) << name;
+  }
+  test::crash::FsckOutcome fsck = test::crash::run_fsck_overlay(dev);
+  EXPECT_EQ(fsck.code, 0) << fsck.text;
+  fs = FileSystem::mount(std::make_unique<FaultDevice>(dev, 1), MountOptions{8 << 20}, &msg);
+  ASSERT_TRUE(fs.ok()) << msg;
+  EXPECT_EQ(*(*fs)->getxattr(InodeNo{a->ino}, "user.big"), big);
+  EXPECT_EQ(*(*fs)->getxattr(InodeNo{a->ino}, "user.s"), "small");
+  EXPECT_TRUE((*fs)->unmount().ok());
 }
 
 // ---- extents -----------------------------------------------------------------------

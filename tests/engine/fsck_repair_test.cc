@@ -275,8 +275,10 @@ class FsckXattrPages : public FsckRepair {
     auto v = value_of(*dev_, xattr_key());
     EXPECT_FALSE(v.empty());
     XattrPage page{};
-    std::memcpy(&page, v.data() + sizeof(XattrValue) + 8 + sizeof(XattrPages) + sizeof page * i,
-                sizeof page);
+    std::memcpy(
+        &page,
+        v.data() + sizeof(XattrValue) + 8 + kXattrCrcBytes + sizeof(XattrPages) + sizeof page * i,
+        sizeof page);
     return page.phys;
   }
   std::string read_value() {
@@ -324,7 +326,8 @@ TEST_F(FsckXattrPages, AValuePageThatFailsItsChecksumIsReportedAndLeft) {
 TEST_F(FsckXattrPages, AValueOnATreePageIsRemoved) {
   auto v = value_of(*dev_, xattr_key());
   const uint64_t tree_page = superblock(*dev_).tree_root;
-  std::memcpy(v.data() + sizeof(XattrValue) + 8 + sizeof(XattrPages), &tree_page, sizeof tree_page);
+  std::memcpy(v.data() + sizeof(XattrValue) + 8 + kXattrCrcBytes + sizeof(XattrPages), &tree_page,
+              sizeof tree_page);
   restamp(*dev_, leaf_of(*dev_, xattr_key()));
   expect_repaired(Mode::kRepair, "already in use");
   expect_second_run_unchanged();

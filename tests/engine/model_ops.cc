@@ -335,7 +335,7 @@ void ModelTest::op_setxattr() {
                                                     std::string(XATTR_NAME_MAX + 1, 'y')};
   uint64_t ino = pick_any();
   std::string name = chance(0.9) ? pick(kValid) : pick(kInvalid);
-  size_t max = max_inline_xattr_value(ps_, name.size());
+  size_t max = max_inline_xattr_value(ps_, name.size(), true);
   size_t len = chance(0.8)   ? uniform(0, 100)
                : chance(0.7) ? uniform(0, max)
                : chance(0.5) ? max + uniform(0, 9)

@@ -92,7 +92,7 @@ class XattrTest : public ::testing::Test {
 
 TEST_F(XattrTest, ValuesOfEverySizeUpTo64KiBRoundTripAndSurviveRemount) {
   InodeNo f = create("f");
-  const size_t inline_max = max_inline_xattr_value(kDefaultPageSize, 8);  // "user.vN"
+  const size_t inline_max = max_inline_xattr_value(kDefaultPageSize, 8, true);  // "user.vN"
   const std::vector<size_t> sizes = {0,    1,    inline_max, inline_max + 1, 4095,
                                      4096, 4097, 20000,      65535,          65536};
   for (size_t i = 0; i < sizes.size(); i++) {
@@ -186,7 +186,7 @@ TEST_F(XattrTest, ADamagedValuePageIsEio) {
   XattrItem x;
   const char* why = nullptr;
   ItemLimits limits{test::superblock(*dev_).data_start, test::superblock(*dev_).page_count,
-                    kDefaultPageSize};
+                    kDefaultPageSize, true};
   ASSERT_TRUE(XattrItem::decode(item, limits, &x, &why)) << why;
   ASSERT_EQ(x.pages.size(), 3u);
   test::page_at(*dev_, x.pages[1].phys)[17] ^= std::byte{0x40};
@@ -208,7 +208,8 @@ TEST_F(XattrTest, APageRecordOutsideTheDataRegionIsEio) {
   auto item = test::value_of(*dev_, key);
   ASSERT_FALSE(item.empty());
   XattrPage page{2, 0};  // a journal page
-  std::memcpy(item.data() + sizeof(XattrValue) + 6 + sizeof(XattrPages), &page, sizeof page);
+  std::memcpy(item.data() + sizeof(XattrValue) + 6 + kXattrCrcBytes + sizeof(XattrPages), &page,
+              sizeof page);
   test::restamp(*dev_, test::leaf_of(*dev_, key));
   mount();
   EXPECT_EQ(fs_->getxattr(f, "user.v").error(), EIO);
@@ -230,7 +231,7 @@ TEST_F(XattrTest, FsckReportsAValuePageSharedWithAFileOrOutOfRange) {
   ASSERT_FALSE(extent.empty());
   ExtentValue ev;
   std::memcpy(&ev, extent.data(), sizeof ev);
-  const size_t entry = sizeof(XattrValue) + 6 + sizeof(XattrPages);
+  const size_t entry = sizeof(XattrValue) + 6 + kXattrCrcBytes + sizeof(XattrPages);
   for (uint64_t phys : {ev.phys, test::superblock(*dev_).page_count + 3}) {
     auto item = test::value_of(*dev_, xkey);
     ASSERT_FALSE(item.empty());

@@ -104,9 +104,9 @@ void write_links_and_xattrs(ModelWriter& w) {
   w.symlink("/links/dangling", "/nowhere/at/all");
   w.setxattr("/small", "user.a", 10);
   w.setxattr("/docs", "user.dir", 20);
-  w.setxattr("/page", "user.big", max_inline_xattr_value(kDefaultPageSize, 8));  // inline
-  w.setxattr("/page", "user.paged", 5000);                                       // two pages
-  w.setxattr("/docs/readme", "user.max", kMaxXattrValue);                        // 16 pages
+  w.setxattr("/page", "user.big", max_inline_xattr_value(kDefaultPageSize, 8, true));  // inline
+  w.setxattr("/page", "user.paged", 5000);                                             // two pages
+  w.setxattr("/docs/readme", "user.max", kMaxXattrValue);                              // 16 pages
   for (int i = 0; i < 20; i++) w.setxattr("/links/target", "user.k" + std::to_string(i), 30);
 }
 

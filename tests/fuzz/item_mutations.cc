@@ -58,7 +58,7 @@ bool find_item(MutationContext& ctx, KeyKind kind, size_t min_len, Item* out) {
     for (const CellRef* c : cells) {
       Item item;
       if (find_cell(ctx, *c, sizeof(XattrValue), &item) &&
-          std::to_integer<uint8_t>(item.value[offsetof(XattrValue, flags)]) == kXattrInPages) {
+          (std::to_integer<uint8_t>(item.value[offsetof(XattrValue, flags)]) & kXattrInPages)) {
         paged.push_back(item);
       }
     }
@@ -257,12 +257,17 @@ std::string inode(MutationContext& ctx, Item& item, std::string* cls) {
   }
 }
 
+// Bytes of the value's CRC32C after the name (kXattrCrc), or 0.
+size_t crc_bytes(const XattrValue& x) {
+  return (x.flags & kXattrCrc) ? kXattrCrcBytes : 0;
+}
+
 // A value kept in pages: one field of its XattrPages record, or one page
 // entry pointed elsewhere or its CRC flipped.
 std::string xattr_pages(MutationContext& ctx, Item& item, const XattrValue& x, std::string* cls) {
-  std::byte* record = item.value + sizeof(XattrValue) + x.name_len;
+  std::byte* record = item.value + sizeof(XattrValue) + x.name_len + crc_bytes(x);
   XattrPages p = load<XattrPages>(record);
-  if (x.value_len < sizeof p || p.pages == 0) return "";
+  if (x.value_len < crc_bytes(x) + sizeof p || p.pages == 0) return "";
   std::byte* entry = record + sizeof p + sizeof(XattrPage) * ctx.rng.below(p.pages);
   XattrPage page = load<XattrPage>(entry);
   switch (ctx.rng.weighted({2, 2, 1, 4, 2})) {
@@ -306,11 +311,13 @@ std::string xattr_pages(MutationContext& ctx, Item& item, const XattrValue& x, s
 // permissions. "" if the item is no inline ACL.
 std::string acl(MutationContext& ctx, Item& item, const XattrValue& x, std::string* cls) {
   std::string_view name(reinterpret_cast<const char*>(item.value) + sizeof x, x.name_len);
-  const size_t entries = x.value_len < 4 ? 0 : (x.value_len - 4) / 8;
-  if (x.flags != 0 || entries == 0 || (name != kAclAccessXattr && name != kAclDefaultXattr)) {
+  const size_t value_len = x.value_len - std::min<size_t>(x.value_len, crc_bytes(x));
+  const size_t entries = value_len < 4 ? 0 : (value_len - 4) / 8;
+  if ((x.flags & kXattrInPages) || entries == 0 ||
+      (name != kAclAccessXattr && name != kAclDefaultXattr)) {
     return "";
   }
-  std::byte* value = item.value + sizeof x + x.name_len;
+  std::byte* value = item.value + sizeof x + x.name_len + crc_bytes(x);
   std::byte* entry = value + 4 + 8 * ctx.rng.below(entries);
   switch (ctx.rng.below(3)) {
     case 0:
@@ -336,11 +343,11 @@ std::string xattr(MutationContext& ctx, Item& item, std::string* cls) {
     std::string what = acl(ctx, item, x, cls);
     if (!what.empty()) return what;
   }
-  if (x.flags == kXattrInPages && ctx.rng.chance(0.7)) {
+  if ((x.flags & kXattrInPages) && ctx.rng.chance(0.7)) {
     std::string what = xattr_pages(ctx, item, x, cls);
     if (!what.empty()) return what;
   }
-  switch (ctx.rng.weighted({2, 2, 1})) {
+  switch (ctx.rng.weighted({2, 2, 1, crc_bytes(x) && x.value_len >= kXattrCrcBytes ? 2u : 0u})) {
     case 0: {
       *cls = "xattr.name_len";
       uint8_t v =
@@ -355,13 +362,21 @@ std::string xattr(MutationContext& ctx, Item& item, std::string* cls) {
       store(item.value + offsetof(XattrValue, value_len), v);
       return change("value_len", x.value_len, v);
     }
-    default: {
-      // An inline value read as a page record, a record read as a value, or
-      // flags no version defines.
+    case 2: {
+      // An inline value read as a page record, a record read as a value, a
+      // value without its checksum, or flags no version defines.
       *cls = "xattr.flags";
-      uint8_t v = uint8_t(pick_other(ctx.rng, {0, kXattrInPages, 2, 0x80, 0xff}, x.flags));
+      uint8_t v = uint8_t(pick_other(
+          ctx.rng, {0, kXattrInPages, kXattrCrc, kXattrInPages | kXattrCrc, 0x80, 0xff}, x.flags));
       store(item.value + offsetof(XattrValue, flags), v);
       return change("flags", x.flags, v);
+    }
+    default: {
+      // The value's CRC32C, as a wrong value would leave it.
+      *cls = "xattr.value_crc";
+      std::byte* crc = item.value + sizeof x + x.name_len;
+      store(crc, load<uint32_t>(crc) ^ (1u << ctx.rng.below(32)));
+      return "CRC32C of the value flipped";
     }
   }
 }
