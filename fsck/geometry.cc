@@ -1,6 +1,7 @@
 #include "fsck/geometry.h"
 
 #include <algorithm>
+#include <cstddef>
 #include <cstring>
 #include <ctime>
 #include <memory>
@@ -135,7 +136,10 @@ bool with_default_room(const Superblock& bare, uint64_t device_bytes, Superblock
 
 // The highest-level tree node the bitmap marks in use (the newest on a tie),
 // the lowest page holding any tree node, and the highest LSN of any tree node.
-void find_root(Device& device, Superblock& sb, uint64_t* lowest_node, uint64_t* max_lsn) {
+// `xattr_crc` becomes 1 if the first xattr item met carries its value's
+// CRC32C (the xattr_crc feature, which the layout cannot tell), 0 if not.
+void find_root(Device& device, Superblock& sb, uint64_t* lowest_node, uint64_t* max_lsn,
+               int* xattr_crc) {
   const uint32_t ps = sb.page_size;
   const uint64_t bits = bitmap_bits_per_page(ps);
   AlignedBuffer bitmap(ps, std::max<size_t>(kIoAlignment, device.block_size()));
@@ -163,6 +167,14 @@ void find_root(Device& device, Superblock& sb, uint64_t* lowest_node, uint64_t* 
       if (!node.check(&why)) continue;
       PageHeader h;
       std::memcpy(&h, page, sizeof h);
+      for (uint16_t c = 0; *xattr_crc < 0 && node.is_leaf() && c < node.count(); c++) {
+        auto value = node.value_at(c);
+        if (node.key_at(c).kind != uint8_t(KeyKind::kXattr) || value.size() < sizeof(XattrValue)) {
+          continue;
+        }
+        *xattr_crc =
+            (std::to_integer<uint8_t>(value[offsetof(XattrValue, flags)]) & kXattrCrc) ? 1 : 0;
+      }
       *lowest_node = std::min(*lowest_node, p);
       *max_lsn = std::max(*max_lsn, h.lsn);
       if (node.level() > best_level || (node.level() == best_level && h.lsn > best_lsn)) {
@@ -217,12 +229,14 @@ Status rebuild_superblock(Device& device, Superblock* out, std::string* how) {
   } else {
     *how = "the layout of the device and its pages' headers";
     uint64_t lowest_node = UINT64_MAX;
-    find_root(device, sb, &lowest_node, &max_lsn);
+    int xattr_crc = -1;
+    find_root(device, sb, &lowest_node, &max_lsn, &xattr_crc);
     if (has_roomy && lowest_node >= roomy.data_start) {
       roomy.tree_root = sb.tree_root;
       roomy.tree_height = sb.tree_height;
       sb = roomy;
     }
+    if (xattr_crc == 1) sb.features_incompat |= kIncompatXattrCrc;
     fill_identity(sb);
     // A new run of LSNs: no record left in the journal can be replayed.
     sb.journal_tail = (max_lsn / sb.page_size + 1) * sb.page_size;

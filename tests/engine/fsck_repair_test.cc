@@ -611,9 +611,15 @@ TEST_F(FsckRepair, ZeroedSuperblocksAreRebuiltFromTheLayoutAndThePages) {
   expect_second_run_unchanged();
   EXPECT_EQ(superblock(*dev_).data_start, sb.data_start);
   EXPECT_EQ(superblock(*dev_).next_inode, sb.next_inode);
+  // The layout has no feature bits: the xattrs tell that their values carry
+  // checksums, and keep them.
+  EXPECT_NE(superblock(*dev_).features_incompat & kIncompatXattrCrc, 0u);
   expect_intact();
   // New inode numbers do not reuse old ones.
   mount();
+  auto note = fs_->getxattr(InodeNo{ino_of("/docs/a.txt")}, "user.note");
+  ASSERT_TRUE(note.ok()) << std::strerror(note.error());
+  EXPECT_EQ(*note, "kept");
   auto a = fs_->mknod(kRootInode, "new", S_IFREG | 0644, 0, Caller{});
   ASSERT_TRUE(a.ok());
   EXPECT_GE(a->ino, sb.next_inode);
