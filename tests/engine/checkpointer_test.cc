@@ -27,6 +27,7 @@
 #include "engine/fs_impl.h"
 #include "engine/mem_device.h"
 #include "tests/engine/crash_harness.h"
+#include "tests/engine/device_ref.h"
 
 namespace pagefs {
 namespace {
@@ -34,17 +35,15 @@ namespace {
 using namespace std::chrono_literals;
 
 // Forwards to another device; the first flush() after arm() runs a hook first.
-class HookDevice final : public Device {
+class HookDevice final : public test::DeviceRef {
  public:
-  explicit HookDevice(Device& inner) : inner_(inner) {}
+  using DeviceRef::DeviceRef;
 
   void arm(std::function<void()> hook) {
     std::lock_guard lock(mu_);
     hook_ = std::move(hook);
   }
 
-  Status read(std::span<const IoRequest> batch) override { return inner_.read(batch); }
-  Status write(std::span<const IoRequest> batch) override { return inner_.write(batch); }
   Status flush() override {
     std::function<void()> hook;
     {
@@ -52,14 +51,10 @@ class HookDevice final : public Device {
       hook.swap(hook_);
     }
     if (hook) hook();
-    return inner_.flush();
+    return DeviceRef::flush();
   }
-  uint64_t size_bytes() const override { return inner_.size_bytes(); }
-  uint32_t block_size() const override { return inner_.block_size(); }
-  bool read_only() const override { return inner_.read_only(); }
 
  private:
-  Device& inner_;
   std::mutex mu_;
   std::function<void()> hook_;
 };

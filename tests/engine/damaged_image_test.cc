@@ -20,6 +20,7 @@
 #include "engine/mem_device.h"
 #include "tests/engine/corrupt.h"
 #include "tests/engine/crash_harness.h"
+#include "tests/engine/device_ref.h"
 
 namespace pagefs {
 namespace {
@@ -52,7 +53,8 @@ class DamagedImageTest : public ::testing::Test {
 
   void mount() {
     std::string msg;
-    auto r = FileSystem::mount(std::make_unique<MemDeviceRef>(dev_), MountOptions{8 << 20}, &msg);
+    auto r =
+        FileSystem::mount(std::make_unique<test::DeviceRef>(dev_), MountOptions{8 << 20}, &msg);
     ASSERT_TRUE(r.ok()) << msg;
     fs_ = std::move(r).value();
   }
@@ -80,21 +82,6 @@ class DamagedImageTest : public ::testing::Test {
     for (const std::string& l : g_log) n += l.find(text) != std::string::npos;
     return n;
   }
-
-  // A Device that forwards to the test's MemDevice without owning it.
-  class MemDeviceRef : public Device {
-   public:
-    explicit MemDeviceRef(MemDevice& d) : d_(d) {}
-    Status read(std::span<const IoRequest> b) override { return d_.read(b); }
-    Status write(std::span<const IoRequest> b) override { return d_.write(b); }
-    Status flush() override { return d_.flush(); }
-    uint64_t size_bytes() const override { return d_.size_bytes(); }
-    uint32_t block_size() const override { return d_.block_size(); }
-    bool read_only() const override { return d_.read_only(); }
-
-   private:
-    MemDevice& d_;
-  };
 
   MemDevice dev_{64 << 20};
   std::unique_ptr<FileSystem> fs_;

@@ -8,25 +8,11 @@
 #include <functional>
 
 #include "engine/formatter.h"
+#include "tests/engine/device_ref.h"
 #include "tests/test_env.h"
 
 namespace pagefs::test {
 namespace {
-
-// A Device that forwards to a MemDevice the test keeps.
-class DeviceRef : public Device {
- public:
-  explicit DeviceRef(MemDevice& d) : d_(d) {}
-  Status read(std::span<const IoRequest> b) override { return d_.read(b); }
-  Status write(std::span<const IoRequest> b) override { return d_.write(b); }
-  Status flush() override { return d_.flush(); }
-  uint64_t size_bytes() const override { return d_.size_bytes(); }
-  uint32_t block_size() const override { return d_.block_size(); }
-  bool read_only() const override { return d_.read_only(); }
-
- private:
-  MemDevice& d_;
-};
 
 std::string text_of(FILE* f) {
   std::fflush(f);

@@ -19,27 +19,13 @@
 #include "engine/fs_impl.h"
 #include "engine/mem_device.h"
 #include "tests/engine/corrupt.h"
+#include "tests/engine/device_ref.h"
 #include "tests/engine/repair_fixture.h"
 
 namespace pagefs::test {
 namespace {
 
 using fsck::Mode;
-
-// A Device that forwards to a MemDevice the test keeps.
-class DeviceRef : public Device {
- public:
-  explicit DeviceRef(MemDevice& d) : d_(d) {}
-  Status read(std::span<const IoRequest> b) override { return d_.read(b); }
-  Status write(std::span<const IoRequest> b) override { return d_.write(b); }
-  Status flush() override { return d_.flush(); }
-  uint64_t size_bytes() const override { return d_.size_bytes(); }
-  uint32_t block_size() const override { return d_.block_size(); }
-  bool read_only() const override { return d_.read_only(); }
-
- private:
-  MemDevice& d_;
-};
 
 struct FreeDeleter {
   void operator()(void* p) const { std::free(p); }
