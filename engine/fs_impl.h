@@ -2,9 +2,10 @@
 // implement its operations (filesystem.cc, dir_ops.cc, file_ops.cc,
 // xattr_ops.cc). Not part of the public API.
 //
-// Locking: mu_ is the filesystem lock. Operations that only read take it
-// shared; every operation that changes a page takes it exclusively. Lock order:
-// mu_, then the buffer pool's internal mutex.
+// Locking: mu_ is the filesystem lock (FsLock: it prefers writers and times
+// itself). Operations that only read take it shared, never twice; every
+// operation that changes a page takes it exclusively. Lock order: an inode
+// lock, mu_, then the buffer pool's internal mutex.
 //
 // Transactions: every change made under mu_ joins the running transaction,
 // and every changing operation is all or nothing; the rule is written out at
@@ -24,6 +25,7 @@
 #include "engine/committer.h"
 #include "engine/filesystem.h"
 #include "engine/format.h"
+#include "engine/fs_lock.h"
 #include "engine/inode_locks.h"
 #include "engine/inode_refs.h"
 #include "engine/items.h"
@@ -322,7 +324,7 @@ class FileSystem::Impl {
   Superblock segment_sb_{};
   TreeRoot segment_root_;
 
-  mutable std::shared_mutex mu_;
+  mutable FsLock mu_{stats_.fs_lock};
 
   std::unique_ptr<Committer> committer_;        // read-write mounts only
   std::unique_ptr<Checkpointer> checkpointer_;  // read-write mounts only

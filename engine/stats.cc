@@ -127,6 +127,9 @@ StatsReport FileSystem::stats_report() const {
   r.commit_ns = e.commit_ns.snapshot();
   r.checkpoint_ns = e.checkpoint_ns.snapshot();
   r.fsync_ns = e.fsync_ns.snapshot();
+  r.lock_exclusive_wait_ns = e.fs_lock.exclusive_wait_ns.snapshot();
+  r.lock_exclusive_hold_ns = e.fs_lock.exclusive_hold_ns.snapshot();
+  r.lock_shared_wait_ns = e.fs_lock.shared_wait_ns.snapshot();
   r.scrub_state = scrub_state_name(fs.scrub_state);
   r.scrub_finished = uint64_t(std::max<int64_t>(fs.scrub_finished, 0));
   r.scrub_pages_checked = fs.scrub_pages_checked;

@@ -12,7 +12,8 @@
 //
 // EngineStats gathers what the engine records: per call of the device (a
 // batch of requests) its bytes, requests and latency (MeteredDevice); commit,
-// checkpoint and fsync latencies (their counts are the histograms' counts).
+// checkpoint and fsync latencies (their counts are the histograms' counts);
+// the filesystem lock's waits and holds (FsLock).
 // StatsReport is a snapshot of those plus the gauges of the moment (cache,
 // dirty and pinned pages, journal use), FileSystem::stats_report() fills it.
 //
@@ -96,8 +97,16 @@ struct DeviceStats {
   Histogram write_batch_pages;            // 4 KiB units written per write call
 };
 
+// The filesystem lock's waits and holds (engine/fs_lock.h).
+struct FsLockStats {
+  Histogram exclusive_wait_ns;  // per exclusive acquisition
+  Histogram exclusive_hold_ns;  // per exclusive acquisition, acquire to release
+  Histogram shared_wait_ns;     // per shared acquisition
+};
+
 struct EngineStats {
   DeviceStats device;
+  FsLockStats fs_lock;
   Histogram commit_ns;      // a journal commit: gathering, compressing, writing, flushing
   Histogram checkpoint_ns;  // a checkpoint, its commit included
   Histogram fsync_ns;       // fsync and fdatasync, waiting for the lock included
@@ -119,6 +128,8 @@ struct StatsReport {
   uint64_t device_write_bytes = 0, device_write_requests = 0;
   HistogramSnapshot device_read_ns, device_write_ns, device_flush_ns, device_write_batch_pages;
   HistogramSnapshot commit_ns, checkpoint_ns, fsync_ns;
+  // The filesystem lock: exclusive waits and holds, shared waits.
+  HistogramSnapshot lock_exclusive_wait_ns, lock_exclusive_hold_ns, lock_shared_wait_ns;
   // The running or last scrub (engine/scrub.h) since the mount.
   const char* scrub_state = "never";  // scrub_state_name()
   uint64_t scrub_finished = 0;        // seconds since the epoch; 0: running or never

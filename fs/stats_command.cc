@@ -252,6 +252,11 @@ std::string render_text(const Interval& in, const std::string& mountpoint, doubl
          format("  checkpoints %.2f/s\n", double(in.hist("checkpoint_ns").count()) / in.seconds);
   out += format("fsync       %.1f/s ", double(in.hist("fsync_ns").count()) / in.seconds) +
          percentiles(in.hist("fsync_ns")) + "\n";
+  const HistogramSnapshot held = in.hist("lock_exclusive_hold_ns");
+  out += format("fs lock     exclusive %.1f/s held %.1f%% ", double(held.count()) / in.seconds,
+                100 * ratio(double(held.sum) / 1e9, in.seconds)) +
+         percentiles(held) + "  wait " + percentiles(in.hist("lock_exclusive_wait_ns")) +
+         "  shared wait " + percentiles(in.hist("lock_shared_wait_ns")) + "\n";
   const double batches = in.delta("writeback_batches"), pages = in.delta("pages_written");
   out += format("write-back  %.1f batches/s  %.1f pages/batch  %.1f pages/request\n",
                 batches / in.seconds, ratio(pages, batches),
@@ -315,6 +320,13 @@ std::string render_json(const Interval& in, const std::string& mountpoint, bool 
                 double(in.hist("checkpoint_ns").count()) / in.seconds) +
          "\"commit\":{" + json_latency(in.hist("commit_ns")) + "}}";
   out += ",\"fsync\":{" + json_latency(in.hist("fsync_ns")) + "}";
+  const HistogramSnapshot held = in.hist("lock_exclusive_hold_ns");
+  out += ",\"fs_lock\":" +
+         format("{\"exclusive_per_s\":%.3f,\"exclusive_held_share\":%.4f,",
+                double(held.count()) / in.seconds, ratio(double(held.sum) / 1e9, in.seconds)) +
+         "\"exclusive_hold\":{" + json_latency(held) + "},\"exclusive_wait\":{" +
+         json_latency(in.hist("lock_exclusive_wait_ns")) + "},\"shared_wait\":{" +
+         json_latency(in.hist("lock_shared_wait_ns")) + "}}";
   const double batches = in.delta("writeback_batches"), pages = in.delta("pages_written");
   out += ",\"writeback\":" +
          format("{\"batches_per_s\":%.3f,\"pages_per_batch\":%.2f,\"pages_per_request\":%.2f}",

@@ -165,6 +165,14 @@ std::string render_prometheus(const StatsSample& s, const std::string& mountpoin
   w.latency("pagefs_checkpoint_duration_seconds", "Checkpoints, their commit included.",
             s.histogram("checkpoint_ns"));
   w.latency("pagefs_fsync_duration_seconds", "fsync and fdatasync calls.", s.histogram("fsync_ns"));
+  w.latency("pagefs_lock_exclusive_wait_seconds",
+            "Waits for the filesystem lock held exclusively (every change).",
+            s.histogram("lock_exclusive_wait_ns"));
+  w.latency("pagefs_lock_exclusive_hold_seconds",
+            "Holds of the filesystem lock exclusively: the serial section of changes.",
+            s.histogram("lock_exclusive_hold_ns"));
+  w.latency("pagefs_lock_shared_wait_seconds", "Waits for the filesystem lock held shared.",
+            s.histogram("lock_shared_wait_ns"));
   w.latency("pagefs_device_read_duration_seconds", "Device read calls (a batch each).",
             s.histogram("device_read_ns"));
   w.latency("pagefs_device_write_duration_seconds", "Device write calls (a batch each).",

@@ -106,6 +106,9 @@ std::string format_stats(const StatsReport& r, const RequestStats& requests,
   line(out, "commit_ns", r.commit_ns);
   line(out, "checkpoint_ns", r.checkpoint_ns);
   line(out, "fsync_ns", r.fsync_ns);
+  line(out, "lock_exclusive_wait_ns", r.lock_exclusive_wait_ns);
+  line(out, "lock_exclusive_hold_ns", r.lock_exclusive_hold_ns);
+  line(out, "lock_shared_wait_ns", r.lock_shared_wait_ns);
   out.append("scrub_state: ").append(r.scrub_state).push_back('\n');
   line(out, "scrub_finished", r.scrub_finished);
   line(out, "scrub_pages_checked", r.scrub_pages_checked);

@@ -56,7 +56,8 @@ TEST_F(MountStats, JsonCarriesTheCountsOfTheMount) {
                                      "import json, sys; d = json.load(open(sys.argv[1])); "
                                      "assert d['since_mount'] and d['fsync']['count'] >= 1, d; "
                                      "assert d['requests']['write']['count'] >= 1, d; "
-                                     "assert d['journal']['commit']['count'] >= 1, d",
+                                     "assert d['journal']['commit']['count'] >= 1, d; "
+                                     "assert d['fs_lock']['exclusive_hold']['count'] >= 1, d",
                                      json});
   EXPECT_EQ(check.exit_code, 0) << check.err << r.out;
 }
