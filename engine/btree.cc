@@ -104,9 +104,17 @@ Status Btree::free_node(uint64_t page) {
 
 // ---- lookup -----------------------------------------------------------------
 
+Result<bool> Btree::get(const Key& key, std::string* out) {
+  PAGEFS_ASSIGN(std::optional<Place> place, locate(key));
+  if (!place) return false;
+  if (out)
+    out->assign(reinterpret_cast<const char*>(place->leaf.data() + place->offset), place->size);
+  return true;
+}
+
 // Each step goes one level down (node_page checks it), so the loop ends at a
 // leaf after at most height steps.
-Result<bool> Btree::get(const Key& key, std::string* out) {
+Result<std::optional<Btree::Place>> Btree::locate(const Key& key) {
   uint64_t page = root_.page;
   KeyRange range = kAllKeys;
   for (uint32_t level = root_.height - 1;; level--) {
@@ -114,11 +122,11 @@ Result<bool> Btree::get(const Key& key, std::string* out) {
     Node node(ref.data(), pool_.page_size());
     if (node.is_leaf()) {
       uint16_t i = node.lower_bound(key);
-      if (i == node.count() || node.key_at(i) != key) return false;
+      if (i == node.count() || node.key_at(i) != key) return std::optional<Place>();
       PAGEFS_TRY(check_item(ref, node, i));
       auto v = node.value_at(i);
-      if (out) out->assign(reinterpret_cast<const char*>(v.data()), v.size());
-      return true;
+      const size_t offset = size_t(v.data() - ref.data());
+      return std::optional<Place>(Place{std::move(ref), offset, v.size()});
     }
     PAGEFS_ASSIGN(uint16_t idx, child_for(ref, node, key));
     PAGEFS_ASSIGN(page, child_page(ref, node, idx));

@@ -19,7 +19,10 @@
 // siblings ("free at empty"): lookups stay O(log n) and the code stays small.
 //
 // Thread-safety: none; the filesystem lock serializes writers against
-// everything, readers may run concurrently with each other.
+// everything, readers may run concurrently with each other. The one change
+// made under the lock held shared, a value rewritten in place (locate), is
+// kept apart from readers of the same item by the caller
+// (FileSystem::Impl's item latches).
 #pragma once
 
 #include <cstdint>
@@ -55,6 +58,16 @@ class Btree {
 
   // Copies the value of `key` into `out`; false if absent.
   Result<bool> get(const Key& key, std::string* out);
+  // Where the value of `key` is stored: its leaf, pinned, and the value's
+  // offset and size in it; nullopt if absent. The value may be changed in
+  // place, same size, through PageRef::change for as long as the tree's
+  // shape does not change (file_overwrite.cc says when that is).
+  struct Place {
+    PageRef leaf;
+    size_t offset = 0;
+    size_t size = 0;
+  };
+  Result<std::optional<Place>> locate(const Key& key);
   // Inserts or replaces.
   Status put(const Key& key, std::span<const std::byte> value);
   // Inserts; EEXIST if present.

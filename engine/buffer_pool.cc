@@ -85,6 +85,12 @@ void PageRef::mark_dirty() {
   pool_->set_dirty(frame_);
 }
 
+void PageRef::change(size_t offset, std::span<const std::byte> bytes) {
+  assert(pool_);
+  assert(offset <= pool_->page_size() && bytes.size() <= pool_->page_size() - offset);
+  pool_->change(frame_, offset, bytes);
+}
+
 void PageRef::set_data_crc(uint32_t crc) {
   assert(pool_);
   pool_->set_data_crc(frame_, crc);
@@ -434,6 +440,16 @@ void BufferPool::unpin(uint32_t frame) {
 
 void BufferPool::set_dirty(uint32_t frame) {
   std::lock_guard lock(mu_);
+  set_dirty_locked(frame);
+}
+
+void BufferPool::change(uint32_t frame, size_t offset, std::span<const std::byte> bytes) {
+  std::lock_guard lock(mu_);
+  set_dirty_locked(frame);
+  std::memcpy(frame_data(frame) + offset, bytes.data(), bytes.size());
+}
+
+void BufferPool::set_dirty_locked(uint32_t frame) {
   Frame& f = frames_[frame];
   assert(f.pins > 0 && !f.busy);
   record_undo(frame);

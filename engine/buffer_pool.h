@@ -60,8 +60,10 @@
 // Locking: mu_ guards the page table and every frame descriptor. It is never
 // held across device I/O; a frame under I/O is marked busy and waiters sleep on
 // io_done_. Page *contents* are protected by the caller (the filesystem lock:
-// pages are modified only under it exclusively, and written out only while it
-// is held, so write-out never sees a half-modified page).
+// pages are modified under it exclusively, or under it shared by an
+// overwrite in place, which changes only frames it holds pinned, metadata
+// through PageRef::change; pinned frames are never written out, so
+// write-out never sees a half-modified page).
 #pragma once
 
 #include <atomic>
@@ -102,6 +104,11 @@ class PageRef {
   // Records that the caller is about to change the page; it will be written
   // back. Must come before the first change (a savepoint copies the page here).
   void mark_dirty();
+  // mark_dirty() and a copy of `bytes` to `offset`, as one step under the
+  // pool's lock, so no copy the pool hands out (cached_copy) sees them half
+  // written: for a change made without the filesystem lock held
+  // exclusively (file_overwrite.cc).
+  void change(size_t offset, std::span<const std::byte> bytes);
   // A data page's writer tells the pool the CRC32C of the bytes it left, so
   // later cache hits are checked against the extent's CRC by a compare.
   void set_data_crc(uint32_t crc);
@@ -322,6 +329,8 @@ class BufferPool {
   std::byte* frame_data(uint32_t f) const { return memory_ + size_t(f) * page_size_; }
   void unpin(uint32_t frame);
   void set_dirty(uint32_t frame);
+  void set_dirty_locked(uint32_t frame);  // mu_ held
+  void change(uint32_t frame, size_t offset, std::span<const std::byte> bytes);
   void set_data_crc(uint32_t frame, uint32_t crc);
   bool cached_page_matches(uint32_t frame, bool meta, PageType type, uint32_t crc);
   Result<PageRef> fetch(PageNo page, bool meta, PageType type, uint32_t crc,

@@ -1,6 +1,7 @@
 // Extent records: encoding, lookup and the removal of file page ranges.
 #include <cassert>
 #include <cstring>
+#include <shared_mutex>
 
 #include "engine/fs_impl.h"
 #include "engine/log.h"
@@ -62,6 +63,7 @@ Status FileSystem::Impl::collect_extents(InodeNo ino, uint64_t first_page, uint6
                                          std::vector<Extent>* out, size_t limit) {
   uint64_t from = first_page >= kMaxExtentPages ? first_page - (kMaxExtentPages - 1) : 0;
   bool corrupt = false;
+  std::shared_lock latch(item_latches_.of(ino));  // an overwrite may be changing them
   PAGEFS_TRY(tree_->scan(Key::of(ino.value, KeyKind::kExtent, from),
                          Key::of(ino.value, KeyKind::kExtent, last_page),
                          [&](const Key& k, std::span<const std::byte> v) {

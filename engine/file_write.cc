@@ -276,12 +276,17 @@ Result<size_t> FileSystem::write(InodeNo ino, uint64_t off, const char* buf, siz
     uint64_t end =
         std::min<uint64_t>(off + len, (pos / fs.page_size_ + kChunkPages) * fs.page_size_);
     size_t n = size_t(end - pos);
+    const bool drop = drop_setid && done == 0;
+    std::optional<Result<size_t>> in_place =
+        fs.overwrite_chunk(ino, pos, buf + done, n, crcs.data() + page, drop);
     Result<size_t> wrote =
-        fs.write_one_chunk(ino, pos, buf + done, n, crcs.data() + page, drop_setid && done == 0);
+        in_place ? std::move(*in_place)
+                 : fs.write_one_chunk(ino, pos, buf + done, n, crcs.data() + page, drop);
     if (!wrote.ok()) {
       if (done == 0) return Err{wrote.error()};
       break;  // the chunks before it stay: a short count
     }
+    if (*wrote < n) return done + *wrote;  // an overwrite that ran out of frames
     done += n;
     page += (pos % fs.page_size_ + n + fs.page_size_ - 1) / fs.page_size_;
   }

@@ -162,6 +162,7 @@ void FileSystem::Impl::close_if_idle() {
 
 Result<InodeRecord> FileSystem::Impl::get_inode(InodeNo ino) {
   std::string v;
+  std::shared_lock latch(item_latches_.of(ino));  // an overwrite may be changing it
   PAGEFS_ASSIGN(bool found, tree_->get(Key::of(ino.value, KeyKind::kInode, 0), &v));
   if (!found) return Err{ENOENT};
   InodeRecord rec;  // the tree checked its size and fields (items.h)

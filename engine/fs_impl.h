@@ -4,8 +4,10 @@
 //
 // Locking: mu_ is the filesystem lock (FsLock: it prefers writers and times
 // itself). Operations that only read take it shared, never twice; every
-// operation that changes a page takes it exclusively. Lock order: an inode
-// lock, mu_, then the buffer pool's internal mutex.
+// operation that changes a page takes it exclusively, but one: a write that
+// only rewrites whole pages a file has, which takes it shared
+// (file_overwrite.cc). Lock order: an inode lock, mu_, an item latch, then
+// the buffer pool's internal mutex.
 //
 // Transactions: every change made under mu_ joins the running transaction,
 // and every changing operation is all or nothing; the rule is written out at
@@ -14,6 +16,7 @@
 
 #include <condition_variable>
 #include <mutex>
+#include <optional>
 #include <shared_mutex>
 #include <string>
 #include <thread>
@@ -238,6 +241,16 @@ class FileSystem::Impl {
   void begin_copies();
   void end_copies();
   void wait_for_copies();
+  // ---- overwrites in place (file_overwrite.cc) ----
+  // A chunk of whole pages the file already has, written under the
+  // filesystem lock held shared; nullopt if the chunk is not such an
+  // overwrite (the caller then takes write_one_chunk). Takes the lock itself.
+  std::optional<Result<size_t>> overwrite_chunk(InodeNo ino, uint64_t pos, const char* buf,
+                                                size_t len, const uint32_t* crcs, bool drop_setid);
+  bool overwrite_applies(InodeNo ino, uint64_t pos, size_t len, bool drop_setid, InodeRecord* rec,
+                         std::vector<Extent>* extents);
+  bool take_overwrite_credits(uint64_t images);
+  void return_overwrite_credits(uint64_t images);
   // ---- reads (file_ops.cc) ----
   Status read_extents(InodeNo ino, uint64_t off, size_t len, std::vector<Extent>* extents);
   Result<size_t> read_copy(const InodeRecord& rec, const std::vector<Extent>& extents, uint64_t off,
@@ -302,7 +315,12 @@ class FileSystem::Impl {
   std::unique_ptr<Readahead> readahead_;
   std::unique_ptr<Scrubber> scrubber_;  // online verification; stopped before the rest
   InodeLocks inode_locks_;              // each file's data; taken before mu_
-  std::mutex copies_mu_;                // a leaf
+  // Each inode's record and extent records while an overwrite changes them
+  // in place (file_overwrite.cc); readers of those items (get_inode,
+  // collect_extents) hold it shared. Taken after mu_, before the pool's lock.
+  InodeLocks item_latches_;
+  std::atomic<uint64_t> overwrite_credits_{0};  // transaction images overwrites reserved
+  std::mutex copies_mu_;                        // a leaf
   std::condition_variable copies_cv_;
   uint64_t copies_in_flight_ = 0;  // guarded by copies_mu_
   InodeRefs refs_;                 // the kernel's references; added to under mu_

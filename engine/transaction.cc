@@ -31,6 +31,14 @@
 //      ever committed.
 //   8. A commit happens only at a commit point or between operations, so
 //      every committed transaction is a consistent filesystem.
+//
+// One kind of change runs beside others, under the lock held shared: a write
+// that only rewrites whole pages a file already has (file_overwrite.cc). It
+// changes no item's size and allocates nothing, checks and pins everything
+// before its first change, and from there cannot fail but by running out of
+// frames between pages, which leaves whole pages and a short write. It
+// reserves its journal room as credits that the other overwrites count; no
+// overwrite is in flight while admit() runs, under the lock held exclusively.
 #include <cstring>
 
 #include "engine/fs_impl.h"

@@ -1,5 +1,5 @@
-// Many threads at once: each creates, writes, truncates, renames and
-// deletes files in a directory of its own (checked byte for byte against
+// Many threads at once: each creates, writes, overwrites in place,
+// truncates, renames and deletes files in a directory of its own (checked byte for byte against
 // what it wrote) and in one shared directory (where names come and go under
 // it), with fsyncs between. Then the filesystem must be consistent: every
 // private file as its thread left it, before and after a remount, and fsck
@@ -73,7 +73,17 @@ class ConcurrencyTest : public ::testing::Test {
     std::string name = "f" + std::to_string(w.rng() % 12);
     bool exists = w.files.count(name) != 0;
     switch (w.rng() % 8) {
-      case 0:
+      case 0: {  // whole pages the file has, rewritten (in place, engine/file_overwrite.cc)
+        if (!exists || w.files[name].size() < 4096) return;
+        std::string& want = w.files[name];
+        const size_t pages = want.size() / 4096, n = 1 + w.rng() % std::min<size_t>(pages, 40);
+        const size_t off = 4096 * (w.rng() % (pages - n + 1));
+        std::string data = test::crash::pattern(w.rng(), n * 4096);
+        auto wrote = fs_->write(lookup(w.dir, name), off, data.data(), data.size());
+        expect(w, wrote.ok() && *wrote == data.size(), "overwrite " + name);
+        want.replace(off, data.size(), data);
+        return;
+      }
       case 1:
       case 2: {  // write (creating the file if needed)
         InodeNo ino = lookup(w.dir, name);

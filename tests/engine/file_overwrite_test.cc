@@ -1,0 +1,210 @@
+// Overwrites in place (engine/file_overwrite.cc): a write of whole pages a
+// file already has runs with the filesystem lock held shared, and must leave
+// exactly what the exclusive way would: the bytes, the extents' CRCs (read
+// back after a remount, so from the device), the times, and a clean fsck.
+// Writes that allocate, extend, fill a hole or change part of a page still
+// take the lock exclusively.
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <atomic>
+#include <cstring>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "engine/fs_impl.h"
+#include "tests/engine/crash_harness.h"
+#include "tests/engine/fs_fixture.h"
+
+namespace pagefs {
+namespace {
+
+constexpr size_t kPage = 4096;
+
+class OverwriteTest : public test::EngineFsTest {
+ protected:
+  void SetUp() override {
+    test::EngineFsTest::SetUp();
+    // No timed commits: every exclusive hold below is the test's own.
+    fs_->unmount().ok();
+    fs_.reset();
+    mount(
+        MountOptions{.cache_bytes = 16 << 20, .commit_interval_s = test::crash::kNoTimedCommit_s});
+  }
+
+  uint64_t exclusive_holds() {
+    return fs_->internals_for_testing().stats_.fs_lock.exclusive_hold_ns.snapshot().count();
+  }
+
+  InodeNo file_with(const std::string& name, const std::string& data) {
+    InodeNo ino = create(kRootInode, name);
+    auto n = fs_->write(ino, 0, data.data(), data.size());
+    EXPECT_TRUE(n.ok() && *n == data.size());
+    EXPECT_TRUE(fs_->fsync(ino, false).ok());
+    return ino;
+  }
+
+  std::string read_all(InodeNo ino, size_t size) {
+    std::string got(size + 1, '\0');
+    auto n = fs_->read(ino, 0, got.size(), got.data());
+    EXPECT_TRUE(n.ok()) << std::strerror(n.error());
+    got.resize(n.ok() ? *n : 0);
+    return got;
+  }
+
+  // The exclusive holds a write of `data` at `off` took.
+  uint64_t holds_of_write(InodeNo ino, uint64_t off, const std::string& data) {
+    const uint64_t before = exclusive_holds();
+    auto n = fs_->write(ino, off, data.data(), data.size());
+    EXPECT_TRUE(n.ok() && *n == data.size());
+    return exclusive_holds() - before;
+  }
+};
+
+TEST_F(OverwriteTest, WholePagesTheFileHasAreRewrittenWithoutTheExclusiveLock) {
+  std::string want = test::crash::pattern(1, 40 * kPage);
+  InodeNo ino = file_with("f", want);
+  auto before = fs_->getattr(ino);
+  ASSERT_TRUE(before.ok());
+  // One page, then a run that spans two extents' worth of a chunk.
+  std::string one = test::crash::pattern(2, kPage);
+  EXPECT_EQ(holds_of_write(ino, 5 * kPage, one), 0u);
+  want.replace(5 * kPage, kPage, one);
+  std::string run = test::crash::pattern(3, 34 * kPage);
+  EXPECT_EQ(holds_of_write(ino, 3 * kPage, run), 0u);
+  want.replace(3 * kPage, run.size(), run);
+  EXPECT_EQ(read_all(ino, want.size()), want);
+  auto after = fs_->getattr(ino);
+  ASSERT_TRUE(after.ok());
+  EXPECT_EQ(after->size, want.size());
+  EXPECT_EQ(after->blocks_512, before->blocks_512);
+  EXPECT_TRUE(after->mtime.tv_sec > before->mtime.tv_sec ||
+              (after->mtime.tv_sec == before->mtime.tv_sec &&
+               after->mtime.tv_nsec > before->mtime.tv_nsec));
+  EXPECT_EQ(after->ctime.tv_sec, after->mtime.tv_sec);
+  EXPECT_EQ(after->ctime.tv_nsec, after->mtime.tv_nsec);
+  // From the device: the extents' CRCs match the new bytes.
+  remount();
+  EXPECT_EQ(read_all(ino, want.size()), want);
+  EXPECT_EQ(fs_->stats().checksum_errors, 0u);
+}
+
+TEST_F(OverwriteTest, WritesThatChangeTheFilesShapeTakeTheExclusiveLock) {
+  std::string want = test::crash::pattern(4, 4 * kPage);
+  InodeNo ino = file_with("f", want);
+  std::string page = test::crash::pattern(5, kPage);
+  EXPECT_GT(holds_of_write(ino, 100, page), 0u) << "part of a page";
+  want.replace(100, kPage, page);
+  EXPECT_GT(holds_of_write(ino, 4 * kPage, page), 0u) << "past the end";
+  want += page;
+  EXPECT_GT(holds_of_write(ino, 8 * kPage, page), 0u) << "after a hole";
+  want.resize(8 * kPage, '\0');
+  want += page;
+  SetAttr grow;
+  grow.set_size = true;
+  grow.size = 12 * kPage;
+  ASSERT_TRUE(fs_->setattr(ino, grow).ok());
+  want.resize(grow.size, '\0');
+  EXPECT_GT(holds_of_write(ino, 10 * kPage, page), 0u) << "inside the size, in a hole";
+  want.replace(10 * kPage, kPage, page);
+  EXPECT_EQ(read_all(ino, want.size()), want);
+  remount();
+  EXPECT_EQ(read_all(ino, want.size()), want);
+}
+
+// A write that must drop setuid changes the mode: it takes the exclusive way,
+// and the bit goes.
+TEST_F(OverwriteTest, AWriteThatDropsSetuidTakesTheExclusiveLock) {
+  InodeNo ino = file_with("f", test::crash::pattern(6, 2 * kPage));
+  SetAttr mode;
+  mode.set_mode = true;
+  mode.mode = S_IFREG | 04755;
+  ASSERT_TRUE(fs_->setattr(ino, mode).ok());
+  std::string page = test::crash::pattern(7, kPage);
+  const uint64_t before = exclusive_holds();
+  auto n = fs_->write(ino, 0, page.data(), page.size(), /*drop_setid=*/true);
+  ASSERT_TRUE(n.ok() && *n == kPage);
+  EXPECT_GT(exclusive_holds() - before, 0u);
+  auto a = fs_->getattr(ino);
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ(a->mode & 07777, 0755u);
+}
+
+// What an overwrite leaves is what a crash keeps: the fsync'd rewrite after
+// recovery, and the old bytes for a rewrite that was never committed.
+TEST_F(OverwriteTest, ACrashKeepsFsyncedOverwritesAndDropsTheOthers) {
+  std::string a = test::crash::pattern(8, 8 * kPage), b = test::crash::pattern(9, 8 * kPage);
+  InodeNo fa = file_with("a", a), fb = file_with("b", b);
+  std::string new_a = test::crash::pattern(10, 8 * kPage);
+  std::string new_b = test::crash::pattern(11, 8 * kPage);
+  ASSERT_EQ(holds_of_write(fa, 0, new_a), 0u);
+  ASSERT_TRUE(fs_->fsync(fa, true).ok());
+  ASSERT_EQ(holds_of_write(fb, 0, new_b), 0u);  // in the running transaction only
+
+  auto image = std::make_unique<MemDevice>(dev_->size_bytes());
+  std::memcpy(image->raw(), dev_->raw(), dev_->size_bytes());
+  std::string msg;
+  auto crashed = FileSystem::mount(std::make_unique<FaultDevice>(*image, 2),
+                                   MountOptions{.cache_bytes = 16 << 20}, &msg);
+  ASSERT_TRUE(crashed.ok()) << msg;
+  for (auto [ino, want] : {std::pair{fa, new_a}, std::pair{fb, b}}) {
+    std::string got(want.size(), '\0');
+    auto n = (*crashed)->read(ino, 0, got.size(), got.data());
+    ASSERT_TRUE(n.ok()) << std::strerror(n.error());
+    EXPECT_EQ(got, want) << "inode " << ino.value;
+  }
+  ASSERT_TRUE((*crashed)->unmount().ok());
+  crashed->reset();
+  test::crash::FsckOutcome fsck = test::crash::run_fsck_overlay(*image);
+  EXPECT_EQ(fsck.code, 0) << fsck.text;
+}
+
+// Four overwriters of their own files, readers and stat callers of the same
+// files, and fsyncs, all at once: every file ends as its writer left it.
+TEST_F(OverwriteTest, ParallelOverwritersReadersAndFsyncsAgree) {
+  constexpr int kWriters = 4, kFilePages = 64, kRounds = 300;
+  std::vector<InodeNo> files;
+  std::vector<std::string> want;
+  for (int t = 0; t < kWriters; t++) {
+    want.push_back(test::crash::pattern(20 + t, kFilePages * kPage));
+    files.push_back(file_with("f" + std::to_string(t), want.back()));
+  }
+  std::atomic<bool> stop{false};
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kWriters; t++) {
+    threads.emplace_back([&, t] {
+      std::mt19937_64 rng(t);
+      for (int i = 0; i < kRounds; i++) {
+        const size_t pages = 1 + rng() % 8, first = rng() % (kFilePages - pages + 1);
+        std::string data = test::crash::pattern(rng(), pages * kPage);
+        auto n = fs_->write(files[t], first * kPage, data.data(), data.size());
+        if (!n.ok() || *n != data.size()) failures++;
+        want[t].replace(first * kPage, data.size(), data);
+        if (i % 50 == 0 && !fs_->fsync(files[t], true).ok()) failures++;
+      }
+    });
+  }
+  threads.emplace_back([&] {  // stat and read every file, whatever its state
+    std::string buf(kFilePages * kPage, '\0');
+    for (int i = 0; !stop; i++) {
+      InodeNo ino = files[i % kWriters];
+      if (!fs_->getattr(ino).ok()) failures++;
+      auto n = fs_->read(ino, (i % kFilePages) * kPage, 4 * kPage, buf.data());
+      if (!n.ok()) failures++;
+    }
+  });
+  for (int t = 0; t < kWriters; t++) threads[t].join();
+  stop = true;
+  threads.back().join();
+  EXPECT_EQ(failures.load(), 0);
+  for (int t = 0; t < kWriters; t++) EXPECT_EQ(read_all(files[t], want[t].size()), want[t]);
+  remount();
+  for (int t = 0; t < kWriters; t++) EXPECT_EQ(read_all(files[t], want[t].size()), want[t]);
+  EXPECT_EQ(fs_->stats().checksum_errors, 0u);
+}
+
+}  // namespace
+}  // namespace pagefs
