@@ -88,6 +88,10 @@ std::optional<Op> RandomWorkload::draw_data(const State& s, unsigned kind) {
   std::optional<std::string> file = any(s, "f");
   if (!file) return std::nullopt;
   uint64_t size = s.at(*file).size;
+  if (kind == 0 && size >= 4096 && pick(3) == 0) {  // whole pages it has: an overwrite in place
+    uint64_t pages = size / 4096, n = 1 + pick(std::min<uint64_t>(pages, 16));
+    return Op{OpKind::kWrite, *file, "", 4096 * pick(pages - n + 1), 4096 * n, 0, rng_()};
+  }
   uint64_t off = pick(std::min(size + 16384, kMaxFileBytes));
   uint64_t len = 1 + pick(pick(4) == 0 ? kMaxOpBytes : 9000);
   if (off + len > kMaxFileBytes) return std::nullopt;
