@@ -44,8 +44,10 @@
 // image for each leaf it changes, in overwrite_credits_ before it changes
 // anything, and gives them back when done, by then counted in the pool's
 // transaction images; the check adds the credits other overwrites hold. An
-// overwrite that would not fit goes the exclusive way, which closes the
-// transaction or waits for room.
+// overwrite that does not fit waits, without the lock, for a commit slot
+// and for journal room, has the transaction closed (the lock held
+// exclusively for the close alone), and tries once more; if it still does not
+// fit, it goes the exclusive way (admit() then closes or waits).
 #include <sys/stat.h>
 
 #include <cstring>
@@ -104,10 +106,36 @@ bool FileSystem::Impl::overwrite_applies(InodeNo ino, uint64_t pos, size_t len, 
   return next == last + 1;
 }
 
+// The running transaction had no room for the overwrite: a commit slot and
+// journal room are waited for without any lock, and the lock is held
+// exclusively only to close the transaction, so nobody else waits on the
+// journal behind it. What is still short then is the exclusive way's to wait
+// for (admit), or to report.
+void FileSystem::Impl::make_room_for_overwrite(uint64_t images) {
+  committer_->wait_slot_free();
+  close_if_idle();
+  if (journal_->available_bytes() < journal_->record_bound(images + kSlackImages)) {
+    (void)checkpointer_->wait_for_room(journal_->record_bound(images + kSlackImages));
+  }
+}
+
 std::optional<Result<size_t>> FileSystem::Impl::overwrite_chunk(InodeNo ino, uint64_t pos,
                                                                 const char* buf, size_t len,
                                                                 const uint32_t* crcs,
                                                                 bool drop_setid) {
+  uint64_t short_of = 0;
+  std::optional<Result<size_t>> done =
+      overwrite_once(ino, pos, buf, len, crcs, drop_setid, &short_of);
+  if (done || short_of == 0 || read_only_) return done;
+  make_room_for_overwrite(short_of);
+  return overwrite_once(ino, pos, buf, len, crcs, drop_setid, &short_of);
+}
+
+std::optional<Result<size_t>> FileSystem::Impl::overwrite_once(InodeNo ino, uint64_t pos,
+                                                               const char* buf, size_t len,
+                                                               const uint32_t* crcs,
+                                                               bool drop_setid,
+                                                               uint64_t* short_of) {
   std::shared_lock lock(mu_);
   InodeRecord rec;
   std::vector<Extent> extents;
@@ -125,7 +153,10 @@ std::optional<Result<size_t>> FileSystem::Impl::overwrite_chunk(InodeNo ino, uin
   places.push_back(std::move(**inode_place));
   const uint64_t pages = len / page_size_;
   const uint64_t credits = pages + places.size();
-  if (!take_overwrite_credits(credits)) return std::nullopt;
+  if (!take_overwrite_credits(credits)) {
+    *short_of = credits;
+    return std::nullopt;
+  }
   // Step 3.
   const uint64_t first = pos / page_size_;
   size_t e = 0;

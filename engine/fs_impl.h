@@ -249,6 +249,12 @@ class FileSystem::Impl {
                                                 size_t len, const uint32_t* crcs, bool drop_setid);
   bool overwrite_applies(InodeNo ino, uint64_t pos, size_t len, bool drop_setid, InodeRecord* rec,
                          std::vector<Extent>* extents);
+  // One try; nullopt with `short_of` set: no room in the running
+  // transaction for that many images.
+  std::optional<Result<size_t>> overwrite_once(InodeNo ino, uint64_t pos, const char* buf,
+                                               size_t len, const uint32_t* crcs, bool drop_setid,
+                                               uint64_t* short_of);
+  void make_room_for_overwrite(uint64_t images);
   bool take_overwrite_credits(uint64_t images);
   void return_overwrite_credits(uint64_t images);
   // ---- reads (file_ops.cc) ----

@@ -8,13 +8,17 @@
 #include <sys/stat.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstring>
 #include <random>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "engine/fault_device.h"
+#include "engine/formatter.h"
 #include "engine/fs_impl.h"
+#include "engine/mem_device.h"
 #include "tests/engine/crash_harness.h"
 #include "tests/engine/fs_fixture.h"
 
@@ -204,6 +208,79 @@ TEST_F(OverwriteTest, ParallelOverwritersReadersAndFsyncsAgree) {
   remount();
   for (int t = 0; t < kWriters; t++) EXPECT_EQ(read_all(files[t], want[t].size()), want[t]);
   EXPECT_EQ(fs_->stats().checksum_errors, 0u);
+}
+
+// An overwrite that finds the journal full waits for room without the
+// filesystem lock: on a device whose flushes take 100 ms, a small journal
+// fills and the overwriter waits for checkpoints, but no exclusive hold
+// lasts as long as one flush, and a stat beside it is never kept waiting
+// for one. (Waiting the exclusive way holds the lock across the checkpoint's
+// flushes.)
+TEST(OverwriteRoom, AnOverwriteWaitingForJournalRoomHoldsNoLockExclusively) {
+  using namespace std::chrono_literals;
+  using Clock = std::chrono::steady_clock;
+  MemDevice dev(64ull << 20);
+  std::string msg;
+  ASSERT_TRUE(format_device(dev, FormatOptions{.journal_bytes = 1 << 20}, &msg).ok()) << msg;
+  auto fault = std::make_unique<FaultDevice>(dev, 1);
+  FaultDevice* device = fault.get();
+  auto mounted = FileSystem::mount(
+      std::move(fault),
+      MountOptions{.cache_bytes = 16 << 20, .commit_interval_s = test::crash::kNoTimedCommit_s},
+      &msg);
+  ASSERT_TRUE(mounted.ok()) << msg;
+  std::unique_ptr<FileSystem> fs = std::move(mounted).value();
+  auto a = fs->mknod(kRootInode, "f", S_IFREG | 0644, 0, Caller{});
+  ASSERT_TRUE(a.ok());
+  const InodeNo ino{a->ino};
+  // A chunk of 8 pages fits the transactions of this journal (31 images).
+  const size_t file_bytes = 512 * kPage, chunk = 8 * kPage;
+  std::string want = test::crash::pattern(30, file_bytes);
+  ASSERT_TRUE(fs->write(ino, 0, want.data(), want.size()).ok());
+  ASSERT_TRUE(fs->fsync(ino, false).ok());
+
+  FileSystem::Impl& impl = fs->internals_for_testing();
+  const HistogramSnapshot holds_before = impl.stats_.fs_lock.exclusive_hold_ns.snapshot();
+  device->set_flush_delay(100ms);
+  std::atomic<bool> done{false};
+  Clock::duration longest_write{};
+  std::thread writer([&] {
+    for (size_t i = 0; i < 40; i++) {
+      const size_t off = (i * chunk) % file_bytes;
+      std::string data = test::crash::pattern(100 + i, chunk);
+      const auto start = Clock::now();
+      auto n = fs->write(ino, off, data.data(), data.size());
+      longest_write = std::max(longest_write, Clock::now() - start);
+      ASSERT_TRUE(n.ok() && *n == chunk);
+      want.replace(off, chunk, data);
+    }
+    done = true;
+  });
+  Clock::duration longest_stat{};
+  while (!done) {
+    const auto start = Clock::now();
+    ASSERT_TRUE(fs->getattr(ino).ok());
+    longest_stat = std::max(longest_stat, Clock::now() - start);
+    std::this_thread::sleep_for(1ms);
+  }
+  writer.join();
+  const HistogramSnapshot holds =
+      impl.stats_.fs_lock.exclusive_hold_ns.snapshot().since(holds_before);
+  device->set_flush_delay(0us);
+
+  EXPECT_GE(longest_write, 80ms) << "the overwrites never waited for a commit or journal room";
+  uint64_t long_holds = 0;  // 67 ms or more: bucket 27 on
+  for (size_t b = 27; b < HistogramSnapshot::kBuckets; b++) long_holds += holds.counts[b];
+  EXPECT_EQ(long_holds, 0u) << "the lock was held exclusively across a flush";
+  EXPECT_LT(longest_stat, 80ms);
+  std::string got(file_bytes, '\0');
+  auto n = fs->read(ino, 0, got.size(), got.data());
+  ASSERT_TRUE(n.ok() && *n == file_bytes);
+  EXPECT_EQ(got, want);
+  ASSERT_TRUE(fs->unmount().ok());
+  fs.reset();
+  test::crash::FsckOutcome fsck = test::crash::run_fsck_overlay(dev);
+  EXPECT_EQ(fsck.code, 0) << fsck.text;
 }
 
 }  // namespace
