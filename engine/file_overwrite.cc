@@ -1,10 +1,11 @@
 // Overwrites in place: writers to different files in parallel.
 //
-// A write chunk that only rewrites whole pages the file already has
-// (allocated, written, inside its size) changes nothing but those pages'
-// bytes, the CRCs in their extent records and the inode's mtime and ctime:
-// no allocation, no new item, no item that changes size, so the tree's shape
-// and the space map stay as they are. Such a chunk runs under the filesystem
+// A write chunk of whole pages the file already has allocated (written
+// before, or allocated by fallocate and still unwritten, inside its size or
+// past it) changes nothing but those pages' bytes, the CRCs and unwritten
+// bits in their extent records and the inode's size, mtime and ctime: no
+// allocation, no new item, no item that changes size, so the tree's shape and
+// the space map stay as they are. Such a chunk runs under the filesystem
 // lock held *shared*, beside other such writers and readers, instead of
 // taking it exclusively:
 //
@@ -50,6 +51,7 @@
 // fit, it goes the exclusive way (admit() then closes or waits).
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cstring>
 #include <mutex>
 
@@ -91,19 +93,17 @@ bool FileSystem::Impl::overwrite_applies(InodeNo ino, uint64_t pos, size_t len, 
   auto got = get_inode(ino);
   if (!got.ok()) return false;
   *rec = *got;
-  if (!S_ISREG(rec->mode) || !may_change_inode(*rec).ok() || pos + len > rec->size) return false;
+  if (!S_ISREG(rec->mode) || !may_change_inode(*rec).ok()) return false;
   const bool setid = (rec->mode & S_ISUID) || ((rec->mode & S_ISGID) && (rec->mode & S_IXGRP));
   if (drop_setid && setid) return false;
   const uint64_t first = pos / page_size_, last = (pos + len) / page_size_ - 1;
   if (!collect_extents(ino, first, last, extents).ok()) return false;
-  uint64_t next = first;  // every page of the chunk mapped and written
+  uint64_t next = first;  // every page of the chunk allocated
   for (const Extent& e : *extents) {
     if (e.file_page > next) return false;
-    for (; next <= last && next < e.end(); next++) {
-      if (e.is_unwritten(uint32_t(next - e.file_page))) return false;
-    }
+    next = std::max(next, e.end());
   }
-  return next == last + 1;
+  return next > last;
 }
 
 // The running transaction had no room for the overwrite: a commit slot and
@@ -166,8 +166,10 @@ std::optional<Result<size_t>> FileSystem::Impl::overwrite_once(InodeNo ino, uint
     const uint64_t fp = first + done;
     while (extents[e].end() <= fp) e++;
     const uint32_t idx = uint32_t(fp - extents[e].file_page);
-    auto frame = pool_->create(PageNo{extents[e].phys + idx}, false, /*fresh=*/false,
-                               /*zero=*/false);
+    // A page allocated but never written holds nothing live: fresh, as in
+    // write_page().
+    const bool fresh = extents[e].is_unwritten(idx);
+    auto frame = pool_->create(PageNo{extents[e].phys + idx}, false, fresh, /*zero=*/false);
     if (!frame.ok()) {
       st = Err{frame.error()};
       break;
@@ -176,9 +178,11 @@ std::optional<Result<size_t>> FileSystem::Impl::overwrite_once(InodeNo ino, uint
     std::memcpy(frame->data(), buf + done * page_size_, page_size_);
     frame->set_data_crc(crcs[done]);
     extents[e].crc[idx] = crcs[done];
+    extents[e].unwritten &= ~(1u << idx);
   }
   // Step 4.
   if (done > 0) {
+    rec.size = std::max<uint64_t>(rec.size, pos + done * page_size_);
     touch(rec, true, true);
     std::unique_lock latch(item_latches_.of(ino));
     for (size_t i = 0; i < extents.size(); i++) {

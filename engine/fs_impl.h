@@ -4,8 +4,8 @@
 //
 // Locking: mu_ is the filesystem lock (FsLock: it prefers writers and times
 // itself). Operations that only read take it shared, never twice; every
-// operation that changes a page takes it exclusively, but one: a write that
-// only rewrites whole pages a file has, which takes it shared
+// operation that changes a page takes it exclusively, but one: a write of
+// whole pages a file has allocated, which takes it shared
 // (file_overwrite.cc). Lock order: an inode lock, mu_, an item latch, then
 // the buffer pool's internal mutex.
 //
@@ -242,8 +242,8 @@ class FileSystem::Impl {
   void end_copies();
   void wait_for_copies();
   // ---- overwrites in place (file_overwrite.cc) ----
-  // A chunk of whole pages the file already has, written under the
-  // filesystem lock held shared; nullopt if the chunk is not such an
+  // A chunk of whole pages the file already has allocated, written under
+  // the filesystem lock held shared; nullopt if the chunk is not such an
   // overwrite (the caller then takes write_one_chunk). Takes the lock itself.
   std::optional<Result<size_t>> overwrite_chunk(InodeNo ino, uint64_t pos, const char* buf,
                                                 size_t len, const uint32_t* crcs, bool drop_setid);

@@ -4,6 +4,7 @@
 // back after a remount, so from the device), the times, and a clean fsck.
 // Writes that allocate, extend, fill a hole or change part of a page still
 // take the lock exclusively.
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
@@ -116,6 +117,34 @@ TEST_F(OverwriteTest, WritesThatChangeTheFilesShapeTakeTheExclusiveLock) {
   EXPECT_EQ(read_all(ino, want.size()), want);
   remount();
   EXPECT_EQ(read_all(ino, want.size()), want);
+}
+
+// Space reserved with fallocate is allocated: writing whole pages into it,
+// inside the size or past it (FALLOC_FL_KEEP_SIZE), is an overwrite in place
+// that clears the pages' unwritten bits and grows the size.
+TEST_F(OverwriteTest, WholePagesIntoFallocatedSpaceNeedNoExclusiveLock) {
+  InodeNo ino = create(kRootInode, "f");
+  ASSERT_TRUE(fs_->fallocate(ino, 0, 0, 16 * kPage).ok());
+  ASSERT_TRUE(fs_->fallocate(ino, FALLOC_FL_KEEP_SIZE, 16 * kPage, 8 * kPage).ok());
+  ASSERT_TRUE(fs_->fsync(ino, false).ok());
+  auto before = fs_->getattr(ino);
+  ASSERT_TRUE(before.ok());
+  std::string want(16 * kPage, '\0');
+  std::string inside = test::crash::pattern(12, 4 * kPage);
+  EXPECT_EQ(holds_of_write(ino, 6 * kPage, inside), 0u);
+  want.replace(6 * kPage, inside.size(), inside);
+  std::string past = test::crash::pattern(13, 2 * kPage);
+  EXPECT_EQ(holds_of_write(ino, 20 * kPage, past), 0u);
+  want.resize(20 * kPage, '\0');
+  want += past;
+  auto after = fs_->getattr(ino);
+  ASSERT_TRUE(after.ok());
+  EXPECT_EQ(after->size, 22 * kPage);
+  EXPECT_EQ(after->blocks_512, before->blocks_512);
+  EXPECT_EQ(read_all(ino, want.size()), want);
+  remount();
+  EXPECT_EQ(read_all(ino, want.size()), want);
+  EXPECT_EQ(fs_->stats().checksum_errors, 0u);
 }
 
 // A write that must drop setuid changes the mode: it takes the exclusive way,
