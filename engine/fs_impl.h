@@ -4,8 +4,8 @@
 //
 // Locking: mu_ is the filesystem lock (FsLock: it prefers writers and times
 // itself). Operations that only read take it shared, never twice; every
-// operation that changes a page takes it exclusively, but one: a write of
-// whole pages a file has allocated, which takes it shared
+// operation that changes a page takes it exclusively, but one: a write into
+// pages a file has allocated, which takes it shared
 // (file_overwrite.cc). Lock order: an inode lock, mu_, an item latch, then
 // the buffer pool's internal mutex.
 //
@@ -242,8 +242,8 @@ class FileSystem::Impl {
   void end_copies();
   void wait_for_copies();
   // ---- overwrites in place (file_overwrite.cc) ----
-  // A chunk of whole pages the file already has allocated, written under
-  // the filesystem lock held shared; nullopt if the chunk is not such an
+  // A chunk into pages the file already has allocated, written under the
+  // filesystem lock held shared; nullopt if the chunk is not such an
   // overwrite (the caller then takes write_one_chunk). Takes the lock itself.
   std::optional<Result<size_t>> overwrite_chunk(InodeNo ino, uint64_t pos, const char* buf,
                                                 size_t len, const uint32_t* crcs, bool drop_setid);
@@ -255,6 +255,24 @@ class FileSystem::Impl {
                                                size_t len, const uint32_t* crcs, bool drop_setid,
                                                uint64_t* short_of);
   void make_room_for_overwrite(uint64_t images);
+  // What an overwrite found and holds between its steps.
+  struct OverwritePlan {
+    InodeRecord rec;
+    std::vector<Extent> extents;                          // covering the chunk, in order
+    std::vector<Btree::Place> places;                     // the extents' records, then the inode's
+    uint64_t partial_page[2] = {UINT64_MAX, UINT64_MAX};  // written pages changed in part
+    PageRef partial[2];                                   // and their frames, read and pinned
+    Extent& extent_of(uint64_t file_page) {
+      for (Extent& e : extents) {
+        if (file_page < e.end()) return e;
+      }
+      return extents.back();  // overwrite_applies saw every page covered
+    }
+  };
+  Result<bool> prepare_overwrite(InodeNo ino, uint64_t pos, size_t len, OverwritePlan* plan);
+  size_t fill_overwrite_pages(uint64_t pos, const char* buf, size_t len, const uint32_t* crcs,
+                              OverwritePlan* plan, Status* st);
+  void store_overwrite_records(InodeNo ino, uint64_t end, OverwritePlan* plan);
   bool take_overwrite_credits(uint64_t images);
   void return_overwrite_credits(uint64_t images);
   // ---- reads (file_ops.cc) ----

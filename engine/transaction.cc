@@ -33,7 +33,7 @@
 //      every committed transaction is a consistent filesystem.
 //
 // One kind of change runs beside others, under the lock held shared: a write
-// of whole pages a file already has allocated (file_overwrite.cc). It
+// into pages a file already has allocated (file_overwrite.cc). It
 // changes no item's size and allocates nothing, checks and pins everything
 // before its first change, and from there cannot fail but by running out of
 // frames between pages, which leaves whole pages and a short write. It

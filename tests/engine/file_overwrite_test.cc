@@ -1,9 +1,9 @@
-// Overwrites in place (engine/file_overwrite.cc): a write of whole pages a
-// file already has runs with the filesystem lock held shared, and must leave
-// exactly what the exclusive way would: the bytes, the extents' CRCs (read
-// back after a remount, so from the device), the times, and a clean fsck.
-// Writes that allocate, extend, fill a hole or change part of a page still
-// take the lock exclusively.
+// Overwrites in place (engine/file_overwrite.cc): a write into pages a file
+// already has allocated runs with the filesystem lock held shared, and must
+// leave exactly what the exclusive way would: the bytes, the extents' CRCs
+// (read back after a remount, so from the device), the size and times, and
+// a clean fsck. Writes that allocate (past the end, into a hole) still take
+// the lock exclusively.
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
@@ -68,7 +68,7 @@ class OverwriteTest : public test::EngineFsTest {
   }
 };
 
-TEST_F(OverwriteTest, WholePagesTheFileHasAreRewrittenWithoutTheExclusiveLock) {
+TEST_F(OverwriteTest, PagesTheFileHasAreRewrittenWithoutTheExclusiveLock) {
   std::string want = test::crash::pattern(1, 40 * kPage);
   InodeNo ino = file_with("f", want);
   auto before = fs_->getattr(ino);
@@ -80,6 +80,16 @@ TEST_F(OverwriteTest, WholePagesTheFileHasAreRewrittenWithoutTheExclusiveLock) {
   std::string run = test::crash::pattern(3, 34 * kPage);
   EXPECT_EQ(holds_of_write(ino, 3 * kPage, run), 0u);
   want.replace(3 * kPage, run.size(), run);
+  // Parts of pages: one inside a page, one across two, and the first and
+  // last bytes of the file.
+  for (auto [off, n] : {std::pair<size_t, size_t>{kPage + 100, 200},
+                        {2 * kPage - 16, 4000},
+                        {0, 1},
+                        {want.size() - 1, 1}}) {
+    std::string part = test::crash::pattern(off + n, n);
+    EXPECT_EQ(holds_of_write(ino, off, part), 0u) << off << "+" << n;
+    want.replace(off, n, part);
+  }
   EXPECT_EQ(read_all(ino, want.size()), want);
   auto after = fs_->getattr(ino);
   ASSERT_TRUE(after.ok());
@@ -100,8 +110,6 @@ TEST_F(OverwriteTest, WritesThatChangeTheFilesShapeTakeTheExclusiveLock) {
   std::string want = test::crash::pattern(4, 4 * kPage);
   InodeNo ino = file_with("f", want);
   std::string page = test::crash::pattern(5, kPage);
-  EXPECT_GT(holds_of_write(ino, 100, page), 0u) << "part of a page";
-  want.replace(100, kPage, page);
   EXPECT_GT(holds_of_write(ino, 4 * kPage, page), 0u) << "past the end";
   want += page;
   EXPECT_GT(holds_of_write(ino, 8 * kPage, page), 0u) << "after a hole";
@@ -119,10 +127,11 @@ TEST_F(OverwriteTest, WritesThatChangeTheFilesShapeTakeTheExclusiveLock) {
   EXPECT_EQ(read_all(ino, want.size()), want);
 }
 
-// Space reserved with fallocate is allocated: writing whole pages into it,
-// inside the size or past it (FALLOC_FL_KEEP_SIZE), is an overwrite in place
-// that clears the pages' unwritten bits and grows the size.
-TEST_F(OverwriteTest, WholePagesIntoFallocatedSpaceNeedNoExclusiveLock) {
+// Space reserved with fallocate is allocated: writing into it, inside the
+// size or past it (FALLOC_FL_KEEP_SIZE), is an overwrite in place that clears
+// the pages' unwritten bits and grows the size; a page written in part reads
+// as zeros around what was written.
+TEST_F(OverwriteTest, WritesIntoFallocatedSpaceNeedNoExclusiveLock) {
   InodeNo ino = create(kRootInode, "f");
   ASSERT_TRUE(fs_->fallocate(ino, 0, 0, 16 * kPage).ok());
   ASSERT_TRUE(fs_->fallocate(ino, FALLOC_FL_KEEP_SIZE, 16 * kPage, 8 * kPage).ok());
@@ -137,9 +146,13 @@ TEST_F(OverwriteTest, WholePagesIntoFallocatedSpaceNeedNoExclusiveLock) {
   EXPECT_EQ(holds_of_write(ino, 20 * kPage, past), 0u);
   want.resize(20 * kPage, '\0');
   want += past;
+  std::string tail = test::crash::pattern(14, 1000);  // part of a page, past the end
+  EXPECT_EQ(holds_of_write(ino, 22 * kPage + 500, tail), 0u);
+  want.resize(22 * kPage + 500, '\0');
+  want += tail;
   auto after = fs_->getattr(ino);
   ASSERT_TRUE(after.ok());
-  EXPECT_EQ(after->size, 22 * kPage);
+  EXPECT_EQ(after->size, 22 * kPage + 1500);
   EXPECT_EQ(after->blocks_512, before->blocks_512);
   EXPECT_EQ(read_all(ino, want.size()), want);
   remount();
