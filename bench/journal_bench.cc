@@ -13,12 +13,14 @@
 // On a MemDevice the write is a memcpy and the flush does nothing, so these
 // measure the CPU cost of the journal itself: encode + checksum + copies.
 //
-// Two kinds of page image (the benchmark argument):
+// Three kinds of page image (the benchmark argument):
 //   0 "tree_leaf":   real B+tree leaf pages, taken from a tree of random
 //                    directory entries (40-byte values) built and flushed at
 //                    set-up; random insertion leaves them ~70% full on average
 //                    (the mean fill is reported as the leaf_fill% counter).
 //   1 "half_random": 2 KiB of pseudo-random bytes then 2 KiB of zeros.
+//   2 "random":      4 KiB of pseudo-random bytes: file data that does not
+//                    compress (compressed, encrypted or media files; fio's).
 // The journal_B/page counter is journal space used per image (compressed image,
 // table entry, headers, padding and commit page, amortized).
 //
@@ -139,6 +141,14 @@ void make_half_random(Images& out) {
   }
 }
 
+void make_random(Images& out) {
+  std::mt19937_64 rng(12);
+  for (int i = 0; i < 256; i++) {
+    auto* words = reinterpret_cast<uint64_t*>(out.add());
+    for (size_t w = 0; w < kPageSize / 8; w++) words[w] = rng();
+  }
+}
+
 struct JournalEnv {
   JournalEnv() : dev(256ull << 20) {
     format(dev, 64ull << 20);  // a 64 MiB journal: 16 MiB staging
@@ -148,6 +158,7 @@ struct JournalEnv {
     journal = std::move(j).value();
     collect_tree_leaves(images[0]);
     make_half_random(images[1]);
+    make_random(images[2]);
   }
 
   // Commits whatever is staged; checkpoints (moves the tail to the head)
@@ -167,7 +178,7 @@ struct JournalEnv {
 
   MemDevice dev;
   std::unique_ptr<Journal> journal;
-  Images images[2];
+  Images images[3];
 };
 
 JournalEnv& journal_env() {
@@ -177,7 +188,7 @@ JournalEnv& journal_env() {
 
 void label(benchmark::State& state, JournalEnv& env, size_t kind, uint64_t head_before,
            uint64_t pages) {
-  state.SetLabel(kind == 0 ? "tree_leaf" : "half_random");
+  state.SetLabel(kind == 0 ? "tree_leaf" : kind == 1 ? "half_random" : "random");
   if (kind == 0) state.counters["leaf_fill%"] = 100.0 * env.images[0].mean_fill;
   if (pages) state.counters["journal_B/page"] = double(env.journal->head() - head_before) / pages;
 }
@@ -200,7 +211,7 @@ void BM_JournalAddImage(benchmark::State& state) {
   state.SetBytesProcessed(int64_t(state.iterations()) * kPageSize);
   label(state, env, kind, head_before, state.iterations());
 }
-BENCHMARK(BM_JournalAddImage)->Arg(0)->Arg(1);
+BENCHMARK(BM_JournalAddImage)->Arg(0)->Arg(1)->Arg(2);
 
 void BM_JournalCommit64(benchmark::State& state) {
   JournalEnv& env = journal_env();
@@ -215,7 +226,7 @@ void BM_JournalCommit64(benchmark::State& state) {
   state.SetBytesProcessed(int64_t(state.iterations() * kTxnImages) * kPageSize);
   label(state, env, kind, head_before, state.iterations() * kTxnImages);
 }
-BENCHMARK(BM_JournalCommit64)->Arg(0)->Arg(1);
+BENCHMARK(BM_JournalCommit64)->Arg(0)->Arg(1)->Arg(2);
 
 void BM_JournalCommitOnly64(benchmark::State& state) {
   JournalEnv& env = journal_env();
@@ -232,7 +243,7 @@ void BM_JournalCommitOnly64(benchmark::State& state) {
   state.SetBytesProcessed(int64_t(state.iterations() * kTxnImages) * kPageSize);
   label(state, env, kind, head_before, state.iterations() * kTxnImages);
 }
-BENCHMARK(BM_JournalCommitOnly64)->Arg(0)->Arg(1);
+BENCHMARK(BM_JournalCommitOnly64)->Arg(0)->Arg(1)->Arg(2);
 
 }  // namespace
 }  // namespace pagefs
