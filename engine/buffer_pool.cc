@@ -148,30 +148,72 @@ Result<PageRef> BufferPool::fetch_data(PageNo page, uint32_t crc) {
   return fetch(page, false, PageType::kTreeNode, crc);
 }
 
+namespace {
+
+thread_local BufferPool::NoDeviceReads* t_no_device_reads = nullptr;
+
+}  // namespace
+
+BufferPool::NoDeviceReads::NoDeviceReads() : outer_(t_no_device_reads) {
+  t_no_device_reads = this;
+}
+
+BufferPool::NoDeviceReads::~NoDeviceReads() {
+  t_no_device_reads = outer_;
+}
+
+bool BufferPool::refuse_read(PageNo page, bool meta, PageType type, uint32_t crc,
+                             Validator validate) {
+  NoDeviceReads* scope = t_no_device_reads;
+  if (scope == nullptr) return false;
+  if (!scope->missed_) scope->missed_ = Miss{page, meta, type, crc, validate};
+  return true;
+}
+
+void BufferPool::load(const Miss& miss) {
+  {
+    std::unique_lock lock(mu_);
+    auto it = table_.find(miss.page.value);
+    if (it != table_.end()) {
+      io_done_.wait(lock, [&] {
+        auto now = table_.find(miss.page.value);
+        return now == table_.end() || !frames_[now->second].busy;
+      });
+      return;
+    }
+  }
+  NoDeviceReads* scope = t_no_device_reads;  // load() reads, inside a scope or not
+  t_no_device_reads = nullptr;
+  (void)fetch(miss.page, miss.meta, miss.type, miss.crc, miss.validate, /*report=*/false);
+  t_no_device_reads = scope;
+}
+
 Result<PageRef> BufferPool::fetch(PageNo page, bool meta, PageType type, uint32_t crc,
-                                  Validator validate) {
+                                  Validator validate, bool report) {
   std::unique_lock lock(mu_);
   for (;;) {
     auto it = table_.find(page.value);
     if (it == table_.end()) break;
     Frame& f = frames_[it->second];
     if (f.busy) {
+      if (refuse_read(page, meta, type, crc, validate)) return Err{EWOULDBLOCK};
       io_done_.wait(lock);
       continue;
     }
-    if (!cached_page_matches(it->second, meta, type, crc)) return Err{EIO};
+    if (!cached_page_matches(it->second, meta, type, crc, report)) return Err{EIO};
     f.pins++;
     f.usage = std::min<uint8_t>(f.usage + 1, kMaxUsage);
     hits_.fetch_add(1, std::memory_order_relaxed);
     return PageRef(this, it->second, page, frame_data(it->second));
   }
+  if (refuse_read(page, meta, type, crc, validate)) return Err{EWOULDBLOCK};
   misses_.fetch_add(1, std::memory_order_relaxed);
   PAGEFS_ASSIGN(uint32_t frame, grab_frame(lock));
   // Another thread may have loaded the page while grab_frame dropped the lock.
   if (table_.count(page.value)) {
     free_frames_.push_back(frame);
     lock.unlock();
-    return fetch(page, meta, type, crc, validate);
+    return fetch(page, meta, type, crc, validate, report);
   }
   insert(frame, page, meta);
   Frame& f = frames_[frame];
@@ -180,11 +222,11 @@ Result<PageRef> BufferPool::fetch(PageNo page, bool meta, PageType type, uint32_
   lock.unlock();
 
   Status st = device_.read_at(page.value * page_size_, frame_data(frame), page_size_);
-  bool good = st.ok() && verify(frame, page, meta, type, crc, true);
+  bool good = st.ok() && verify(frame, page, meta, type, crc, report);
   if (good && validate) {
     const char* why = nullptr;
     good = validate(frame_data(frame), page_size_, &why);
-    if (!good) (void)metadata_error(page, "%s", why);
+    if (!good && report) (void)metadata_error(page, "%s", why);
   }
   pages_read_.fetch_add(1, std::memory_order_relaxed);
 
@@ -205,7 +247,8 @@ Result<PageRef> BufferPool::fetch(PageNo page, bool meta, PageType type, uint32_
 // this is a compare, not a checksum), and a metadata page must be of the type
 // asked for. An extent or tree pointer aimed at the wrong page finds out here.
 // Called with mu_ held on a frame that is not busy.
-bool BufferPool::cached_page_matches(uint32_t frame, bool meta, PageType type, uint32_t crc) {
+bool BufferPool::cached_page_matches(uint32_t frame, bool meta, PageType type, uint32_t crc,
+                                     bool report) {
   Frame& f = frames_[frame];
   const char* why = nullptr;
   if (meta != f.meta) {
@@ -225,6 +268,7 @@ bool BufferPool::cached_page_matches(uint32_t frame, bool meta, PageType type, u
     if (f.data_crc != crc) why = "does not match the checksum its extent records";
   }
   if (why == nullptr) return true;
+  if (!report) return false;
   checksum_errors_.fetch_add(1, std::memory_order_relaxed);
   PAGEFS_LOG_ERROR("cached page %llu %s", static_cast<unsigned long long>(f.page.value), why);
   return false;

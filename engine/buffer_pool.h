@@ -74,6 +74,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <span>
 #include <thread>
 #include <unordered_map>
@@ -189,6 +190,37 @@ class BufferPool {
   // A data page: read if needed and verified against `crc`; a cached one is
   // held to the same CRC (EIO, counted as a checksum error, on a mismatch).
   Result<PageRef> fetch_data(PageNo page, uint32_t crc);
+  // A page a fetch needed and did not read (NoDeviceReads), with what that
+  // fetch would have checked it against.
+  struct Miss {
+    PageNo page{0};
+    bool meta = false;
+    PageType type = PageType::kTreeNode;
+    uint32_t crc = 0;
+    Validator validate = nullptr;
+  };
+  // While one is alive on a thread, fetches on that thread do not read the
+  // device: a page the pool does not hold, or holds under I/O, fails with
+  // EWOULDBLOCK and is remembered (the first such page). For a caller that
+  // holds a lock others wait for: it lets the lock go, has the page read
+  // (load()), and starts again. Scopes nest; the inner one sees the misses.
+  class NoDeviceReads {
+   public:
+    NoDeviceReads();
+    ~NoDeviceReads();
+    NoDeviceReads(const NoDeviceReads&) = delete;
+    NoDeviceReads& operator=(const NoDeviceReads&) = delete;
+    const std::optional<Miss>& missed() const { return missed_; }
+
+   private:
+    friend class BufferPool;
+    NoDeviceReads* outer_;
+    std::optional<Miss> missed_;
+  };
+  // Reads a page a fetch missed into the pool, checked as that fetch would
+  // have checked it, or waits for the read in progress. Silent: a page that
+  // fails is left out, and the fetch that needs it again reads and reports it.
+  void load(const Miss& miss);
   // Reads the listed data pages that are not cached, in one merged batch.
   // Best effort: pages that fail are simply left out (fetch_data reports them).
   void prefetch_data(std::span<const DataPageRequest> pages);
@@ -332,9 +364,12 @@ class BufferPool {
   void set_dirty_locked(uint32_t frame);  // mu_ held
   void change(uint32_t frame, size_t offset, std::span<const std::byte> bytes);
   void set_data_crc(uint32_t frame, uint32_t crc);
-  bool cached_page_matches(uint32_t frame, bool meta, PageType type, uint32_t crc);
+  bool cached_page_matches(uint32_t frame, bool meta, PageType type, uint32_t crc,
+                           bool report = true);
   Result<PageRef> fetch(PageNo page, bool meta, PageType type, uint32_t crc,
-                        Validator validate = nullptr);
+                        Validator validate = nullptr, bool report = true);
+  // Under NoDeviceReads: records the miss and returns true (the fetch fails).
+  static bool refuse_read(PageNo page, bool meta, PageType type, uint32_t crc, Validator validate);
   // Finds a free frame, evicting (and writing back) as needed. Called with mu_
   // held; may drop and retake it.
   Result<uint32_t> grab_frame(std::unique_lock<std::mutex>& lock);

@@ -168,13 +168,14 @@ Result<Attr> FileSystem::Impl::create_node(InodeNo parent, std::string_view name
 // the inode cannot be freed in between.
 Result<Attr> FileSystem::lookup(InodeNo parent, std::string_view name, Hold hold) {
   if (name.size() > kNameMax) return Err{ENAMETOOLONG};
-  std::shared_lock lock(impl_->mu_);
-  if (is_dot_or_dotdot(name)) return impl_->lookup_dots(parent, name, hold);
-  PAGEFS_TRY(impl_->get_dir(parent));
-  Impl::FoundEntry e;
-  PAGEFS_ASSIGN(bool found, impl_->dir_find(parent, name, &e));
-  if (!found) return Err{ENOENT};
-  return impl_->attr_of(InodeNo{e.ino}, hold);
+  return impl_->read_op([&]() -> Result<Attr> {
+    if (is_dot_or_dotdot(name)) return impl_->lookup_dots(parent, name, hold);
+    PAGEFS_TRY(impl_->get_dir(parent));
+    Impl::FoundEntry e;
+    PAGEFS_ASSIGN(bool found, impl_->dir_find(parent, name, &e));
+    if (!found) return Err{ENOENT};
+    return impl_->attr_of(InodeNo{e.ino}, hold);
+  });
 }
 
 // The kernel resolves "." and ".." of a path itself; it asks for them only
@@ -228,15 +229,16 @@ Result<Attr> FileSystem::symlink(InodeNo parent, std::string_view name, std::str
 }
 
 Result<std::string> FileSystem::readlink(InodeNo ino) {
-  std::shared_lock lock(impl_->mu_);
-  PAGEFS_ASSIGN(InodeRecord rec, impl_->get_inode(ino));
-  if (!S_ISLNK(rec.mode)) return Err{EINVAL};
-  std::string target(rec.size, '\0');
-  std::vector<Extent> extents;
-  PAGEFS_TRY(impl_->read_extents(ino, 0, rec.size, &extents));
-  PAGEFS_ASSIGN(size_t n, impl_->read_copy(rec, extents, 0, rec.size, target.data()));
-  target.resize(n);
-  return target;
+  return impl_->read_op([&]() -> Result<std::string> {
+    PAGEFS_ASSIGN(InodeRecord rec, impl_->get_inode(ino));
+    if (!S_ISLNK(rec.mode)) return Err{EINVAL};
+    std::string target(rec.size, '\0');
+    std::vector<Extent> extents;
+    PAGEFS_TRY(impl_->read_extents(ino, 0, rec.size, &extents));
+    PAGEFS_ASSIGN(size_t n, impl_->read_copy(rec, extents, 0, rec.size, target.data()));
+    target.resize(n);
+    return target;
+  });
 }
 
 Result<Attr> FileSystem::link(InodeNo ino, InodeNo new_parent, std::string_view new_name,
@@ -356,11 +358,10 @@ Status FileSystem::readdir(InodeNo dir, uint64_t cookie,
   std::vector<Item> items;
   items.reserve(kBatch);
   for (;;) {
-    items.clear();
-    {
-      std::shared_lock lock(impl_->mu_);
+    PAGEFS_TRY(impl_->read_op([&]() -> Status {
+      items.clear();
       PAGEFS_TRY(impl_->get_dir(dir));
-      PAGEFS_TRY(impl_->tree_->scan(
+      return impl_->tree_->scan(
           Key::of(dir.value, KeyKind::kDirent, cookie + 1),
           Key::of(dir.value, KeyKind::kDirent, UINT64_MAX),
           [&](const Key& k, std::span<const std::byte> v) {
@@ -370,8 +371,8 @@ Status FileSystem::readdir(InodeNo dir, uint64_t cookie,
                                              v.size() - sizeof d),
                                  d.ino, d.type, k.off});
             return items.size() < kBatch;
-          }));
-    }
+          });
+    }));
     for (const Item& it : items) {
       if (!emit(DirEntry{it.name, it.ino, it.type, it.cookie})) return ok_status();
       cookie = it.cookie;

@@ -137,9 +137,17 @@ Result<size_t> FileSystem::Impl::read_pinned(const InodeRecord& rec,
 // pool (skipped) or has new contents at home (dropped).
 void FileSystem::Impl::prefetch_range(InodeNo ino, uint64_t off, uint64_t len) {
   std::vector<DataPageRequest> wanted;
-  {
-    std::shared_lock lock(mu_);
-    collect_data_pages(ino, off, len, &wanted);
+  for (int tries = 1; tries < kReadTries; tries++) {  // as read_op, but best effort
+    std::optional<BufferPool::Miss> missed;
+    {
+      std::shared_lock lock(mu_);
+      BufferPool::NoDeviceReads no_reads;
+      wanted.clear();
+      collect_data_pages(ino, off, len, &wanted);
+      missed = no_reads.missed();
+    }
+    if (!missed) break;
+    pool_->load(*missed);
   }
   pool_->prefetch_data(wanted);
 }
@@ -311,18 +319,17 @@ Result<size_t> FileSystem::Impl::read_file(InodeNo ino, uint64_t off, size_t len
   InodeRecord rec;
   std::vector<Extent> extents;
   for (bool atime_done = !atime;; atime_done = true) {
-    std::shared_lock lock(mu_);
-    PAGEFS_ASSIGN(rec, get_inode(ino));
-    if (S_ISDIR(rec.mode)) return Err{EISDIR};
-    if (!atime_done && atime_wanted(rec)) {
-      lock.unlock();
-      update_atime(ino);
-      continue;
-    }
-    if (off < rec.size) {
-      PAGEFS_TRY(read_extents(ino, off, size_t(std::min<uint64_t>(len, rec.size - off)), &extents));
-    }
-    break;
+    bool wants_atime = false;
+    PAGEFS_TRY(read_op([&]() -> Status {
+      extents.clear();
+      PAGEFS_ASSIGN(rec, get_inode(ino));
+      if (S_ISDIR(rec.mode)) return Err{EISDIR};
+      wants_atime = !atime_done && atime_wanted(rec);
+      if (wants_atime || off >= rec.size) return ok_status();
+      return read_extents(ino, off, size_t(std::min<uint64_t>(len, rec.size - off)), &extents);
+    }));
+    if (!wants_atime) break;
+    update_atime(ino);
   }
   PAGEFS_ASSIGN(size_t n, read_pages(rec, extents));
   if (readahead_) readahead_->note_read(ino, off, n);
@@ -472,13 +479,16 @@ Status FileSystem::Impl::fallocate_locked(InodeNo ino, int mode, uint64_t off, u
 
 Result<uint64_t> FileSystem::lseek(InodeNo ino, uint64_t off, int whence) {
   if (whence != SEEK_DATA && whence != SEEK_HOLE) return Err{EINVAL};
-  std::shared_lock lock(impl_->mu_);
   Impl& fs = *impl_;
-  PAGEFS_ASSIGN(InodeRecord rec, fs.get_inode(ino));
-  if (off >= rec.size) return Err{ENXIO};
-  const uint64_t ps = fs.page_size_;
+  InodeRecord rec{};
   std::vector<Extent> extents;
-  PAGEFS_TRY(fs.collect_extents(ino, off / ps, UINT64_MAX / ps, &extents));
+  const uint64_t ps = fs.page_size_;
+  PAGEFS_TRY(fs.read_op([&]() -> Status {
+    extents.clear();
+    PAGEFS_ASSIGN(rec, fs.get_inode(ino));
+    if (off >= rec.size) return Err{ENXIO};
+    return fs.collect_extents(ino, off / ps, UINT64_MAX / ps, &extents);
+  }));
   if (whence == SEEK_DATA) {
     for (const Extent& e : extents) {
       uint64_t start = std::max(off, e.file_page * ps);

@@ -130,10 +130,31 @@ std::optional<Result<size_t>> FileSystem::Impl::overwrite_chunk(InodeNo ino, uin
                                                                 bool drop_setid) {
   uint64_t short_of = 0;
   std::optional<Result<size_t>> done =
-      overwrite_once(ino, pos, buf, len, crcs, drop_setid, &short_of);
+      overwrite_reading_unlocked(ino, pos, buf, len, crcs, drop_setid, &short_of);
   if (done || short_of == 0 || read_only_) return done;
   make_room_for_overwrite(short_of);
-  return overwrite_once(ino, pos, buf, len, crcs, drop_setid, &short_of);
+  return overwrite_reading_unlocked(ino, pos, buf, len, crcs, drop_setid, &short_of);
+}
+
+// overwrite_once, with what it misses in the pool read without the lock, as
+// read_op does for readers: the lock is held shared, and a writer waiting
+// for it would otherwise wait on the device, and everyone else behind it.
+std::optional<Result<size_t>> FileSystem::Impl::overwrite_reading_unlocked(
+    InodeNo ino, uint64_t pos, const char* buf, size_t len, const uint32_t* crcs, bool drop_setid,
+    uint64_t* short_of) {
+  for (int tries = 1;; tries++) {
+    std::optional<BufferPool::Miss> missed;
+    {
+      std::optional<BufferPool::NoDeviceReads> no_reads;
+      if (tries < kReadTries) no_reads.emplace();
+      std::optional<Result<size_t>> done =
+          overwrite_once(ino, pos, buf, len, crcs, drop_setid, short_of);
+      if (!no_reads || !no_reads->missed() || (done && done->ok())) return done;
+      missed = no_reads->missed();
+    }
+    *short_of = 0;
+    pool_->load(*missed);
+  }
 }
 
 std::optional<Result<size_t>> FileSystem::Impl::overwrite_once(InodeNo ino, uint64_t pos,

@@ -400,8 +400,7 @@ Result<Attr> FileSystem::Impl::attr_of(InodeNo ino, Hold hold) {
 }
 
 Result<Attr> FileSystem::getattr(InodeNo ino, Hold hold) {
-  std::shared_lock lock(impl_->mu_);
-  return impl_->attr_of(ino, hold);
+  return impl_->read_op([&] { return impl_->attr_of(ino, hold); });
 }
 
 // Waits until every change made so far is durable. The running transaction

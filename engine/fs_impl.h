@@ -107,6 +107,19 @@ class FileSystem::Impl {
   // Closes the running transaction if a slot is free, without waiting.
   void close_if_idle();
 
+  // ---- reads under the shared lock ----
+  // Runs `fn`, which only reads and returns a Result or Status, under the
+  // filesystem lock held shared, without reading the device under it: a page
+  // the pool does not hold fails the try (BufferPool::NoDeviceReads); the
+  // page is read with no lock held, and `fn` runs again. So a reader that
+  // misses never keeps a writer waiting on the device, nor, behind that
+  // writer, everyone else (the lock prefers writers). A try that succeeds
+  // stands, and the last of kReadTries reads what it misses under the lock,
+  // so a page evicted between tries cannot starve the reader.
+  static constexpr int kReadTries = 8;
+  template <class Fn>
+  auto read_op(Fn&& fn) -> decltype(fn());
+
   // ---- inodes (filesystem.cc) ----
   Result<InodeRecord> get_inode(InodeNo ino);
   Status put_inode(InodeNo ino, const InodeRecord& rec);
@@ -255,6 +268,10 @@ class FileSystem::Impl {
                                                size_t len, const uint32_t* crcs, bool drop_setid,
                                                uint64_t* short_of);
   void make_room_for_overwrite(uint64_t images);
+  std::optional<Result<size_t>> overwrite_reading_unlocked(InodeNo ino, uint64_t pos,
+                                                           const char* buf, size_t len,
+                                                           const uint32_t* crcs, bool drop_setid,
+                                                           uint64_t* short_of);
   // What an overwrite found and holds between its steps.
   struct OverwritePlan {
     InodeRecord rec;
@@ -376,6 +393,22 @@ class FileSystem::Impl {
   bool ticker_stop_ = false;  // guarded by ticker_mu_
   std::thread ticker_;
 };
+
+template <class Fn>
+auto FileSystem::Impl::read_op(Fn&& fn) -> decltype(fn()) {
+  for (int tries = 1;; tries++) {
+    std::optional<BufferPool::Miss> missed;
+    {
+      std::shared_lock lock(mu_);
+      if (tries == kReadTries) return fn();
+      BufferPool::NoDeviceReads no_reads;
+      auto result = fn();
+      if (result.ok() || !no_reads.missed()) return result;
+      missed = no_reads.missed();
+    }
+    pool_->load(*missed);
+  }
+}
 
 template <class Fn>
 auto FileSystem::Impl::run_op(Fn&& fn) -> decltype(fn()) {

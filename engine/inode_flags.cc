@@ -92,8 +92,7 @@ Status FileSystem::Impl::may_write(InodeNo ino, const InodeRecord& rec, uint64_t
 }
 
 Status FileSystem::check_open(InodeNo ino, int flags) {
-  std::shared_lock lock(impl_->mu_);
-  PAGEFS_ASSIGN(InodeRecord rec, impl_->get_inode(ino));
+  PAGEFS_ASSIGN(InodeRecord rec, impl_->read_op([&] { return impl_->get_inode(ino); }));
   bool writes = (flags & O_ACCMODE) != O_RDONLY;
   if (immutable(rec) && (writes || (flags & O_TRUNC))) return Err{EPERM};
   if ((rec.flags & kInodeFlagAppend) && ((writes && !(flags & O_APPEND)) || (flags & O_TRUNC))) {

@@ -209,31 +209,33 @@ Status FileSystem::setxattr(InodeNo ino, std::string_view name, std::string_view
 Result<std::string> FileSystem::getxattr(InodeNo ino, std::string_view name) {
   PAGEFS_TRY(check_xattr_name(name));
   if (is_acl_name(name) && !impl_->options_.posix_acl) return Err{EOPNOTSUPP};
-  std::shared_lock lock(impl_->mu_);
-  PAGEFS_TRY(impl_->get_inode(ino));
-  Impl::FoundXattr found;
-  PAGEFS_TRY(impl_->find_xattr(ino, name, &found));
-  if (!found.found) return Err{ENODATA};
-  PAGEFS_ASSIGN(std::string value, impl_->xattr_value(ino, impl_->decode_xattr(found.item)));
-  // An ACL is checked like everything else read from the device.
-  if (is_acl_name(name)) PAGEFS_TRY(impl_->parse_stored_acl(ino, name, value));
-  return value;
+  return impl_->read_op([&]() -> Result<std::string> {
+    PAGEFS_TRY(impl_->get_inode(ino));
+    Impl::FoundXattr found;
+    PAGEFS_TRY(impl_->find_xattr(ino, name, &found));
+    if (!found.found) return Err{ENODATA};
+    PAGEFS_ASSIGN(std::string value, impl_->xattr_value(ino, impl_->decode_xattr(found.item)));
+    // An ACL is checked like everything else read from the device.
+    if (is_acl_name(name)) PAGEFS_TRY(impl_->parse_stored_acl(ino, name, value));
+    return value;
+  });
 }
 
 Result<std::string> FileSystem::listxattr(InodeNo ino) {
-  std::shared_lock lock(impl_->mu_);
-  PAGEFS_TRY(impl_->get_inode(ino));
-  std::string names;
-  PAGEFS_TRY(impl_->tree_->scan(
-      Key::of(ino.value, KeyKind::kXattr, 0), Key::of(ino.value, KeyKind::kXattr, UINT64_MAX),
-      [&](const Key&, std::span<const std::byte> v) {
-        XattrValue x;  // the tree checked its shape
-        std::memcpy(&x, v.data(), sizeof x);
-        names.append(reinterpret_cast<const char*>(v.data()) + sizeof x, x.name_len);
-        names.push_back('\0');
-        return true;
-      }));
-  return names;
+  return impl_->read_op([&]() -> Result<std::string> {
+    PAGEFS_TRY(impl_->get_inode(ino));
+    std::string names;
+    PAGEFS_TRY(impl_->tree_->scan(
+        Key::of(ino.value, KeyKind::kXattr, 0), Key::of(ino.value, KeyKind::kXattr, UINT64_MAX),
+        [&](const Key&, std::span<const std::byte> v) {
+          XattrValue x;  // the tree checked its shape
+          std::memcpy(&x, v.data(), sizeof x);
+          names.append(reinterpret_cast<const char*>(v.data()) + sizeof x, x.name_len);
+          names.push_back('\0');
+          return true;
+        }));
+    return names;
+  });
 }
 
 Status FileSystem::removexattr(InodeNo ino, std::string_view name) {

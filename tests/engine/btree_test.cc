@@ -189,5 +189,54 @@ TEST_F(BtreeTest, ChildOutsideTheDataRegionIsEioWithoutReadingIt) {
   }
 }
 
+// Without device reads (BufferPool::NoDeviceReads, for readers holding the
+// filesystem lock), a lookup on a cold cache fails at the first page the pool
+// lacks and names it; load() reads it, and the lookup, tried again, gets one
+// level further each time. Each page is read once.
+TEST_F(BtreeTest, ALookupWithoutDeviceReadsNamesEachMissAndLoadFillsIt) {
+  fill_three_levels();
+  reopen();
+  const uint64_t misses_before = pool_->stats().misses;
+  std::string v;
+  int tries = 0;
+  for (;; tries++) {
+    ASSERT_LT(tries, 10);
+    BufferPool::NoDeviceReads no_reads;
+    auto got = tree_->get(key(4321), &v);
+    if (got.ok()) {
+      EXPECT_TRUE(*got);
+      break;
+    }
+    EXPECT_EQ(got.error(), EWOULDBLOCK);
+    ASSERT_TRUE(no_reads.missed().has_value());
+    pool_->load(*no_reads.missed());
+  }
+  EXPECT_EQ(tries, 3);  // root, internal node, leaf
+  EXPECT_EQ(v, std::string(200, 'q'));
+  EXPECT_EQ(pool_->stats().misses - misses_before, 3u);
+}
+
+// A damaged page is left out by load() without a word; the lookup that then
+// reads it under its lock reports it, once.
+TEST_F(BtreeTest, ADamagedPageIsReportedOnceByTheReadThatNeedsIt) {
+  fill_three_levels();
+  const uint64_t leaf = test::leaf_of(dev_, key(0));
+  reopen();
+  test::break_page(dev_, leaf);
+  std::string v;
+  for (int tries = 0; tries < 5; tries++) {
+    BufferPool::NoDeviceReads no_reads;
+    auto got = tree_->get(key(0), &v);
+    ASSERT_FALSE(got.ok());
+    ASSERT_TRUE(no_reads.missed().has_value());
+    pool_->load(*no_reads.missed());
+  }
+  EXPECT_EQ(metadata_errors() + pool_->stats().checksum_errors, 0u);
+  auto got = tree_->get(key(0), &v);
+  ASSERT_FALSE(got.ok());
+  EXPECT_EQ(got.error(), EIO);
+  EXPECT_EQ(metadata_errors() + pool_->stats().checksum_errors, 1u);
+}
+
 }  // namespace
 }  // namespace pagefs
