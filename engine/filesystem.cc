@@ -420,6 +420,16 @@ Status FileSystem::fsync(InodeNo, bool) {
   uint64_t txn = 0;
   for (;;) {
     fs.committer_->wait_submitted();
+    bool closed = false;
+    {
+      // Most often another fsync has closed the transaction already: seeing
+      // that needs the lock only shared, so overwriters go on meanwhile.
+      std::shared_lock shared(fs.mu_);
+      if (fs.failed_) return Err{EIO};
+      closed = !fs.has_changes();
+      if (closed) txn = fs.committer_->closed_txn();
+    }
+    if (closed) break;
     std::unique_lock lock(fs.mu_);
     if (fs.failed_) return Err{EIO};
     if (!fs.has_changes()) {  // every change so far is in a closed transaction

@@ -178,6 +178,21 @@ TEST_F(OverwriteTest, AWriteThatDropsSetuidTakesTheExclusiveLock) {
   EXPECT_EQ(a->mode & 07777, 0755u);
 }
 
+// An fsync that finds every change in a closed transaction (another fsync
+// closed it) needs the lock only shared, so overwriters go on beside it; one
+// that has an overwrite to cover closes the transaction, exclusively.
+TEST_F(OverwriteTest, AnFsyncWithNothingToCloseLeavesOverwritersAlone) {
+  InodeNo ino = file_with("f", test::crash::pattern(40, 4 * kPage));
+  uint64_t before = exclusive_holds();
+  ASSERT_TRUE(fs_->fsync(ino, true).ok());
+  EXPECT_EQ(exclusive_holds() - before, 0u);
+  std::string page = test::crash::pattern(41, kPage);
+  ASSERT_EQ(holds_of_write(ino, kPage, page), 0u);
+  before = exclusive_holds();
+  ASSERT_TRUE(fs_->fsync(ino, true).ok());
+  EXPECT_EQ(exclusive_holds() - before, 1u);
+}
+
 // What an overwrite leaves is what a crash keeps: the fsync'd rewrite after
 // recovery, and the old bytes for a rewrite that was never committed.
 TEST_F(OverwriteTest, ACrashKeepsFsyncedOverwritesAndDropsTheOthers) {
