@@ -195,7 +195,7 @@ Result<bool> FileSystem::Impl::prepare_overwrite(InodeNo ino, uint64_t pos, size
   plan->places.reserve(plan->extents.size() + 1);
   for (const Extent& e : plan->extents) {
     auto place = tree_->locate(Key::of(ino.value, KeyKind::kExtent, e.file_page));
-    if (!place.ok() || !*place || (*place)->size != e.encode().size()) return false;
+    if (!place.ok() || !*place || (*place)->size != extent_value_size(e.pages)) return false;
     plan->places.push_back(std::move(**place));
   }
   auto inode_place = tree_->locate(Key::of(ino.value, KeyKind::kInode, 0));

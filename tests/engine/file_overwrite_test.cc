@@ -33,7 +33,7 @@ class OverwriteTest : public test::EngineFsTest {
   void SetUp() override {
     test::EngineFsTest::SetUp();
     // No timed commits: every exclusive hold below is the test's own.
-    fs_->unmount().ok();
+    ASSERT_TRUE(fs_->unmount().ok());
     fs_.reset();
     mount(
         MountOptions{.cache_bytes = 16 << 20, .commit_interval_s = test::crash::kNoTimedCommit_s});
@@ -279,14 +279,10 @@ TEST(OverwriteRoom, AnOverwriteWaitingForJournalRoomHoldsNoLockExclusively) {
   MemDevice dev(64ull << 20);
   std::string msg;
   ASSERT_TRUE(format_device(dev, FormatOptions{.journal_bytes = 1 << 20}, &msg).ok()) << msg;
-  auto fault = std::make_unique<FaultDevice>(dev, 1);
-  FaultDevice* device = fault.get();
-  auto mounted = FileSystem::mount(
-      std::move(fault),
-      MountOptions{.cache_bytes = 16 << 20, .commit_interval_s = test::crash::kNoTimedCommit_s},
-      &msg);
-  ASSERT_TRUE(mounted.ok()) << msg;
-  std::unique_ptr<FileSystem> fs = std::move(mounted).value();
+  FaultDevice* device = nullptr;
+  std::unique_ptr<FileSystem> fs = test::mount_faultable(
+      dev, {.cache_bytes = 16 << 20, .commit_interval_s = test::crash::kNoTimedCommit_s}, &device);
+  ASSERT_TRUE(fs);
   auto a = fs->mknod(kRootInode, "f", S_IFREG | 0644, 0, Caller{});
   ASSERT_TRUE(a.ok());
   const InodeNo ino{a->ino};
@@ -334,10 +330,7 @@ TEST(OverwriteRoom, AnOverwriteWaitingForJournalRoomHoldsNoLockExclusively) {
   auto n = fs->read(ino, 0, got.size(), got.data());
   ASSERT_TRUE(n.ok() && *n == file_bytes);
   EXPECT_EQ(got, want);
-  ASSERT_TRUE(fs->unmount().ok());
-  fs.reset();
-  test::crash::FsckOutcome fsck = test::crash::run_fsck_overlay(dev);
-  EXPECT_EQ(fsck.code, 0) << fsck.text;
+  test::unmount_and_expect_clean(fs, dev);
 }
 
 }  // namespace

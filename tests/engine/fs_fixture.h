@@ -20,6 +20,26 @@
 
 namespace pagefs::test {
 
+// Mounts `dev` through a FaultDevice, which `*fault` then names if asked;
+// null, with the test failed, if the mount fails.
+inline std::unique_ptr<FileSystem> mount_faultable(MemDevice& dev, const MountOptions& options,
+                                                   FaultDevice** fault = nullptr) {
+  auto device = std::make_unique<FaultDevice>(dev, 1);
+  if (fault != nullptr) *fault = device.get();
+  std::string msg;
+  auto mounted = FileSystem::mount(std::move(device), options, &msg);
+  EXPECT_TRUE(mounted.ok()) << msg;
+  return mounted.ok() ? std::move(mounted).value() : nullptr;
+}
+
+// Unmounts `fs` and expects fsck to find `dev` clean.
+inline void unmount_and_expect_clean(std::unique_ptr<FileSystem>& fs, MemDevice& dev) {
+  ASSERT_TRUE(fs->unmount().ok());
+  fs.reset();
+  crash::FsckOutcome fsck = crash::run_fsck_overlay(dev);
+  EXPECT_EQ(fsck.code, 0) << fsck.text;
+}
+
 class EngineFsTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -30,18 +50,12 @@ class EngineFsTest : public ::testing::Test {
   }
 
   void TearDown() override {
-    if (!fs_) return;
-    ASSERT_TRUE(fs_->unmount().ok());
-    fs_.reset();
-    crash::FsckOutcome fsck = crash::run_fsck_overlay(*dev_);
-    EXPECT_EQ(fsck.code, 0) << fsck.text;
+    if (fs_) unmount_and_expect_clean(fs_, *dev_);
   }
 
   void mount(const MountOptions& options = MountOptions{.cache_bytes = 16 << 20}) {
-    std::string msg;
-    auto r = FileSystem::mount(std::make_unique<FaultDevice>(*dev_, 1), options, &msg);
-    ASSERT_TRUE(r.ok()) << msg;
-    fs_ = std::move(r).value();
+    fs_ = mount_faultable(*dev_, options);
+    ASSERT_TRUE(fs_);
   }
 
   void remount() {

@@ -20,6 +20,7 @@
 #include "engine/fs_impl.h"
 #include "engine/mem_device.h"
 #include "tests/engine/crash_harness.h"
+#include "tests/engine/fs_fixture.h"
 
 namespace pagefs {
 namespace {
@@ -32,14 +33,10 @@ TEST(GroupCommit, ConcurrentFsyncsShareCommits) {
   MemDevice dev(64ull << 20);
   std::string msg;
   ASSERT_TRUE(format_device(dev, FormatOptions{}, &msg).ok()) << msg;
-  auto fault = std::make_unique<FaultDevice>(dev, 1);
-  FaultDevice* device = fault.get();
-  auto mounted = FileSystem::mount(
-      std::move(fault),
-      MountOptions{.cache_bytes = 16 << 20, .commit_interval_s = test::crash::kNoTimedCommit_s},
-      &msg);
-  ASSERT_TRUE(mounted.ok()) << msg;
-  std::unique_ptr<FileSystem> fs = std::move(mounted).value();
+  FaultDevice* device = nullptr;
+  std::unique_ptr<FileSystem> fs = test::mount_faultable(
+      dev, {.cache_bytes = 16 << 20, .commit_interval_s = test::crash::kNoTimedCommit_s}, &device);
+  ASSERT_TRUE(fs);
 
   std::vector<InodeNo> files;
   for (int t = 0; t < kThreads; t++) {

@@ -22,6 +22,7 @@
 #include "tests/engine/corrupt.h"
 #include "tests/engine/crash_harness.h"
 #include "tests/engine/device_ref.h"
+#include "tests/engine/fs_fixture.h"
 
 namespace pagefs {
 namespace {
@@ -116,10 +117,7 @@ TEST(ReadOp, AReaderWaitingForTheDeviceHoldsNoLock) {
   device->release();
   reader.join();
   writer.join();
-  ASSERT_TRUE(fs->unmount().ok());
-  fs.reset();
-  test::crash::FsckOutcome fsck = test::crash::run_fsck_overlay(dev);
-  EXPECT_EQ(fsck.code, 0) << fsck.text;
+  test::unmount_and_expect_clean(fs, dev);
 }
 
 }  // namespace
