@@ -61,7 +61,7 @@ class FileDevice final : public Device {
   // the file shrank under us is EIO.
   Status read(std::span<const IoRequest> batch) override;
   Status write(std::span<const IoRequest> batch) override;
-  // fsync through io_uring (IORING_OP_FSYNC).
+  // fdatasync through io_uring (IORING_OP_FSYNC, IORING_FSYNC_DATASYNC).
   Status flush() override;
 
   uint64_t size_bytes() const override { return size_bytes_; }
