@@ -3,7 +3,6 @@
 #include <cassert>
 #include <cstdlib>
 #include <cstring>
-#include <optional>
 
 #include "engine/log.h"
 
@@ -151,8 +150,7 @@ void Committer::loop() {
 // Steps 2 and 3 of the protocol, on the committer thread. After a failure
 // nothing more is written: the slot only gives its frames back.
 void Committer::write(Slot& slot) {
-  std::optional<LatencyTimer> timer;
-  if (commit_ns_ != nullptr) timer.emplace(*commit_ns_);
+  const auto start = std::chrono::steady_clock::now();
   bool failed;
   {
     std::lock_guard lock(mu_);
@@ -184,6 +182,11 @@ void Committer::write(Slot& slot) {
   }
   slot.pages.clear();
   if (!st.ok() && !failed) on_failure_("journal commit", st.error());
+  const uint64_t took =
+      uint64_t(std::chrono::nanoseconds(std::chrono::steady_clock::now() - start).count());
+  if (commit_ns_ != nullptr) commit_ns_->record(took);
+  const uint64_t average = average_ns_.load(std::memory_order_relaxed);
+  average_ns_.store(average == 0 ? took : (7 * average + took) / 8, std::memory_order_relaxed);
   {
     std::lock_guard lock(mu_);
     if (st.ok()) {

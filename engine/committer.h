@@ -27,6 +27,8 @@
 // Thread-safety: every public method may be called from any thread.
 #pragma once
 
+#include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -98,6 +100,11 @@ class Committer {
   uint64_t durable_txn() const;
   // The last transaction closed (0: none since mount).
   uint64_t closed_txn() const;
+  // A moving average of the time recent commits took to write (0 before the
+  // first): how long waiting for more fsyncs to share one may sensibly last.
+  std::chrono::nanoseconds average_commit() const {
+    return std::chrono::nanoseconds(average_ns_.load(std::memory_order_relaxed));
+  }
 
   // Called on the committer thread after each durable commit.
   void set_after_commit(std::function<void()> hook) { after_commit_ = std::move(hook); }
@@ -116,6 +123,7 @@ class Committer {
   FailureHandler on_failure_;
   std::function<void()> after_commit_;  // set before the first commit
   Histogram* const commit_ns_;
+  std::atomic<uint64_t> average_ns_{0};  // written by the committer thread only
   std::unique_ptr<std::byte, void (*)(void*)> image_memory_;
   Slot slots_[2];
 

@@ -413,13 +413,15 @@ Result<Attr> FileSystem::getattr(InodeNo ino, Hold hold) {
 // for the same commit. Commits are written one after another anyway, so the
 // wait adds no latency; it only keeps transactions from closing one fsync
 // each.
-Status FileSystem::fsync(InodeNo, bool) {
+Status FileSystem::fsync(InodeNo ino, bool) {
   Impl& fs = *impl_;
   LatencyTimer timer(fs.stats_.fsync_ns);
   if (fs.read_only_) return ok_status();
   uint64_t txn = 0;
+  bool joined = false, just_joined = false;
   for (;;) {
-    fs.committer_->wait_submitted();
+    if (!just_joined) fs.committer_->wait_submitted();
+    just_joined = false;
     bool closed = false;
     {
       // Most often another fsync has closed the transaction already: seeing
@@ -430,6 +432,11 @@ Status FileSystem::fsync(InodeNo, bool) {
       if (closed) txn = fs.committer_->closed_txn();
     }
     if (closed) break;
+    if (!joined) {  // let the other syncing threads come back first (sync_batch.h)
+      joined = just_joined = true;
+      fs.sync_batch_.join(std::min(fs.committer_->average_commit(), Impl::kMaxSyncPatience));
+      continue;
+    }
     std::unique_lock lock(fs.mu_);
     if (fs.failed_) return Err{EIO};
     if (!fs.has_changes()) {  // every change so far is in a closed transaction
@@ -440,6 +447,7 @@ Status FileSystem::fsync(InodeNo, bool) {
     PAGEFS_ASSIGN(txn, fs.close_txn_locked());
     break;
   }
+  if (joined) fs.sync_batch_.synced(txn, ino.value);
   return fs.committer_->wait_durable(txn);
 }
 

@@ -37,6 +37,7 @@
 #include "engine/readahead.h"
 #include "engine/scrub.h"
 #include "engine/space_map.h"
+#include "engine/sync_batch.h"
 #include "engine/xattr_item.h"
 
 namespace pagefs {
@@ -387,6 +388,10 @@ class FileSystem::Impl {
 
   std::unique_ptr<Committer> committer_;        // read-write mounts only
   std::unique_ptr<Checkpointer> checkpointer_;  // read-write mounts only
+  // fsyncs gathering to share a commit; a leader waits at most the average
+  // commit time, and never longer than kMaxSyncPatience.
+  SyncBatch sync_batch_;
+  static constexpr std::chrono::nanoseconds kMaxSyncPatience = std::chrono::milliseconds(5);
 
   std::mutex ticker_mu_;
   std::condition_variable ticker_cv_;
