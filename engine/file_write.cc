@@ -2,7 +2,8 @@
 //
 // Sequential writes grow the current extent page by page while the next
 // device page is free, so a file written in order lands in few, contiguous
-// extents.
+// extents; files written side by side each look in a window of their own
+// (alloc_streams.h).
 //
 // A write works in chunks of kChunkPages, each its own segment (the rule at
 // the top of transaction.cc): a chunk that fails is undone whole, and the
@@ -83,6 +84,7 @@ Status FileSystem::Impl::map_page(InodeNo ino, InodeRecord& rec, uint64_t fp, Ex
   if (cur_valid && cur.end() == fp && cur.pages < kMaxExtentPages) {
     PAGEFS_ASSIGN(bool got, space_->allocate_at(PageNo{cur.phys + cur.pages}, false));
     if (got) {
+      space_->streams().allocated(ino.value, fp, cur.phys + cur.pages);
       cur.crc[cur.pages] = 0;
       cur.unwritten |= 1u << cur.pages;
       cur.pages++;
@@ -92,8 +94,11 @@ Status FileSystem::Impl::map_page(InodeNo ino, InodeRecord& rec, uint64_t fp, Ex
   }
   if (!grown) {
     PAGEFS_TRY(flush_cur());
-    uint64_t hint = cur_valid ? cur.phys + cur.pages : 0;
-    PAGEFS_ASSIGN(PageRun run, space_->allocate(PageNo{hint}, 1, false));
+    AllocStreams& streams = space_->streams();
+    uint64_t hint = streams.hint(ino.value, fp, cur_valid ? cur.phys + cur.pages : 0);
+    PAGEFS_ASSIGN(PageRun run,
+                  space_->allocate(PageNo{hint}, 1, false, streams.stream_of(ino.value, fp)));
+    streams.allocated(ino.value, fp, run.start.value);
     cur = Extent{};
     cur.file_page = fp;
     cur.phys = run.start.value;

@@ -228,6 +228,7 @@ Result<InodeNo> FileSystem::Impl::new_inode(uint32_t mode, uint64_t rdev, const 
 Status FileSystem::Impl::free_inode(InodeNo ino, const InodeRecord& rec) {
   constexpr size_t kBatch = 64;
   InodeRecord copy = rec;
+  space_->streams().forget(ino.value);
   if (S_ISREG(rec.mode) || S_ISLNK(rec.mode)) {
     PAGEFS_TRY(remove_pages(ino, copy, 0, UINT64_MAX / page_size_));
   }

@@ -165,7 +165,8 @@ void SpaceMap::save_free_in_page(uint64_t k) {
   saved_.free_in_page.emplace_back(k, free_in_page_[k]);
 }
 
-Result<PageRun> SpaceMap::allocate(PageNo hint, uint32_t max_pages, bool metadata) {
+Result<PageRun> SpaceMap::allocate(PageNo hint, uint32_t max_pages, bool metadata,
+                                   uint64_t stream) {
   assert(max_pages > 0);
   if (++allocations_ == fail_allocation_at_) {
     fail_allocation_at_ = 0;
@@ -176,6 +177,21 @@ Result<PageRun> SpaceMap::allocate(PageNo hint, uint32_t max_pages, bool metadat
   // searching from the start each time would rescan every used page.
   uint64_t from_page = hint.value != 0 ? hint.value : next_fit_;
   uint64_t start = std::clamp<uint64_t>(from_page, data_start_, page_count_ - 1);
+  // Other streams' windows are searched only when nothing else is free.
+  PAGEFS_ASSIGN(std::optional<PageRun> run, search(start, max_pages, metadata, stream, true));
+  if (!run) {
+    PAGEFS_ASSIGN(run, search(start, max_pages, metadata, stream, false));
+  }
+  if (!run) return Err{ENOSPC};
+  PAGEFS_TRY(set_bits(run->start.value, run->count, true));
+  next_fit_ = run->start.value + run->count;
+  return *run;
+}
+
+// The first run of free pages at or after `start`, wrapping around; with
+// `skip_windows`, outside the windows of streams other than `stream`.
+Result<std::optional<PageRun>> SpaceMap::search(uint64_t start, uint32_t max_pages, bool metadata,
+                                                uint64_t stream, bool skip_windows) {
   uint64_t first_page = start / bits_per_page_;
   // The last step comes back to the hint's own bitmap page and searches it
   // from its start: the wrap-around.
@@ -184,26 +200,31 @@ Result<PageRun> SpaceMap::allocate(PageNo hint, uint32_t max_pages, bool metadat
     if (free_in_page_[k] == 0) continue;
     PAGEFS_ASSIGN(PageRef ref, bitmap_page(k));
     const std::byte* bits = ref.data() + sizeof(PageHeader);
+    const uint64_t base = k * bits_per_page_;
     uint64_t from = (step == 0) ? start % bits_per_page_ : 0;
     for (uint64_t i = from; i < bits_per_page_; i++) {
       // Skip whole bytes that are all in use.
       while (i % 8 == 0 && i + 8 <= bits_per_page_ && bits[i / 8] == std::byte{0xff}) i += 8;
       if (i >= bits_per_page_) break;
       if (test_bit(bits, i)) continue;
-      uint64_t page = k * bits_per_page_ + i;
+      uint64_t page = base + i;
       if (!pending_.empty() && is_pending(page)) continue;
+      if (skip_windows) {
+        if (uint64_t end = streams_.foreign_window_end(page, stream); end != 0) {
+          i = end - base - 1;  // the loop ends if the window goes past this bitmap page
+          continue;
+        }
+      }
       uint32_t run = 1;
       while (run < max_pages && i + run < bits_per_page_ && !test_bit(bits, i + run) &&
-             (pending_.empty() || !is_pending(page + run)) && allowed(run + 1, metadata)) {
+             (pending_.empty() || !is_pending(page + run)) && allowed(run + 1, metadata) &&
+             (!skip_windows || streams_.foreign_window_end(page + run, stream) == 0)) {
         run++;
       }
-      ref.reset();
-      PAGEFS_TRY(set_bits(page, run, true));
-      next_fit_ = page + run;
-      return PageRun{PageNo{page}, run};
+      return std::optional<PageRun>(PageRun{PageNo{page}, run});
     }
   }
-  return Err{ENOSPC};
+  return std::optional<PageRun>();
 }
 
 Result<bool> SpaceMap::allocate_at(PageNo page, bool metadata) {

@@ -31,8 +31,10 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <vector>
 
+#include "engine/alloc_streams.h"
 #include "engine/buffer_pool.h"
 #include "engine/format.h"
 #include "engine/result.h"
@@ -57,8 +59,12 @@ class SpaceMap {
 
   // Allocates a run of 1..max_pages contiguous free pages at or after `hint`
   // (wrapping around); hint 0 means after the previous allocation. Data allocations (metadata ==
-  // false) fail with ENOSPC before eating into the metadata reserve.
-  Result<PageRun> allocate(PageNo hint, uint32_t max_pages, bool metadata);
+  // false) fail with ENOSPC before eating into the metadata reserve. The
+  // windows of sequential writers (streams()) other than `stream` (an inode
+  // number; 0: none) are used only when no other page is free.
+  Result<PageRun> allocate(PageNo hint, uint32_t max_pages, bool metadata, uint64_t stream = 0);
+  // Where files written sequentially look for pages (alloc_streams.h).
+  AllocStreams& streams() { return streams_; }
   // Allocates exactly `page` if it is free; false if it is not.
   Result<bool> allocate_at(PageNo page, bool metadata);
   Status free(PageNo start, uint32_t count);
@@ -100,6 +106,8 @@ class SpaceMap {
   Result<PageRef> bitmap_page(uint64_t index);
   Status check_reserved(uint64_t index, const std::byte* bits);
   Status set_bits(uint64_t start, uint32_t count, bool used);
+  Result<std::optional<PageRun>> search(uint64_t start, uint32_t max_pages, bool metadata,
+                                        uint64_t stream, bool skip_windows);
   bool allowed(uint64_t count, bool metadata) const;
   bool is_pending(uint64_t page) const;
 
@@ -119,6 +127,7 @@ class SpaceMap {
   uint64_t released_txn_ = 0;               // release_retired() handed back up to here
   uint64_t pending_pages_ = 0;
   uint64_t next_fit_ = 0;  // where an allocation without a hint starts looking
+  AllocStreams streams_;
 
   // A free() under the savepoint: the pending run it started, or the one it
   // grew (`grown_run`, the start of the run it was merged into).
