@@ -568,7 +568,13 @@ uint32_t BufferPool::find_victim() {
   return fallback;
 }
 
+void BufferPool::fail_frame_grab(uint64_t n) {
+  std::lock_guard lock(mu_);
+  fail_grab_in_ = n;
+}
+
 Result<uint32_t> BufferPool::grab_frame(std::unique_lock<std::mutex>& lock) {
+  if (fail_grab_in_ != 0 && --fail_grab_in_ == 0) return Err{ENOMEM};
   for (int attempt = 0; attempt < 64; attempt++) {
     if (!free_frames_.empty()) {
       uint32_t f = free_frames_.back();

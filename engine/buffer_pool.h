@@ -323,6 +323,10 @@ class BufferPool {
   uint32_t frame_count() const { return frame_count_; }
   Device& device() { return device_; }
   void check_invariants() const;
+  // Fault injection for tests: the n-th time from now that a page needs a
+  // frame (create, fetch), it fails with ENOMEM as if every frame were
+  // pinned, once (0: off).
+  void fail_frame_grab(uint64_t n);
 
  private:
   static constexpr uint32_t kMinFrames = 64;
@@ -416,6 +420,7 @@ class BufferPool {
   std::vector<uint32_t> free_frames_;             // guarded by mu_
   uint32_t clock_hand_ = 0;                       // guarded by mu_
   uint64_t dirty_count_ = 0;                      // guarded by mu_
+  uint64_t fail_grab_in_ = 0;                     // guarded by mu_; fail_frame_grab
   uint64_t running_txn_ = 1;                      // guarded by mu_
   uint64_t durable_txn_ = 0;  // last transaction whose commit succeeded; guarded by mu_
   std::map<uint64_t, uint64_t> journal_pins_;  // txn -> frames pinned to it; guarded by mu_

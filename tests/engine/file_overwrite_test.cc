@@ -267,6 +267,42 @@ TEST_F(OverwriteTest, ParallelOverwritersReadersAndFsyncsAgree) {
   EXPECT_EQ(fs_->stats().checksum_errors, 0u);
 }
 
+// From its first change on, an overwrite can fail only for want of a frame
+// between two pages. It then keeps the pages before (a short write, as POSIX
+// allows) with their CRCs, and nothing after. A write that allocates and
+// finds no frame is undone whole.
+TEST_F(OverwriteTest, AWriteThatRunsOutOfFramesIsShortOrUndone) {
+  std::string want = test::crash::pattern(9, 10 * kPage);
+  InodeNo ino = file_with("f", want);
+  remount();  // nothing of the file's data cached: each page needs a frame
+  ASSERT_TRUE(fs_->getattr(ino).ok());  // its leaf is cached
+  FileSystem::Impl& impl = fs_->internals_for_testing();
+
+  std::string run = test::crash::pattern(10, 8 * kPage);
+  impl.pool_->fail_frame_grab(3);
+  const uint64_t holds = exclusive_holds();
+  auto n = fs_->write(ino, kPage, run.data(), run.size());
+  ASSERT_TRUE(n.ok()) << std::strerror(n.error());
+  EXPECT_EQ(*n, 2 * kPage) << "the pages before the one without a frame";
+  EXPECT_EQ(exclusive_holds(), holds) << "not an overwrite in place";
+  want.replace(kPage, 2 * kPage, run.substr(0, 2 * kPage));
+  EXPECT_EQ(read_all(ino, want.size()), want);
+
+  std::string tail = test::crash::pattern(11, 3 * kPage);
+  impl.pool_->fail_frame_grab(1);
+  auto past_end = fs_->write(ino, want.size(), tail.data(), tail.size());
+  EXPECT_EQ(past_end.error(), ENOMEM);
+  auto attr = fs_->getattr(ino);
+  ASSERT_TRUE(attr.ok());
+  EXPECT_EQ(attr->size, want.size());
+  EXPECT_EQ(read_all(ino, want.size()), want);
+
+  ASSERT_TRUE(fs_->fsync(ino, false).ok());
+  remount();
+  EXPECT_EQ(read_all(ino, want.size()), want);
+  EXPECT_EQ(fs_->stats().checksum_errors, 0u);
+}
+
 // An overwrite that finds the journal full waits for room without the
 // filesystem lock: on a device whose flushes take 100 ms, a small journal
 // fills and the overwriter waits for checkpoints, but no exclusive hold
