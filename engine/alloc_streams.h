@@ -15,8 +15,8 @@
 // on disk: a window is where its file looks first and where every other
 // allocation looks last (SpaceMap::allocate skips it unless there is no other
 // free page), so no page is lost to it, and nothing here needs a transaction
-// or survives a remount. Small files, and the first pages
-// of any file, allocate as before, next to each other.
+// or survives a remount. Small files, and the first pages of any file,
+// allocate as before, next to each other.
 //
 // Memory: kStreams cursors; the least recently used gives way to a new one.
 // Thread-safety: none; the caller serializes (the filesystem lock, held
