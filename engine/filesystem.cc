@@ -418,6 +418,7 @@ Status FileSystem::fsync(InodeNo ino, bool) {
   Impl& fs = *impl_;
   LatencyTimer timer(fs.stats_.fsync_ns);
   if (fs.read_only_) return ok_status();
+  SyncBatch::InProgress in_progress(fs.sync_batch_);
   uint64_t txn = 0;
   bool joined = false, just_joined = false;
   for (;;) {

@@ -16,7 +16,11 @@
 // for `patience` at most, whichever comes first; the others wait for it. Then
 // all go on to close, and the first to take the filesystem lock closes for
 // all. Two commits, because writers that alternate between commits, as above,
-// are each seen in one of them. A single writer expects one and never waits;
+// are each seen in one of them. Never more than the most fsyncs that were in
+// progress at once meanwhile, though: more files may take turns than the
+// daemon has threads to sync them with, and waiting for fsyncs that cannot
+// arrive would cost every commit a patience. A single writer expects one and
+// never waits;
 // a writer that stops syncing costs the others one patience or two, after
 // which it is no longer expected. Nothing here is needed for correctness: it
 // only decides when to close.
@@ -37,12 +41,25 @@ class SyncBatch {
   // gathered. Returns how many fsyncs joined it (for tests and stats).
   uint32_t join(std::chrono::nanoseconds patience);
 
+  // Marks an fsync in progress, from its start to its end.
+  class InProgress {
+   public:
+    explicit InProgress(SyncBatch& batch);
+    ~InProgress();
+    InProgress(const InProgress&) = delete;
+    InProgress& operator=(const InProgress&) = delete;
+
+   private:
+    SyncBatch& batch_;
+  };
+
   // Records that an fsync of file `ino` that joined a batch waits for
   // transaction `txn`.
   void synced(uint64_t txn, uint64_t ino);
 
   // How many fsyncs the next batch waits for: the files synced by the last
-  // two transactions, at least 1 and at most kMaxExpected.
+  // two transactions, but no more than the most fsyncs in progress at once
+  // while they were waited for; at least 1 and at most kMaxExpected.
   uint32_t expected() const;
 
   static constexpr uint32_t kMaxExpected = 64;
@@ -51,6 +68,7 @@ class SyncBatch {
   struct Synced {
     uint64_t txn = 0;
     uint32_t count = 0;
+    uint32_t peak = 0;  // the most fsyncs in progress when one of these was recorded
     uint64_t inos[kMaxExpected];
     bool has(uint64_t ino) const;
   };
@@ -58,11 +76,12 @@ class SyncBatch {
 
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  Synced synced_[2];         // [0]: the newest transaction waited for, [1]: the one before
-  uint32_t joined_ = 0;      // in the batch now gathering
-  uint32_t last_size_ = 0;   // the size of the batch that ended last
-  bool leading_ = false;     // a leader is gathering
-  uint64_t generation_ = 0;  // batches ended
+  Synced synced_[2];          // [0]: the newest transaction waited for, [1]: the one before
+  uint32_t in_progress_ = 0;  // fsyncs between their start and their end
+  uint32_t joined_ = 0;       // in the batch now gathering
+  uint32_t last_size_ = 0;    // the size of the batch that ended last
+  bool leading_ = false;      // a leader is gathering
+  uint64_t generation_ = 0;   // batches ended
 };
 
 }  // namespace pagefs

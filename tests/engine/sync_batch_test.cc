@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <memory>
 #include <thread>
 #include <vector>
 
@@ -14,6 +15,14 @@ using std::chrono::milliseconds;
 using Clock = std::chrono::steady_clock;
 
 constexpr auto kLong = std::chrono::seconds(20);  // a patience no test should run out of
+
+// `n` fsyncs in progress for as long as it lives.
+struct InProgress {
+  InProgress(SyncBatch& batch, int n) {
+    for (int i = 0; i < n; i++) scopes.push_back(std::make_unique<SyncBatch::InProgress>(batch));
+  }
+  std::vector<std::unique_ptr<SyncBatch::InProgress>> scopes;
+};
 
 TEST(SyncBatch, ALoneSyncerNeverWaits) {
   SyncBatch batch;
@@ -28,6 +37,7 @@ TEST(SyncBatch, ALoneSyncerNeverWaits) {
 
 TEST(SyncBatch, ExpectsTheFilesOfTheLastTwoTransactions) {
   SyncBatch batch;
+  InProgress eight(batch, 8);
   batch.synced(10, 1);
   batch.synced(10, 2);
   batch.synced(10, 2);  // the same file twice counts once
@@ -46,7 +56,10 @@ TEST(SyncBatch, ExpectsTheFilesOfTheLastTwoTransactions) {
 
 TEST(SyncBatch, TheLeaderGoesOnceTheExpectedHaveJoined) {
   SyncBatch batch;
-  for (uint64_t ino = 1; ino <= 4; ino++) batch.synced(1, ino);
+  {
+    InProgress four(batch, 4);
+    for (uint64_t ino = 1; ino <= 4; ino++) batch.synced(1, ino);
+  }
   ASSERT_EQ(batch.expected(), 4u);
   const auto start = Clock::now();
   std::vector<uint32_t> sizes(4);
@@ -59,7 +72,10 @@ TEST(SyncBatch, TheLeaderGoesOnceTheExpectedHaveJoined) {
 
 TEST(SyncBatch, TheLeaderWaitsNoLongerThanItsPatience) {
   SyncBatch batch;
-  for (uint64_t ino = 1; ino <= 4; ino++) batch.synced(1, ino);
+  {
+    InProgress four(batch, 4);
+    for (uint64_t ino = 1; ino <= 4; ino++) batch.synced(1, ino);
+  }
   const auto start = Clock::now();
   EXPECT_EQ(batch.join(milliseconds(50)), 1u);
   const auto waited = Clock::now() - start;
@@ -71,8 +87,11 @@ TEST(SyncBatch, TheLeaderWaitsNoLongerThanItsPatience) {
 // gathering: both see a batch of two, long before the patience runs out.
 TEST(SyncBatch, AFollowerIsCountedInItsLeadersBatch) {
   SyncBatch batch;
-  batch.synced(1, 1);
-  batch.synced(1, 2);
+  {
+    InProgress two(batch, 2);
+    batch.synced(1, 1);
+    batch.synced(1, 2);
+  }
   uint32_t first = 0, second = 0;
   const auto start = Clock::now();
   std::thread leader([&] { first = batch.join(kLong); });
@@ -83,6 +102,28 @@ TEST(SyncBatch, AFollowerIsCountedInItsLeadersBatch) {
   EXPECT_LT(Clock::now() - start, std::chrono::seconds(10));
   EXPECT_EQ(first, 2u);
   EXPECT_EQ(second, 2u);
+}
+
+// More files take turns than fsyncs can be in progress at once (the daemon
+// has 16 threads; 32 writers): a batch expects no more than were ever in
+// progress together, or every leader would wait out its patience.
+TEST(SyncBatch, ExpectsNoMoreThanWereInProgressAtOnce) {
+  SyncBatch batch;
+  for (uint64_t ino = 1; ino <= 8; ino++) {
+    InProgress three(batch, 3);
+    batch.synced(1, ino);
+  }
+  EXPECT_EQ(batch.expected(), 3u);
+  {
+    InProgress five(batch, 5);
+    batch.synced(2, 100);
+  }
+  EXPECT_EQ(batch.expected(), 5u);  // 9 files; at most 5 in progress
+  for (uint64_t txn = 3; txn <= 4; txn++) {
+    InProgress one(batch, 1);
+    batch.synced(txn, 7);
+  }
+  EXPECT_EQ(batch.expected(), 1u);
 }
 
 }  // namespace
