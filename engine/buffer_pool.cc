@@ -204,6 +204,10 @@ Result<PageRef> BufferPool::fetch(PageNo page, bool meta, PageType type, uint32_
     f.pins++;
     f.usage = std::min<uint8_t>(f.usage + 1, kMaxUsage);
     hits_.fetch_add(1, std::memory_order_relaxed);
+    if (f.read_ahead) {
+      f.read_ahead = false;
+      readahead_hits_.fetch_add(1, std::memory_order_relaxed);
+    }
     return PageRef(this, it->second, page, frame_data(it->second));
   }
   if (refuse_read(page, meta, type, crc, validate)) return Err{EWOULDBLOCK};
@@ -346,6 +350,8 @@ void BufferPool::prefetch_data(std::span<const DataPageRequest> pages) {
     } else {
       f.data_crc = wanted[i].crc;
       f.crc_known = true;
+      f.read_ahead = true;
+      readahead_pages_.fetch_add(1, std::memory_order_relaxed);
     }
   }
   io_done_.notify_all();
@@ -370,6 +376,7 @@ Result<PageRef> BufferPool::create(PageNo page, bool meta, bool fresh, bool zero
     record_undo(it->second);
     f.pins = 1;
     f.meta = meta;
+    f.read_ahead = false;
     // A page fresh in the running transaction held nothing live before it,
     // and still does not, however it is rewritten: it stays fresh.
     bool was_fresh = this->fresh(f);
@@ -824,6 +831,8 @@ PoolStats BufferPool::stats() const {
   s.frames = frame_count_;
   s.hits = hits_.load();
   s.misses = misses_.load();
+  s.readahead_pages = readahead_pages_.load();
+  s.readahead_hits = readahead_hits_.load();
   s.pages_read = pages_read_.load();
   s.pages_written = pages_written_.load();
   s.checksum_errors = checksum_errors_.load();

@@ -152,6 +152,8 @@ struct PoolStats {
   uint64_t frames = 0;
   uint64_t hits = 0;
   uint64_t misses = 0;
+  uint64_t readahead_pages = 0;  // pages read ahead (prefetch_data)
+  uint64_t readahead_hits = 0;   // hits that were a read-ahead page's first use
   uint64_t pages_read = 0;
   uint64_t pages_written = 0;
   uint64_t checksum_errors = 0;
@@ -347,7 +349,8 @@ class BufferPool {
     bool savepoint = false;  // has an undo entry in the open savepoint: stays put
     bool crc_known = false;  // data frames: data_crc is the CRC32C of the bytes
     uint32_t data_crc = 0;
-    uint64_t home_txn = 0;  // durable transaction whose record this frame still needs; 0: none
+    uint64_t home_txn = 0;    // durable transaction whose record this frame still needs; 0: none
+    bool read_ahead = false;  // read by prefetch_data and not looked up since
   };
 
   // How to undo the changes to one frame: restore `image` (an index into the
@@ -449,7 +452,8 @@ class BufferPool {
   int write_error_ = 0;          // guarded by mu_
 
   std::atomic<uint64_t> hits_{0}, misses_{0}, pages_read_{0}, pages_written_{0},
-      checksum_errors_{0}, metadata_errors_{0}, writeback_batches_{0}, writeback_requests_{0};
+      checksum_errors_{0}, metadata_errors_{0}, writeback_batches_{0}, writeback_requests_{0},
+      readahead_pages_{0}, readahead_hits_{0};
 };
 
 // Stamps the header of a metadata page buffer: sets the CRC over page_size bytes.

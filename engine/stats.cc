@@ -103,6 +103,8 @@ StatsReport FileSystem::stats_report() const {
   r.cache_frames = pool.frames;
   r.cache_hits = pool.hits;
   r.cache_misses = pool.misses;
+  r.cache_readahead_pages = pool.readahead_pages;
+  r.cache_readahead_hits = pool.readahead_hits;
   r.dirty_pages = pool.dirty;
   r.pinned_pages = impl_->pool_->pinned_frames();
   r.pages_read = pool.pages_read;

@@ -119,6 +119,7 @@ struct StatsReport {
   uint64_t free_pages = 0;   // as statfs reports them
   uint64_t inodes = 0;
   uint64_t cache_frames = 0, cache_hits = 0, cache_misses = 0;
+  uint64_t cache_readahead_pages = 0, cache_readahead_hits = 0;
   uint64_t dirty_pages = 0, pinned_pages = 0;
   uint64_t pages_read = 0, pages_written = 0;  // through the cache
   uint64_t writeback_batches = 0, writeback_requests = 0;

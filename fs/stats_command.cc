@@ -240,9 +240,11 @@ std::string render_text(const Interval& in, const std::string& mountpoint, doubl
                 double(in.hist("device_flush_ns").count()) / in.seconds) +
          percentiles(in.hist("device_flush_ns")) + "\n";
   const double hits = in.delta("cache_hits"), misses = in.delta("cache_misses");
-  out += format("cache       hit ratio %.1f%%  frames %.0f  dirty %.0f  pinned %.0f\n",
-                100 * ratio(hits, hits + misses), double(in.cur.value("cache_frames")),
-                double(in.cur.value("dirty_pages")), double(in.cur.value("pinned_pages")));
+  out +=
+      format("cache       hit ratio %.1f%% (%.1f%% read ahead)", 100 * ratio(hits, hits + misses),
+             100 * ratio(in.delta("cache_readahead_hits"), hits)) +
+      format("  frames %.0f  dirty %.0f  pinned %.0f\n", double(in.cur.value("cache_frames")),
+             double(in.cur.value("dirty_pages")), double(in.cur.value("pinned_pages")));
   const double journal = double(in.cur.value("journal_bytes")),
                used = double(in.cur.value("journal_used_bytes"));
   out += format("journal     used %.1f of %.1f MiB (%.0f%%)", used / 1048576, journal / 1048576,
@@ -311,9 +313,12 @@ std::string render_json(const Interval& in, const std::string& mountpoint, bool 
          json_latency(in.hist("device_write_ns")) + "},\"flush\":{" +
          json_latency(in.hist("device_flush_ns")) + "}}";
   out += ",\"cache\":" +
-         format("{\"hit_ratio\":%.4f,\"frames\":%.0f,\"dirty_pages\":%.0f,\"pinned_pages\":%.0f}",
-                ratio(hits, hits + misses), double(in.cur.value("cache_frames")),
-                double(in.cur.value("dirty_pages")), double(in.cur.value("pinned_pages")));
+         format("{\"hit_ratio\":%.4f,\"readahead_share\":%.4f,\"readahead_pages_per_s\":%.3f,",
+                ratio(hits, hits + misses), ratio(in.delta("cache_readahead_hits"), hits),
+                in.rate("cache_readahead_pages")) +
+         format("\"frames\":%.0f,\"dirty_pages\":%.0f,\"pinned_pages\":%.0f}",
+                double(in.cur.value("cache_frames")), double(in.cur.value("dirty_pages")),
+                double(in.cur.value("pinned_pages")));
   out += ",\"journal\":" +
          format("{\"size_bytes\":%.0f,\"used_bytes\":%.0f,\"checkpoints_per_s\":%.3f,",
                 double(in.cur.value("journal_bytes")), double(in.cur.value("journal_used_bytes")),

@@ -81,6 +81,8 @@ std::string format_stats(const StatsReport& r, const RequestStats& requests,
   line(out, "metadata_errors", r.metadata_errors);
   line(out, "cache_hits", r.cache_hits);
   line(out, "cache_misses", r.cache_misses);
+  line(out, "cache_readahead_pages", r.cache_readahead_pages);
+  line(out, "cache_readahead_hits", r.cache_readahead_hits);
   line(out, "cache_frames", r.cache_frames);
   line(out, "pages_read", r.pages_read);
   line(out, "pages_written", r.pages_written);

@@ -1,6 +1,7 @@
 // `pagefs stats` against a real mount: the live view reports rates of the
-// interval, --json parses, --prometheus passes promtool (or, without it,
-// the Python client's parser), and a non-pagefs path is refused.
+// interval, --json parses, read-ahead's hits are counted apart, --prometheus
+// passes promtool (or, without it, the Python client's parser), and a
+// non-pagefs path is refused.
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -60,6 +61,32 @@ TEST_F(MountStats, JsonCarriesTheCountsOfTheMount) {
                                      "assert d['fs_lock']['exclusive_hold']['count'] >= 1, d",
                                      json});
   EXPECT_EQ(check.exit_code, 0) << check.err << r.out;
+}
+
+// A cold sequential read is served by read-ahead: nearly every lookup hits,
+// and the stats say which of those hits read-ahead made.
+TEST_F(MountStats, ReadAheadHitsAreCountedApart) {
+  write_file("a", 16 << 20);
+  ASSERT_TRUE(fs_.remount());
+  std::string buf(1 << 20, '\0');
+  int fd = open(fs_.path("a").c_str(), O_RDONLY);
+  ASSERT_GE(fd, 0);
+  size_t total = 0;
+  for (ssize_t n; (n = read(fd, buf.data(), buf.size())) > 0;) total += size_t(n);
+  close(fd);
+  ASSERT_EQ(total, size_t(16) << 20);
+  CommandResult r = run_command({PAGEFS_BIN, "stats", fs_.mountpoint(), "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string json = fs_.dir() + "/stats.json";
+  std::ofstream(json) << r.out;
+  CommandResult check =
+      run_command({"/usr/bin/python3", "-c",
+                   "import json, sys; c = json.load(open(sys.argv[1]))['cache']; "
+                   "assert c['readahead_pages_per_s'] > 0 and c['readahead_share'] > 0.5, c",
+                   json});
+  EXPECT_EQ(check.exit_code, 0) << check.err << r.out;
+  CommandResult text = run_command({PAGEFS_BIN, "stats", fs_.mountpoint()});
+  EXPECT_NE(text.out.find("% read ahead)"), std::string::npos) << text.out;
 }
 
 TEST_F(MountStats, PrometheusOutputParses) {
