@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <utility>
 
 #include "engine/crc32c.h"
 #include "engine/log.h"
@@ -166,25 +167,27 @@ bool BufferPool::refuse_read(PageNo page, bool meta, PageType type, uint32_t crc
                              Validator validate) {
   NoDeviceReads* scope = t_no_device_reads;
   if (scope == nullptr) return false;
-  if (!scope->missed_) scope->missed_ = Miss{page, meta, type, crc, validate};
+  if (!scope->missed_) {
+    scope->missed_ = Miss{page, meta, type, crc, validate, std::move(scope->prefetch_)};
+  }
   return true;
 }
 
 void BufferPool::load(const Miss& miss) {
+  NoDeviceReads* const scope = std::exchange(t_no_device_reads, nullptr);  // load() reads
+  if (!miss.prefetch.empty()) prefetch_data(miss.prefetch);
+  bool cached;
   {
     std::unique_lock lock(mu_);
-    auto it = table_.find(miss.page.value);
-    if (it != table_.end()) {
-      io_done_.wait(lock, [&] {
-        auto now = table_.find(miss.page.value);
-        return now == table_.end() || !frames_[now->second].busy;
-      });
-      return;
-    }
+    cached = table_.count(miss.page.value) != 0;
+    io_done_.wait(lock, [&] {  // a read in progress (the prefetch's, say) ends first
+      auto now = table_.find(miss.page.value);
+      return now == table_.end() || !frames_[now->second].busy;
+    });
   }
-  NoDeviceReads* scope = t_no_device_reads;  // load() reads, inside a scope or not
-  t_no_device_reads = nullptr;
-  (void)fetch(miss.page, miss.meta, miss.type, miss.crc, miss.validate, /*report=*/false);
+  if (!cached) {
+    (void)fetch(miss.page, miss.meta, miss.type, miss.crc, miss.validate, /*report=*/false);
+  }
   t_no_device_reads = scope;
 }
 
@@ -293,6 +296,10 @@ bool BufferPool::verify(uint32_t frame, PageNo page, bool meta, PageType type, u
 }
 
 void BufferPool::prefetch_data(std::span<const DataPageRequest> pages) {
+  if (NoDeviceReads* scope = t_no_device_reads; scope != nullptr) {
+    if (!scope->missed_) scope->prefetch_.assign(pages.begin(), pages.end());
+    return;
+  }
   std::vector<uint32_t> frames;
   std::vector<DataPageRequest> wanted;
   {

@@ -193,19 +193,22 @@ class BufferPool {
   // held to the same CRC (EIO, counted as a checksum error, on a mismatch).
   Result<PageRef> fetch_data(PageNo page, uint32_t crc);
   // A page a fetch needed and did not read (NoDeviceReads), with what that
-  // fetch would have checked it against.
+  // fetch would have checked it against, and the read-ahead put off before it.
   struct Miss {
     PageNo page{0};
     bool meta = false;
     PageType type = PageType::kTreeNode;
     uint32_t crc = 0;
     Validator validate = nullptr;
+    std::vector<DataPageRequest> prefetch;
   };
   // While one is alive on a thread, fetches on that thread do not read the
   // device: a page the pool does not hold, or holds under I/O, fails with
-  // EWOULDBLOCK and is remembered (the first such page). For a caller that
-  // holds a lock others wait for: it lets the lock go, has the page read
-  // (load()), and starts again. Scopes nest; the inner one sees the misses.
+  // EWOULDBLOCK and is remembered (the first such page). prefetch_data reads
+  // nothing either: its pages go with the miss that follows, if one does.
+  // For a caller that holds a lock others wait for: it lets the lock go, has
+  // the pages read (load()), and starts again. Scopes nest; the inner one sees
+  // the misses.
   class NoDeviceReads {
    public:
     NoDeviceReads();
@@ -218,10 +221,12 @@ class BufferPool {
     friend class BufferPool;
     NoDeviceReads* outer_;
     std::optional<Miss> missed_;
+    std::vector<DataPageRequest> prefetch_;  // put off, for the next miss
   };
-  // Reads a page a fetch missed into the pool, checked as that fetch would
-  // have checked it, or waits for the read in progress. Silent: a page that
-  // fails is left out, and the fetch that needs it again reads and reports it.
+  // Reads a page a fetch missed into the pool (and the read-ahead put off
+  // before it), checked as that fetch would have checked it, or waits for the
+  // read in progress. Silent: a page that fails is left out, and the fetch
+  // that needs it again reads and reports it.
   void load(const Miss& miss);
   // Reads the listed data pages that are not cached, in one merged batch.
   // Best effort: pages that fail are simply left out (fetch_data reports them).

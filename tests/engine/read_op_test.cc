@@ -29,11 +29,12 @@ namespace {
 
 using namespace std::chrono_literals;
 
-// Forwards to another device; once armed, the first read of `page` waits
-// until released.
+// Forwards to another device; once armed, the first read of `page` (of any
+// page, with kAnyPage) waits until released.
 class GateDevice final : public test::DeviceRef {
  public:
   using DeviceRef::DeviceRef;
+  static constexpr uint64_t kAnyPage = UINT64_MAX;
 
   void arm(uint64_t page) {
     std::lock_guard lock(mu_);
@@ -54,7 +55,7 @@ class GateDevice final : public test::DeviceRef {
   Status read(std::span<const IoRequest> batch) override {
     std::unique_lock lock(mu_);
     for (const IoRequest& r : batch) {
-      if (page_ != 0 && r.offset == page_ * 4096) {
+      if (page_ != 0 && (page_ == kAnyPage || r.offset == page_ * 4096)) {
         page_ = 0;
         reached_ = true;
         cv_.notify_all();
@@ -117,6 +118,59 @@ TEST(ReadOp, AReaderWaitingForTheDeviceHoldsNoLock) {
   device->release();
   reader.join();
   writer.join();
+  test::unmount_and_expect_clean(fs, dev);
+}
+
+// The same for a getxattr whose value lies in pages of its own: their
+// read-ahead, too, waits until the lock is let go (BufferPool::NoDeviceReads
+// puts it off to the miss that follows).
+TEST(ReadOp, AnXattrValueInPagesIsReadWithoutTheLock) {
+  MemDevice dev(64ull << 20);
+  std::string msg;
+  ASSERT_TRUE(format_device(dev, FormatOptions{}, &msg).ok()) << msg;
+  const MountOptions options{.cache_bytes = 16 << 20,
+                             .commit_interval_s = test::crash::kNoTimedCommit_s};
+  const std::string value = test::crash::pattern(7, 3 * 4096 + 100);  // four pages
+  InodeNo file;
+  {
+    auto fs = FileSystem::mount(std::make_unique<test::DeviceRef>(dev), options, &msg);
+    ASSERT_TRUE(fs.ok()) << msg;
+    auto a = (*fs)->mknod(kRootInode, "f", S_IFREG | 0644, 0, Caller{});
+    ASSERT_TRUE(a.ok());
+    file = InodeNo{a->ino};
+    ASSERT_TRUE((*fs)->setxattr(file, "user.big", value, 0).ok());
+    ASSERT_TRUE((*fs)->unmount().ok());
+  }
+  auto gate = std::make_unique<GateDevice>(dev);
+  GateDevice* device = gate.get();
+  auto mounted = FileSystem::mount(std::move(gate), options, &msg);
+  ASSERT_TRUE(mounted.ok()) << msg;
+  std::unique_ptr<FileSystem> fs = std::move(mounted).value();
+  // Everything but the value's pages, read now: the tree the mkdir and the
+  // getxattr need.
+  ASSERT_TRUE(fs->getattr(kRootInode).ok());
+  ASSERT_EQ(fs->lookup(kRootInode, "no such name").error(), ENOENT);
+  ASSERT_TRUE(fs->listxattr(file).ok());
+
+  device->arm(GateDevice::kAnyPage);
+  std::string got;
+  std::thread reader([&] {
+    auto v = fs->getxattr(file, "user.big");
+    ASSERT_TRUE(v.ok()) << std::strerror(v.error());
+    got = *v;
+  });
+  ASSERT_TRUE(device->wait_reached());
+  std::atomic<bool> made{false};
+  std::thread writer([&] {
+    EXPECT_TRUE(fs->mkdir(kRootInode, "d", 0755, Caller{}).ok());
+    made = true;
+  });
+  for (int i = 0; i < 300 && !made; i++) std::this_thread::sleep_for(10ms);
+  EXPECT_TRUE(made) << "the mkdir waited for a getxattr's device read";
+  device->release();
+  reader.join();
+  writer.join();
+  EXPECT_EQ(got, value);
   test::unmount_and_expect_clean(fs, dev);
 }
 
