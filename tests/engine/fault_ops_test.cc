@@ -19,6 +19,7 @@
 #include <cstring>
 #include <functional>
 #include <map>
+#include <mutex>
 #include <shared_mutex>
 #include <string>
 #include <vector>
@@ -484,8 +485,16 @@ class FaultOpsTest : public ::testing::TestWithParam<std::tuple<int, int>> {
     clear_log();
     arm(kind, step);
     run->status = op.run(*fs_, names_);
-    run->injected = met(kind, step);
-    disarm();
+    {
+      // A commit or checkpoint the call set off may meet the fault after the
+      // call returned, and fail the filesystem a moment later: wait for that
+      // work, with the fault still armed, and disarm before another starts.
+      FileSystem::Impl& impl = fs_->internals_for_testing();
+      impl.committer_->wait_submitted();
+      std::lock_guard checkpoint(impl.checkpointer_->mutex());
+      run->injected = met(kind, step);
+      disarm();
+    }
     FileSystem::Impl& impl = fs_->internals_for_testing();
     run->failed_fs = impl.failed_;
     if (!run->injected) {
