@@ -469,7 +469,7 @@ bool record_starts_at(const std::byte* page, uint64_t pos, uint64_t capacity, Jo
 }  // namespace
 
 Result<uint64_t> Journal::scan_region(Device& device, const Superblock& sb,
-                                      const RegionVisitor& visit) {
+                                      const RegionVisitor& visit, const ReadHook& after_read) {
   constexpr uint64_t kChunkPages = 256;
   Region region(sb);
   RecordReader reader(device, region);
@@ -480,6 +480,7 @@ Result<uint64_t> Journal::scan_region(Device& device, const Superblock& sb,
   for (uint64_t first = 0; first < sb.journal_pages; first += kChunkPages) {
     const uint64_t n = std::min(kChunkPages, sb.journal_pages - first);
     PAGEFS_TRY(device.read_at(region.offset + first * ps, chunk.get(), n * ps));
+    if (after_read && !after_read(n)) return Err{ECANCELED};
     for (uint64_t i = 0; i < n; i++) {
       JournalHeader h;
       if (!record_starts_at(chunk.get() + i * ps, (first + i) * ps, region.capacity, &h)) continue;

@@ -84,9 +84,13 @@ class Journal {
   // (for fsck's salvage and the scrub's repairs of damaged metadata). A
   // record counts if its header lies where its LSN says and it is whole in
   // every respect recovery checks. Returns how many were found; fails only
-  // if the device does.
+  // if the device does, or with ECANCELED if `after_read` (called after each
+  // read of a stretch of the region, with its pages: a scrub paces itself
+  // there) returns false.
+  using ReadHook = std::function<bool(uint64_t pages)>;
   static Result<uint64_t> scan_region(Device& device, const Superblock& sb,
-                                      const RegionVisitor& visit);
+                                      const RegionVisitor& visit,
+                                      const ReadHook& after_read = nullptr);
 
   // ---- positions (any thread) ----
   // LSN the next transaction's record will have; pages in it carry this LSN.

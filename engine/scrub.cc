@@ -14,6 +14,7 @@
 #include "engine/fs_impl.h"
 #include "engine/log.h"
 #include "engine/superblock.h"
+#include "engine/xattr_item.h"
 
 namespace pagefs {
 namespace {
@@ -53,14 +54,21 @@ class Scrubber::Walk {
     uint64_t parent;  // 0 for the root
     uint16_t slot;
   };
-  // A written data page and the CRC its extent holds.
+  // A written data page and the CRC its extent holds; or a page of an xattr
+  // value and the CRC its item holds (`file_page` is then its index in the
+  // value, and `cookie` the item's key offset).
   struct DataRef {
     uint64_t phys;
     uint32_t crc;
     uint64_t ino;
     uint64_t file_page;
+    bool xattr = false;
+    uint64_t cookie = 0;
   };
-  // A damaged page no cached copy could repair; the journal may.
+  // A damaged page no cached copy could repair; the journal may. One scrub
+  // looks for at most kMaxUnhealed of them (their images are held until the
+  // region has been read); a device worse off than that is fsck's.
+  static constexpr size_t kMaxUnhealed = 1024;
   struct Unhealed {
     size_t report;  // index in the status's damage list, or SIZE_MAX
     uint64_t page;
@@ -90,7 +98,8 @@ class Scrubber::Walk {
   Status rewrite_meta(uint64_t page, const std::byte* image);
   void confirm_data(const DataRef& d);
   bool data_still_bad(const DataRef& d);
-  bool data_current(const DataRef& d);
+  bool data_current(const DataRef& d, std::string* xattr_name = nullptr);
+  bool queue_data(const DataRef& d);
   Status write_home(uint64_t page, const std::byte* bytes);
   bool writable() const { return !fs_.read_only_ && !fs_.failed_; }
   size_t report(ScrubDamage damage);
@@ -328,7 +337,8 @@ bool Scrubber::Walk::node_ok(const NodeRef& ref, const std::byte* page, const ch
 }
 
 // Every item as the tree hands it out must pass the engine's item checks;
-// each written page of an extent is queued for its CRC.
+// each written page of an extent, and each page of an xattr value kept in
+// pages, is queued for its CRC.
 void Scrubber::Walk::check_items(const NodeRef& ref, const Node& node) {
   for (uint16_t i = 0; i < node.count(); i++) {
     const Key key = node.key_at(i);
@@ -338,15 +348,30 @@ void Scrubber::Walk::check_items(const NodeRef& ref, const Node& node) {
       confirm_meta(&ref, ref.page, PageType::kTreeNode, why);
       return;
     }
-    if (key.kind != uint8_t(KeyKind::kExtent)) continue;
-    Extent e;
-    (void)Extent::decode(key.off, value, limits_, &e, &why);  // check_item passed
-    for (uint32_t p = 0; p < e.pages; p++) {
-      if (e.is_unwritten(p)) continue;
-      data_.push_back(DataRef{e.phys + p, e.crc[p], key.ino, e.file_page + p});
-      if (data_.size() == kBatchPages && !flush_data()) return;
+    if (key.kind == uint8_t(KeyKind::kExtent)) {
+      Extent e;
+      (void)Extent::decode(key.off, value, limits_, &e, &why);  // check_item passed
+      for (uint32_t p = 0; p < e.pages; p++) {
+        if (!e.is_unwritten(p) &&
+            !queue_data(DataRef{e.phys + p, e.crc[p], key.ino, e.file_page + p})) {
+          return;
+        }
+      }
+    } else if (key.kind == uint8_t(KeyKind::kXattr)) {
+      XattrItem x;
+      if (!XattrItem::decode(value, limits_, &x, &why)) continue;  // check_item passed
+      for (uint32_t p = 0; p < x.pages.size(); p++) {
+        if (!queue_data(DataRef{x.pages[p].phys, x.pages[p].crc, key.ino, p, true, key.off}))
+          return;
+      }
     }
   }
+}
+
+// Queues a page for flush_data, which runs when a batch is full.
+bool Scrubber::Walk::queue_data(const DataRef& d) {
+  data_.push_back(d);
+  return data_.size() < kBatchPages || flush_data();
 }
 
 // Data pages whose home copy is current are read and held to their CRC;
@@ -401,7 +426,8 @@ void Scrubber::Walk::confirm_meta(const NodeRef* ref, uint64_t page, PageType ty
   const bool header_ok = h.magic == kPageMagic && h.type == uint16_t(type) && h.page_no == page;
   damage.repaired = writable() && repair_meta(ref, page, type);
   const size_t index = report(damage);
-  if (!damage.repaired && writable() && type != PageType::kSuperblock) {
+  if (!damage.repaired && writable() && type != PageType::kSuperblock &&
+      unhealed_.size() < kMaxUnhealed) {
     unhealed_.push_back(
         Unhealed{index, page, type, true, h.lsn, header_ok, ref != nullptr ? *ref : NodeRef{}, {}});
   }
@@ -508,6 +534,9 @@ void Scrubber::Walk::confirm_data(const DataRef& d) {
   std::unique_lock lock(fs_.mu_);
   if (!data_still_bad(d)) return;
   ScrubDamage damage{d.phys, false, false, d.ino, d.file_page * ps_, "", "checksum mismatch"};
+  std::string name;
+  if (d.xattr && data_current(d, &name))
+    damage.what = "checksum mismatch in the value of xattr " + name;
   uint32_t crc = 0;
   if (writable() &&
       fs_.pool_->cached_copy(PageNo{d.phys}, copy_.get(), &crc) == BufferPool::Cached::kClean &&
@@ -515,7 +544,7 @@ void Scrubber::Walk::confirm_data(const DataRef& d) {
     damage.repaired = write_home(d.phys, copy_.get()).ok();
   }
   const size_t index = report(damage);
-  if (!damage.repaired && writable()) {
+  if (!damage.repaired && writable() && unhealed_.size() < kMaxUnhealed) {
     unhealed_.push_back(Unhealed{index, d.phys, PageType::kTreeNode, false, 0, false, {}, d});
   }
 }
@@ -533,8 +562,24 @@ bool Scrubber::Walk::data_still_bad(const DataRef& d) {
   return crc32c(page_.get(), ps_) != d.crc;
 }
 
-// Whether the file's extent maps the page with that CRC now.
-bool Scrubber::Walk::data_current(const DataRef& d) {
+// Whether the file's extent maps the page with that CRC now; for a page of
+// an xattr value, whether the item still names it with that CRC (and its
+// name, if asked).
+bool Scrubber::Walk::data_current(const DataRef& d, std::string* xattr_name) {
+  if (d.xattr) {
+    std::string item;
+    auto found = fs_.tree_->get(Key::of(d.ino, KeyKind::kXattr, d.cookie), &item);
+    if (!found.ok() || !*found) return false;
+    XattrItem x;
+    const char* why = nullptr;
+    if (!XattrItem::decode(std::as_bytes(std::span(item)), limits_, &x, &why) ||
+        d.file_page >= x.pages.size() || x.pages[d.file_page].phys != d.phys ||
+        x.pages[d.file_page].crc != d.crc) {
+      return false;
+    }
+    if (xattr_name != nullptr) xattr_name->assign(x.name);
+    return true;
+  }
   Extent e;
   bool found = false;
   if (!fs_.find_extent(InodeNo{d.ino}, d.file_page, &e, &found).ok() || !found) return false;
@@ -596,25 +641,35 @@ void Scrubber::Walk::heal_from_journal() {
   std::map<uint64_t, size_t> wanted;  // page -> index in unhealed_
   for (size_t i = 0; i < unhealed_.size(); i++) wanted[unhealed_[i].page] = i;
   std::map<uint64_t, std::vector<std::byte>> found;  // page -> image
-  auto scanned = Journal::scan_region(*fs_.device_, sb_,
-                                      [&](uint64_t, PageNo page, const std::byte* image) -> Status {
-                                        auto it = wanted.find(page.value);
-                                        if (it == wanted.end()) return ok_status();
-                                        const Unhealed& u = unhealed_[it->second];
-                                        if (u.meta) {
-                                          const char* why = nullptr;
-                                          PageHeader h;
-                                          std::memcpy(&h, image, sizeof h);
-                                          if (!u.header_ok || h.lsn != u.header_lsn ||
-                                              !verify_meta_page(image, ps_, page, u.type, &why)) {
-                                            return ok_status();
-                                          }
-                                        } else if (crc32c(image, ps_) != u.data.crc) {
-                                          return ok_status();
-                                        }
-                                        found[page.value].assign(image, image + ps_);
-                                        return ok_status();
-                                      });
+  // Paced as the walk's reads are (the records a header leads to are read
+  // again, whole, which the pace leaves out).
+  auto batch_start = Clock::now();
+  const auto after_read = [&](uint64_t pages) {
+    pace(Clock::now() - batch_start, pages);
+    batch_start = Clock::now();
+    return !cancelled();
+  };
+  auto scanned = Journal::scan_region(
+      *fs_.device_, sb_,
+      [&](uint64_t, PageNo page, const std::byte* image) -> Status {
+        auto it = wanted.find(page.value);
+        if (it == wanted.end()) return ok_status();
+        const Unhealed& u = unhealed_[it->second];
+        if (u.meta) {
+          const char* why = nullptr;
+          PageHeader h;
+          std::memcpy(&h, image, sizeof h);
+          if (!u.header_ok || h.lsn != u.header_lsn ||
+              !verify_meta_page(image, ps_, page, u.type, &why)) {
+            return ok_status();
+          }
+        } else if (crc32c(image, ps_) != u.data.crc) {
+          return ok_status();
+        }
+        found[page.value].assign(image, image + ps_);
+        return ok_status();
+      },
+      after_read);
   if (!scanned.ok()) return;
   for (auto& [page, image] : found) heal(unhealed_[wanted[page]], image.data());
 }

@@ -8,7 +8,8 @@
 //   - the tree, level by level as fsck walks it: each node's header,
 //     checksum and layout (Node::check), its level and its keys against the
 //     range its parent gives it;
-//   - every written data page against the CRC32C its extent holds.
+//   - every written data page against the CRC32C its extent holds, and
+//     every page of an xattr value kept in pages against its item's.
 //
 // The walk reads the tree as it is on the device while the filesystem keeps
 // changing (operations, and the committer, checkpointer and write-back
@@ -28,12 +29,13 @@
 //     written home, until the journal wraps around. The good bytes become a
 //     change of the running transaction, as any operation's change, so the
 //     commit pipeline journals them and a checkpoint writes them home;
-//   - a data page from the cache's clean copy or a journal image with the CRC
-//     its extent records, written home directly (nothing the filesystem
-//     states changes).
+//   - a data page (or xattr value page) from the cache's clean copy or a
+//     journal image with the CRC its extent (or item) records, written home
+//     directly (nothing the filesystem states changes).
 //
 // Each damaged page is reported with what owns it: the path and offset of a
-// file, or the tree and the inodes whose items it holds.
+// file (and the xattr's name, for a value's page), or the tree and the
+// inodes whose items it holds.
 //
 // Pacing: reads go in batches of kBatchPages; with a rate limit (MB/s) the
 // thread sleeps to keep to it, otherwise it sleeps three times as long as
@@ -41,7 +43,8 @@
 // The filesystem lock is taken shared to see what the cache holds of a batch
 // (without waiting for I/O on it) and to re-check a failed page, and
 // exclusively only to confirm and repair damage; never across a batch of
-// reads. The journal region is read without it.
+// reads. The journal region (searched for copies of damaged pages) is read
+// without it, paced the same way.
 //
 // Thread-safety: start(), cancel() and status() may be called from any
 // thread; one scrub runs at a time.

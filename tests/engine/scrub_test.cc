@@ -18,6 +18,7 @@
 
 #include "engine/fs_impl.h"
 #include "engine/mem_device.h"
+#include "engine/xattr_item.h"
 #include "tests/engine/corrupt.h"
 #include "tests/engine/device_ref.h"
 #include "tests/engine/repair_fixture.h"
@@ -252,6 +253,70 @@ TEST_F(ScrubTest, DamagedDataIsReportedWithItsPath) {
   EXPECT_EQ(s.damage[0].owner, "/docs/big.bin");
   unmount();
   EXPECT_EQ(fsck(Mode::kCheck).code, 4);
+}
+
+// The pages of the xattr `name` of `ino` kept in pages, as the image holds them.
+std::vector<XattrPage> xattr_pages_of(MemDevice& dev, uint64_t ino, std::string_view name) {
+  const Key key = Key::of(ino, KeyKind::kXattr, cookie_of(name));
+  const Superblock sb = superblock(dev);
+  XattrItem x;
+  const char* why = nullptr;
+  ItemLimits limits{sb.data_start, sb.page_count, kDefaultPageSize, true};
+  EXPECT_TRUE(XattrItem::decode(value_of(dev, key), limits, &x, &why)) << why;
+  return x.pages;
+}
+
+// A value kept in pages is scrubbed as file data is: a damaged page is
+// reported with the file's path and the xattr's name, and left for fsck
+// when no copy of it is held.
+TEST_F(ScrubTest, ADamagedXattrValuePageIsReportedWithItsName) {
+  populate();
+  const uint64_t ino = ino_of("/docs/sub/deep.txt");
+  ASSERT_NE(mount(), nullptr);
+  ASSERT_TRUE(fs_->setxattr(InodeNo{ino}, "user.big", contents(7, 10000), 0).ok());
+  unmount();
+  const std::vector<XattrPage> pages = xattr_pages_of(*dev_, ino, "user.big");
+  ASSERT_EQ(pages.size(), 3u);
+  break_page(*dev_, pages[1].phys);
+  ASSERT_NE(mount_small(), nullptr);
+  const ScrubStatus s = scrub();
+  ASSERT_EQ(s.errors, 1u) << describe(s);
+  EXPECT_EQ(s.repaired, 0u) << describe(s);
+  EXPECT_EQ(s.damage[0].page, pages[1].phys);
+  EXPECT_FALSE(s.damage[0].metadata);
+  EXPECT_EQ(s.damage[0].ino, ino);
+  EXPECT_EQ(s.damage[0].offset, kPageBytes);
+  EXPECT_EQ(s.damage[0].owner, "/docs/sub/deep.txt");
+  EXPECT_NE(s.damage[0].what.find("xattr user.big"), std::string::npos) << describe(s);
+  EXPECT_EQ(fs_->getxattr(InodeNo{ino}, "user.big").error(), EIO);
+  unmount();
+  EXPECT_EQ(fsck(Mode::kCheck).code, 4);
+}
+
+// A value's page the cache holds clean is written back home from it.
+TEST_F(ScrubTest, ADamagedXattrValuePageTheCacheHoldsIsRewrittenFromIt) {
+  populate();
+  const uint64_t ino = ino_of("/docs/a.txt");
+  const std::string value = contents(8, 9000);
+  ASSERT_NE(mount(), nullptr);
+  ASSERT_TRUE(fs_->setxattr(InodeNo{ino}, "user.big", value, 0).ok());
+  unmount();
+  const std::vector<XattrPage> pages = xattr_pages_of(*dev_, ino, "user.big");
+  ASSERT_EQ(pages.size(), 3u);
+  ASSERT_NE(mount_small(), nullptr);
+  ASSERT_TRUE(fs_->getxattr(InodeNo{ino}, "user.big").ok());  // reads the pages into the cache
+  break_mounted_page(pages[2].phys);
+  const ScrubStatus s = scrub();
+  ASSERT_EQ(s.errors, 1u) << describe(s);
+  EXPECT_EQ(s.repaired, 1u) << describe(s);
+  EXPECT_EQ(s.damage[0].offset, 2 * kPageBytes);
+  unmount();
+  EXPECT_EQ(fsck(Mode::kCheck).code, 0);
+  ASSERT_NE(mount(), nullptr);
+  auto got = fs_->getxattr(InodeNo{ino}, "user.big");
+  ASSERT_TRUE(got.ok()) << strerror(got.error());
+  EXPECT_EQ(*got, value);
+  unmount();
 }
 
 }  // namespace
