@@ -337,6 +337,7 @@ Status Scrubber::start(const ScrubOptions& options) {
   if (thread_.joinable()) thread_.join();  // the last scrub's, finished
   cancel_ = false;
   status_ = ScrubStatus{};
+  settled_.clear();
   status_.state = ScrubStatus::State::kRunning;
   status_.started = now_seconds();
   status_.rate_mbps = options.rate_mbps;
@@ -350,7 +351,13 @@ void Scrubber::cancel() {
 
 ScrubStatus Scrubber::status() const {
   std::lock_guard lock(mu_);
-  return status_;
+  ScrubStatus s = status_;
+  if (s.state == ScrubStatus::State::kRunning) {
+    size_t listed = 0;
+    while (listed < settled_.size() && settled_[listed]) listed++;
+    s.damage.resize(listed);
+  }
+  return s;
 }
 
 void Scrubber::run(ScrubOptions options) {
@@ -358,6 +365,10 @@ void Scrubber::run(ScrubOptions options) {
   Walk walk(*this, options);
   const bool done = walk.run();
   std::lock_guard lock(mu_);
+  // A scrub that stopped early did not name the files of damaged data.
+  for (ScrubDamage& d : status_.damage) {
+    if (!d.metadata && d.owner.empty()) d.owner = "inode " + std::to_string(d.ino);
+  }
   status_.finished = now_seconds();
   if (done) {
     status_.state = ScrubStatus::State::kDone;

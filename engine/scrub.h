@@ -35,7 +35,11 @@
 //
 // Each damaged page is reported with what owns it: the path and offset of a
 // file (and the xattr's name, for a value's page), or the tree and the
-// inodes whose items it holds.
+// inodes whose items it holds. A running scrub's status lists a damaged page
+// once that, and whether it was repaired, are known: a page repaired from
+// the cache or the superblock at once; the others when the walk is through,
+// after the journal has been searched for copies and a last walk of the
+// directories has named the files.
 //
 // Pacing: reads go in batches of kBatchPages; with a rate limit (MB/s) the
 // thread sleeps to keep to it, otherwise it sleeps three times as long as
@@ -92,6 +96,9 @@ class Scrubber {
   // Lock order: after the filesystem lock (status() is called under none).
   mutable std::mutex mu_;
   ScrubStatus status_;  // guarded by mu_
+  // Guarded by mu_: whether status_.damage[i] is settled (Walk::report).
+  // While a scrub runs, status() lists damage up to the first that is not.
+  std::vector<bool> settled_;
 };
 
 }  // namespace pagefs

@@ -43,9 +43,10 @@ void Scrubber::Walk::confirm_meta(const NodeRef* ref, uint64_t page, PageType ty
   std::memcpy(&h, page_.get(), sizeof h);
   const bool header_ok = h.magic == kPageMagic && h.type == uint16_t(type) && h.page_no == page;
   damage.repaired = writable() && repair_meta(ref, page, type);
-  const size_t index = report(damage);
-  if (!damage.repaired && writable() && type != PageType::kSuperblock &&
-      unhealed_.size() < kMaxUnhealed) {
+  const bool heal_later = !damage.repaired && writable() && type != PageType::kSuperblock &&
+                          unhealed_.size() < kMaxUnhealed;
+  const size_t index = report(damage, /*settled=*/!heal_later);
+  if (heal_later) {
     unhealed_.push_back(
         Unhealed{index, page, type, true, h.lsn, header_ok, ref != nullptr ? *ref : NodeRef{}, {}});
   }
@@ -161,7 +162,8 @@ void Scrubber::Walk::confirm_data(const DataRef& d) {
       crc32c(copy_.get(), ps_) == d.crc) {
     damage.repaired = write_home(d.phys, copy_.get()).ok();
   }
-  const size_t index = report(damage);
+  // Not settled until name_owners has found the file's path.
+  const size_t index = report(damage, /*settled=*/false);
   if (!damage.repaired && writable() && unhealed_.size() < kMaxUnhealed) {
     unhealed_.push_back(Unhealed{index, d.phys, PageType::kTreeNode, false, 0, false, {}, d});
   }
@@ -215,7 +217,7 @@ Status Scrubber::Walk::write_home(uint64_t page, const std::byte* bytes) {
   return fs_.device_->flush();
 }
 
-size_t Scrubber::Walk::report(ScrubDamage damage) {
+size_t Scrubber::Walk::report(ScrubDamage damage, bool settled) {
   // Pages 0 and 1 are the superblock copies; every other repair here uses the cache.
   const char* repaired = !damage.repaired ? ""
                          : damage.metadata && damage.page < 2
@@ -231,6 +233,7 @@ size_t Scrubber::Walk::report(ScrubDamage damage) {
   s_.status_.repaired += damage.repaired;
   if (s_.status_.damage.size() >= kMaxReported) return SIZE_MAX;
   s_.status_.damage.push_back(std::move(damage));
+  s_.settled_.push_back(settled);
   return s_.status_.damage.size() - 1;
 }
 

@@ -97,7 +97,9 @@ class Scrubber::Walk {
   bool queue_data(const DataRef& d);
   Status write_home(uint64_t page, const std::byte* bytes);
   bool writable() const { return !fs_.read_only_ && !fs_.failed_; }
-  size_t report(ScrubDamage damage);
+  // Adds a damaged page to the status. `settled`: its owner and whether it
+  // was repaired are known, so it may be listed while the scrub runs.
+  size_t report(ScrubDamage damage, bool settled);
   void heal_from_journal();
   void heal(const Unhealed& u, const std::byte* image);
   void name_owners();

@@ -156,7 +156,8 @@ void print_progress(const Report& s, bool tty, int* last_tenth) {
   fflush(stdout);
 }
 
-// Follows a running scrub until it ends, printing damage as it is found.
+// Follows a running scrub until it ends, printing each damaged page once, as
+// the status lists it (Scrubber::status lists only what is settled).
 int follow(const std::string& mountpoint) {
   const bool tty = isatty(STDOUT_FILENO);
   size_t printed = 0;

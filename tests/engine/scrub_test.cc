@@ -255,6 +255,53 @@ TEST_F(ScrubTest, DamagedDataIsReportedWithItsPath) {
   EXPECT_EQ(fsck(Mode::kCheck).code, 4);
 }
 
+// A running scrub lists a damaged page only once what owns it and whether
+// it was repaired are known, so that `pagefs scrub`, which prints each line
+// once as it appears, never prints a file's damage without its path, or a
+// page as damaged that the journal then repairs.
+TEST_F(ScrubTest, ARunningScrubListsDamageOnlyOnceItIsSettled) {
+  populate();
+  const uint64_t data_page = extent_at(*dev_, ino_of("/docs/big.bin"), 0).phys + 3;
+  const uint64_t leaf = leaf_of(*dev_, Key::of(ino_of("/many/f100"), KeyKind::kInode, 0));
+  break_page(*dev_, data_page);
+  break_page(*dev_, leaf);
+  ASSERT_NE(mount_small(), nullptr);
+  ScrubOptions options;
+  options.rate_mbps = 20;  // slow enough to be seen at work
+  ASSERT_TRUE(fs_->scrub_start(options).ok());
+  std::vector<ScrubDamage> seen;
+  int polls = 0;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(2);
+  for (;; polls++) {
+    const ScrubStatus s = fs_->scrub_status();
+    for (size_t i = 0; i < s.damage.size(); i++) {
+      const ScrubDamage& d = s.damage[i];
+      EXPECT_FALSE(d.owner.empty()) << "listed before its owner was named: page " << d.page;
+      if (i < seen.size()) {
+        EXPECT_EQ(d.owner, seen[i].owner) << "page " << d.page;
+        EXPECT_EQ(d.repaired, seen[i].repaired) << "page " << d.page << " changed once listed";
+      } else {
+        seen.push_back(d);
+      }
+    }
+    if (s.state != ScrubStatus::State::kRunning) break;
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "the scrub did not end";
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  EXPECT_GT(polls, 10) << "the scrub ended too soon to be watched";
+  ASSERT_EQ(seen.size(), 2u);
+  for (const ScrubDamage& d : seen) {
+    if (d.metadata) {
+      EXPECT_EQ(d.page, leaf);
+      EXPECT_TRUE(d.repaired) << "the leaf is restored from the journal";
+    } else {
+      EXPECT_EQ(d.page, data_page);
+      EXPECT_EQ(d.owner, "/docs/big.bin");
+    }
+  }
+  unmount();
+}
+
 // The pages of the xattr `name` of `ino` kept in pages, as the image holds them.
 std::vector<XattrPage> xattr_pages_of(MemDevice& dev, uint64_t ino, std::string_view name) {
   const Key key = Key::of(ino, KeyKind::kXattr, cookie_of(name));
