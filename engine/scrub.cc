@@ -156,9 +156,30 @@ bool Scrubber::Walk::walk_tree() {
       checked(n);
       if (cancelled()) return false;
     }
+    // A second slot pointing to a node is damage unless the tree changed
+    // between the batches that read the two parents (confirm_meta checks).
+    for (const NodeRef& ref : once_each(&next)) {
+      confirm_meta(&ref, ref.page, PageType::kTreeNode, "a second slot points to this node");
+    }
     level.swap(next);
   }
   return true;
+}
+
+std::vector<Scrubber::Walk::NodeRef> Scrubber::Walk::once_each(std::vector<NodeRef>* level) {
+  std::stable_sort(level->begin(), level->end(),
+                   [](const NodeRef& a, const NodeRef& b) { return a.page < b.page; });
+  std::vector<NodeRef> again;
+  size_t kept = 0;
+  for (size_t i = 0; i < level->size(); i++) {
+    if (kept > 0 && (*level)[kept - 1].page == (*level)[i].page) {
+      again.push_back((*level)[i]);
+    } else {
+      (*level)[kept++] = (*level)[i];
+    }
+  }
+  level->resize(kept);
+  return again;
 }
 
 // The cached state and bytes of n nodes (batch_), and the device's bytes of
@@ -200,7 +221,11 @@ void Scrubber::Walk::check_node(const NodeRef& ref, size_t i, std::vector<NodeRe
       confirm_meta(&ref, ref.page, PageType::kTreeNode, why);
       // Only a clean cached copy is left to walk; without one the subtree
       // cannot be read (a node under I/O is met again by the next scrub).
+      // It holds the device's bytes as they were read: it is walked only if
+      // it belongs where the parent puts it.
       if (state_[i] != BufferPool::Cached::kClean) return;
+      const Node cached(const_cast<std::byte*>(content), ps_);
+      if (!cached.check(&why) || !fits(ref, cached, &why)) return;
     }
   }
   Node node(const_cast<std::byte*>(content), ps_);
@@ -224,7 +249,11 @@ void Scrubber::Walk::check_node(const NodeRef& ref, size_t i, std::vector<NodeRe
 bool Scrubber::Walk::node_ok(const NodeRef& ref, const std::byte* page, const char** why) const {
   if (!verify_meta_page(page, ps_, PageNo{ref.page}, PageType::kTreeNode, why)) return false;
   Node node(const_cast<std::byte*>(page), ps_);
-  if (!node.check(why)) return false;
+  return node.check(why) && fits(ref, node, why);
+}
+
+// The level and keys a node's parent gives it (its layout checked).
+bool Scrubber::Walk::fits(const NodeRef& ref, const Node& node, const char** why) {
   if (node.level() != ref.level) {
     *why = "level differs from its parent's";
     return false;

@@ -66,10 +66,8 @@ bool Scrubber::Walk::still_bad(const NodeRef* ref, uint64_t page, PageType type)
     if (ref->parent == 0 && fs_.root_.page != page) return false;  // no longer the root
   }
   if (!fs_.device_->read_at(page * ps_, page_.get(), ps_).ok()) return true;
+  if (type != PageType::kTreeNode) return !meta_ok(ref, page, type, page_.get());
   const char* why = nullptr;
-  if (type != PageType::kTreeNode) {
-    return !verify_meta_page(page_.get(), ps_, PageNo{page}, type, &why);
-  }
   if (ref->parent != 0) {
     // The parent as the tree has it now (the cache's, else the device's)
     // must still point here.
@@ -85,12 +83,7 @@ bool Scrubber::Walk::still_bad(const NodeRef* ref, uint64_t page, PageType type)
       return false;
     }
   }
-  if (!node_ok(*ref, page_.get(), &why)) return true;
-  Node node(page_.get(), ps_);
-  for (uint16_t i = 0; node.is_leaf() && i < node.count(); i++) {
-    if (!check_item(node.key_at(i), node.value_at(i), limits_, &why)) return true;
-  }
-  return false;
+  return !meta_ok(ref, page, type, page_.get());
 }
 
 // A superblock copy read again (into page_): true if it still fails. The
@@ -116,11 +109,27 @@ bool Scrubber::Walk::repair_meta(const NodeRef* ref, uint64_t page, PageType typ
   if (type == PageType::kSuperblock) {
     return fs_.checkpoint_locked().ok() && !still_bad(ref, page, type);
   }
+  // The cached copy holds the bytes the device had when they were read; if
+  // they fail too (a node where its parent should not put it), the damage is
+  // not in this page and rewriting it would change nothing.
   uint32_t crc = 0;
-  if (fs_.pool_->cached_copy(PageNo{page}, copy_.get(), &crc) != BufferPool::Cached::kClean) {
+  if (fs_.pool_->cached_copy(PageNo{page}, copy_.get(), &crc) != BufferPool::Cached::kClean ||
+      !meta_ok(ref, page, type, copy_.get())) {
     return false;
   }
   return rewrite_meta(page, copy_.get()).ok();
+}
+
+bool Scrubber::Walk::meta_ok(const NodeRef* ref, uint64_t page, PageType type,
+                             const std::byte* bytes) const {
+  const char* why = nullptr;
+  if (type != PageType::kTreeNode) return verify_meta_page(bytes, ps_, PageNo{page}, type, &why);
+  if (!node_ok(*ref, bytes, &why)) return false;
+  Node node(const_cast<std::byte*>(bytes), ps_);
+  for (uint16_t i = 0; node.is_leaf() && i < node.count(); i++) {
+    if (!check_item(node.key_at(i), node.value_at(i), limits_, &why)) return false;
+  }
+  return true;
 }
 
 // Puts `image` in place of a damaged metadata page the way every operation
@@ -307,7 +316,11 @@ void Scrubber::Walk::heal(const Unhealed& u, const std::byte* image) {
     PageHeader h;
     std::memcpy(&h, page_.get(), sizeof h);
     if (h.lsn != u.header_lsn) return;  // overwritten since, with another version
-    st = rewrite_meta(u.page, image);
+    // The image must pass what the page failed: the same bytes where the
+    // parent should not put them are no repair.
+    std::memcpy(copy_.get(), image, ps_);
+    if (!meta_ok(ref, u.page, u.type, copy_.get())) return;
+    st = rewrite_meta(u.page, copy_.get());
   } else {
     if (!data_still_bad(u.data)) return;
     std::memcpy(copy_.get(), image, ps_);  // the device wants an aligned buffer
@@ -350,6 +363,7 @@ void Scrubber::Walk::name_owners() {
         collect_names(page, level[first + i].page, wanted, &names, &next);
       }
     }
+    (void)once_each(&next);
     level.swap(next);
   }
   std::lock_guard status(s_.mu_);

@@ -84,6 +84,15 @@ class Scrubber::Walk {
   bool load_nodes(const NodeRef* refs, size_t n);
   void check_node(const NodeRef& ref, size_t i, std::vector<NodeRef>* next);
   bool node_ok(const NodeRef& ref, const std::byte* page, const char** why) const;
+  static bool fits(const NodeRef& ref, const Node& node, const char** why);
+  // Keeps one reference to each node of a level (the first in key order)
+  // and returns the others: a damaged or hostile tree may point to one node
+  // from many slots, and walking it once for each would multiply the next
+  // level without bound.
+  static std::vector<NodeRef> once_each(std::vector<NodeRef>* level);
+  // Whether `bytes` are a sound copy of a metadata page: what still_bad
+  // holds the device's copy to.
+  bool meta_ok(const NodeRef* ref, uint64_t page, PageType type, const std::byte* bytes) const;
   void check_items(const NodeRef& ref, const Node& node);
   bool flush_data();
   void confirm_meta(const NodeRef* ref, uint64_t page, PageType type, const char* why);

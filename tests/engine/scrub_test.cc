@@ -302,6 +302,30 @@ TEST_F(ScrubTest, ARunningScrubListsDamageOnlyOnceItIsSettled) {
   unmount();
 }
 
+// A hostile tree whose root points to its first child from every slot: the
+// child is walked once, each extra pointer is reported, and nothing is
+// "repaired" from the cache, whose copy of the child is the device's.
+TEST_F(ScrubTest, ANodeThatManySlotsPointToIsWalkedOnceAndNotRepaired) {
+  populate();
+  const uint64_t root = superblock(*dev_).tree_root;
+  const uint16_t slots = node_at(*dev_, root).count();
+  ASSERT_FALSE(node_at(*dev_, root).is_leaf());
+  ASSERT_GE(slots, 2);
+  const uint64_t first = node_at(*dev_, root).child_at(0);
+  for (uint16_t i = 1; i < slots; i++) set_child(*dev_, root, i, first);
+  ASSERT_NE(mount_small(), nullptr);
+  // Every lookup now ends under the first child: it and its subtree are cached clean.
+  for (const auto& [path, entry] : oracle_) (void)fs_->getattr(InodeNo{entry.ino});
+  const ScrubStatus s = scrub();
+  EXPECT_EQ(s.state, ScrubStatus::State::kDone) << describe(s);
+  EXPECT_EQ(s.errors, uint64_t(slots - 1)) << describe(s);
+  EXPECT_EQ(s.repaired, 0u) << describe(s);
+  for (const ScrubDamage& d : s.damage) EXPECT_EQ(d.page, first) << describe(s);
+  EXPECT_LE(s.pages_checked, s.pages_total) << "a subtree was walked more than once";
+  unmount();
+  EXPECT_EQ(fsck(Mode::kCheck).code, 4);
+}
+
 // The pages of the xattr `name` of `ino` kept in pages, as the image holds them.
 std::vector<XattrPage> xattr_pages_of(MemDevice& dev, uint64_t ino, std::string_view name) {
   const Key key = Key::of(ino, KeyKind::kXattr, cookie_of(name));
