@@ -3,7 +3,8 @@
 //   1. fsck -n (in-process, exactly as fsck.pagefs -n: the journal laid over
 //      the device in memory; if that fails, the raw device is checked);
 //   2. mount (a FaultDevice that injects nothing, over the image);
-//   3. if mounted: read everything (TreeReader) against the oracle;
+//   3. if mounted: for one image in two, a scrub to its end; then read
+//      everything (TreeReader) against the oracle;
 //   4. run changing operations (run_writes); errors are allowed;
 //   5. unmount;
 //   6. fsck -n again.
@@ -14,6 +15,8 @@
 // Findings, besides the TreeReader's wrong bytes:
 //   fsck-clean-mount-refused   fsck -n said clean but the mount failed;
 //   fsck-clean-read-errors     fsck -n said clean but reading the tree failed;
+//   fsck-clean-scrub-damage    fsck -n said clean but the scrub found damage
+//   fsck-clean-scrub-failed    (or failed);
 //   clean-before-not-after     fsck -n said clean before, not after the
 //                              mount (its recovery, reads and writes) and
 //                              the unmount.
