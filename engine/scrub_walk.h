@@ -85,7 +85,7 @@ class Scrubber::Walk {
   void check_node(const NodeRef& ref, size_t i, std::vector<NodeRef>* next);
   bool node_ok(const NodeRef& ref, const std::byte* page, const char** why) const;
   static bool fits(const NodeRef& ref, const Node& node, const char** why);
-  // Keeps one reference to each node of a level (the first in key order)
+  // Sorts a level by page, keeps one reference to each node (the first met)
   // and returns the others: a damaged or hostile tree may point to one node
   // from many slots, and walking it once for each would multiply the next
   // level without bound.
