@@ -11,6 +11,7 @@
 
 #include "engine/buffer_pool.h"
 #include "engine/log.h"
+#include "engine/threads.h"
 
 namespace pagefs {
 
@@ -134,7 +135,10 @@ void BufferPool::start_writeback(const WritebackOptions& options) {
   assert(!writeback_.joinable());
   writeback_options_ = options;
   writeback_stop_ = false;
-  writeback_ = std::thread([this] { writeback_loop(); });
+  writeback_ = std::thread([this] {
+    name_this_thread("pagefs-wback");
+    writeback_loop();
+  });
 }
 
 void BufferPool::stop_writeback() {

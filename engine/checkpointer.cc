@@ -7,6 +7,7 @@
 
 #include "engine/format.h"
 #include "engine/log.h"
+#include "engine/threads.h"
 
 namespace pagefs {
 namespace {
@@ -28,7 +29,10 @@ Checkpointer::Checkpointer(BufferPool& pool, Journal& journal, Committer& commit
       on_failure_(std::move(on_failure)),
       buffer_(static_cast<std::byte*>(std::aligned_alloc(4096, page_size)), &std::free),
       checkpoint_ns_(checkpoint_ns) {
-  thread_ = std::thread([this] { loop(); });
+  thread_ = std::thread([this] {
+    name_this_thread("pagefs-ckpt");
+    loop();
+  });
 }
 
 Checkpointer::~Checkpointer() {

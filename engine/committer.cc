@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "engine/log.h"
+#include "engine/threads.h"
 
 namespace pagefs {
 
@@ -22,7 +23,10 @@ Committer::Committer(BufferPool& pool, Journal& journal, uint32_t page_size, uin
     slots_[i].images = image_memory_.get() + size_t(i) * slot_images_ * page_size;
     slots_[i].image_pages.reserve(slot_images_);
   }
-  thread_ = std::thread([this] { loop(); });
+  thread_ = std::thread([this] {
+    name_this_thread("pagefs-commit");
+    loop();
+  });
 }
 
 Committer::~Committer() {

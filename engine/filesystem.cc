@@ -12,6 +12,7 @@
 #include "engine/fs_impl.h"
 #include "engine/log.h"
 #include "engine/recovery.h"
+#include "engine/threads.h"
 
 namespace pagefs {
 
@@ -129,6 +130,7 @@ void FileSystem::Impl::start_journal_threads() {
 void FileSystem::Impl::start_ticker() {
   if (read_only_) return;
   ticker_ = std::thread([this] {
+    name_this_thread("pagefs-ticker");
     std::unique_lock lk(ticker_mu_);
     while (!ticker_stop_) {
       ticker_cv_.wait_for(lk, std::chrono::seconds(std::max(1u, options_.commit_interval_s)));

@@ -2,11 +2,18 @@
 
 #include <algorithm>
 
+#include "engine/threads.h"
+
 namespace pagefs {
 
 Readahead::Readahead(Fetch fetch, uint64_t max_window_bytes)
     : fetch_(std::move(fetch)), max_window_(std::max<uint64_t>(max_window_bytes, kMinWindow)) {
-  for (std::thread& worker : workers_) worker = std::thread([this] { loop(); });
+  for (std::thread& worker : workers_) {
+    worker = std::thread([this] {
+      name_this_thread("pagefs-rahead");
+      loop();
+    });
+  }
 }
 
 Readahead::~Readahead() {

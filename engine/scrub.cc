@@ -11,6 +11,7 @@
 #include "engine/log.h"
 #include "engine/scrub_walk.h"
 #include "engine/superblock.h"
+#include "engine/threads.h"
 #include "engine/xattr_item.h"
 
 namespace pagefs {
@@ -370,7 +371,10 @@ Status Scrubber::start(const ScrubOptions& options) {
   status_.state = ScrubStatus::State::kRunning;
   status_.started = now_seconds();
   status_.rate_mbps = options.rate_mbps;
-  thread_ = std::thread([this, options] { run(options); });
+  thread_ = std::thread([this, options] {
+    name_this_thread("pagefs-scrub");
+    run(options);
+  });
   return ok_status();
 }
 
