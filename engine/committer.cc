@@ -10,7 +10,7 @@
 namespace pagefs {
 
 Committer::Committer(BufferPool& pool, Journal& journal, uint32_t page_size, uint64_t max_images,
-                     FailureHandler on_failure, Histogram* commit_ns)
+                     FailureHandler on_failure, Histogram* commit_ns, int nice)
     : pool_(pool),
       journal_(journal),
       page_size_(page_size),
@@ -23,8 +23,16 @@ Committer::Committer(BufferPool& pool, Journal& journal, uint32_t page_size, uin
     slots_[i].images = image_memory_.get() + size_t(i) * slot_images_ * page_size;
     slots_[i].image_pages.reserve(slot_images_);
   }
-  thread_ = std::thread([this] {
+  thread_ = std::thread([this, nice] {
     name_this_thread("pagefs-commit");
+    if (nice != 0) {
+      if (int error = set_this_thread_nice(nice); error != 0) {
+        PAGEFS_LOG_WARN(
+            "commit_nice=%d: the commit thread keeps its priority (%s); a lower "
+            "nice value needs root or CAP_SYS_NICE",
+            nice, strerror(error));
+      }
+    }
     loop();
   });
 }

@@ -62,8 +62,9 @@ class Committer {
   // `max_images`: the page images one transaction should journal at most
   // (Journal::max_images; the journal itself takes twice as many).
   // `commit_ns` (may be null) records the time each commit takes to write.
+  // `nice`: the commit thread's nice value (MountOptions::commit_nice).
   Committer(BufferPool& pool, Journal& journal, uint32_t page_size, uint64_t max_images,
-            FailureHandler on_failure, Histogram* commit_ns);
+            FailureHandler on_failure, Histogram* commit_ns, int nice = 0);
   ~Committer();
   Committer(const Committer&) = delete;
   Committer& operator=(const Committer&) = delete;

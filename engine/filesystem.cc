@@ -118,7 +118,7 @@ Status FileSystem::Impl::open(std::string* message) {
 void FileSystem::Impl::start_journal_threads() {
   auto on_failure = [this](const char* what, int error) { fail(what, error); };
   committer_ = std::make_unique<Committer>(*pool_, *journal_, page_size_, journal_->max_images(),
-                                           on_failure, &stats_.commit_ns);
+                                           on_failure, &stats_.commit_ns, options_.commit_nice);
   checkpointer_ = std::make_unique<Checkpointer>(*pool_, *journal_, *committer_, *device_,
                                                  page_size_, on_failure, &stats_.checkpoint_ns);
   // A journal more than half full gets a checkpoint before anyone waits.

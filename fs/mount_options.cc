@@ -97,6 +97,17 @@ Status apply_commit(std::string_view value, MountConfig& config, std::string* er
   return ok_status();
 }
 
+Status apply_commit_nice(std::string_view value, MountConfig& config, std::string* error) {
+  int nice = 0;
+  auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), nice);
+  if (ec != std::errc() || end != value.data() + value.size() || nice < -20 || nice > 19) {
+    return usage_error(error, "invalid commit_nice '" + std::string(value) +
+                                  "' (expected a nice value from -20 to 19)");
+  }
+  config.engine.commit_nice = nice;
+  return ok_status();
+}
+
 // A whole number in [min, max] for option `name`.
 Status parse_count(std::string_view name, std::string_view value, uint64_t min, uint64_t max,
                    uint64_t* out, std::string* error) {
@@ -126,6 +137,8 @@ bool apply_valued(std::string_view option, MountConfig& config, std::string* err
   auto value_of = [option](std::string_view key) { return option.substr(key.size()); };
   if (option.starts_with("cache_size=")) {
     *status = apply_cache_size(value_of("cache_size="), config, error);
+  } else if (option.starts_with("commit_nice=")) {
+    *status = apply_commit_nice(value_of("commit_nice="), config, error);
   } else if (option.starts_with("commit=")) {
     *status = apply_commit(value_of("commit="), config, error);
   } else if (option.starts_with("cache=")) {
@@ -272,6 +285,7 @@ const char* usage_text() {
          "Mount options (-o):\n"
          "  cache_size=SIZE    page cache budget, K/M/G suffix (default 256M, minimum 4M)\n"
          "  commit=SECONDS     dirty data reaches the device within this (default 5)\n"
+         "  commit_nice=N      the commit thread's nice value, -20..19 (default 0)\n"
          "  queue_depth=N      I/O requests in flight per io_uring ring (default 64)\n"
          "  max_write_iops=N   cap background write-back at N requests/s (default: none)\n"
          "  max_write_mbps=N   cap background write-back at N MB/s (default: none)\n"

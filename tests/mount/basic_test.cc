@@ -14,6 +14,7 @@
 #include <ctime>
 #include <map>
 #include <set>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -521,6 +522,41 @@ TEST_F(MountBasic, SeekdirPositionsSurviveRemovals) {
   while ((e = readdir(d)) != nullptr) count += e->d_name[0] != '.';
   EXPECT_EQ(count, size_t(kFiles - 300));
   closedir(d);
+  unmount_and_check();
+}
+
+// The nice value of the daemon's thread named `name` (-100 if there is none).
+int thread_nice(pid_t pid, const std::string& name) {
+  const std::string dir = "/proc/" + std::to_string(pid) + "/task";
+  DIR* tasks = opendir(dir.c_str());
+  if (tasks == nullptr) return -100;
+  int nice = -100;
+  while (dirent* e = readdir(tasks)) {
+    if (e->d_name[0] == '.') continue;
+    const std::string task = dir + "/" + e->d_name;
+    std::string comm = read_file(task + "/comm");
+    if (!comm.empty() && comm.back() == '\n') comm.pop_back();
+    if (comm != name) continue;
+    // Field 19 of stat; the command name (field 2) is in parentheses.
+    const std::string stat = read_file(task + "/stat");
+    std::istringstream rest(stat.substr(stat.rfind(')') + 2));
+    std::string field;
+    for (int i = 3; i <= 19 && rest >> field; i++) {
+      if (i == 19) nice = std::stoi(field);
+    }
+  }
+  closedir(tasks);
+  return nice;
+}
+
+// commit_nice= sets the commit thread's nice value, and only that thread's.
+TEST_F(MountBasic, CommitNiceSetsTheCommitThreadsPriority) {
+  if (!is_root()) GTEST_SKIP() << "a negative nice value needs root";
+  EXPECT_EQ(thread_nice(fs_.daemon_pid(), "pagefs-commit"), 0) << "the default";
+  ASSERT_TRUE(fs_.remount("commit_nice=-7"));
+  EXPECT_EQ(thread_nice(fs_.daemon_pid(), "pagefs-commit"), -7);
+  EXPECT_EQ(thread_nice(fs_.daemon_pid(), "pagefs-ckpt"), 0);
+  ASSERT_TRUE(write_file(fs_.path("f"), "synced"));
   unmount_and_check();
 }
 

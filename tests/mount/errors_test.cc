@@ -221,10 +221,11 @@ TEST_F(MountErrors, BadMountOptionIsRefused) {
   EXPECT_EQ(fs_.fsck(), 0) << fs_.last_fsck().out << fs_.last_fsck().err;
 }
 
-TEST_F(MountErrors, BadWritebackOptionsAreRefused) {
+TEST_F(MountErrors, BadTuningOptionsAreRefused) {
   ASSERT_TRUE(fs_.format(64 * kMiB));
   for (const char* option :
-       {"queue_depth=0", "queue_depth=x", "max_write_iops=-1", "max_write_mbps=fast"}) {
+       {"queue_depth=0", "queue_depth=x", "max_write_iops=-1", "max_write_mbps=fast",
+        "commit_nice=20", "commit_nice=-21", "commit_nice=x"}) {
     CommandResult r = mount_expecting_failure(fs_.image(), fs_.mountpoint(), {"-o", option});
     EXPECT_NE(r.exit_code, 0) << option;
     std::string name(option, std::string_view(option).find('='));
