@@ -73,15 +73,40 @@ class GateDevice final : public test::DeviceRef {
   bool reached_ = false, released_ = false;
 };
 
+const MountOptions kOptions{.cache_bytes = 16 << 20,
+                            .commit_interval_s = test::crash::kNoTimedCommit_s};
+
+// Mounts `dev` with a GateDevice under it, returned in `*gate`.
+std::unique_ptr<FileSystem> mount_gated(MemDevice& dev, GateDevice** gate) {
+  auto device = std::make_unique<GateDevice>(dev);
+  *gate = device.get();
+  std::string msg;
+  auto mounted = FileSystem::mount(std::move(device), kOptions, &msg);
+  EXPECT_TRUE(mounted.ok()) << msg;
+  return mounted.ok() ? std::move(mounted).value() : nullptr;
+}
+
+// With a reader held inside its device read, a mkdir (which takes the lock
+// exclusively) must complete; then the read is let go.
+void expect_mkdir_meanwhile(FileSystem& fs, GateDevice& gate, const char* reader) {
+  std::atomic<bool> made{false};
+  std::thread writer([&] {
+    EXPECT_TRUE(fs.mkdir(kRootInode, "d", 0755, Caller{}).ok());
+    made = true;
+  });
+  for (int i = 0; i < 300 && !made; i++) std::this_thread::sleep_for(10ms);
+  EXPECT_TRUE(made) << "the mkdir waited for " << reader << "'s device read";
+  gate.release();
+  writer.join();
+}
+
 TEST(ReadOp, AReaderWaitingForTheDeviceHoldsNoLock) {
   MemDevice dev(64ull << 20);
   std::string msg;
   ASSERT_TRUE(format_device(dev, FormatOptions{}, &msg).ok()) << msg;
-  const MountOptions options{.cache_bytes = 16 << 20,
-                             .commit_interval_s = test::crash::kNoTimedCommit_s};
   InodeNo target, last;
   {
-    auto fs = FileSystem::mount(std::make_unique<test::DeviceRef>(dev), options, &msg);
+    auto fs = FileSystem::mount(std::make_unique<test::DeviceRef>(dev), kOptions, &msg);
     ASSERT_TRUE(fs.ok()) << msg;
     for (int i = 0; i < 3000; i++) {
       auto a = (*fs)->mknod(kRootInode, "f" + std::to_string(i), S_IFREG | 0644, 0, Caller{});
@@ -94,11 +119,9 @@ TEST(ReadOp, AReaderWaitingForTheDeviceHoldsNoLock) {
   const uint64_t leaf = test::leaf_of(dev, Key::of(target.value, KeyKind::kInode, 0));
   ASSERT_NE(leaf, test::leaf_of(dev, Key::of(last.value, KeyKind::kInode, 0)));
 
-  auto gate = std::make_unique<GateDevice>(dev);
-  GateDevice* device = gate.get();
-  auto mounted = FileSystem::mount(std::move(gate), options, &msg);
-  ASSERT_TRUE(mounted.ok()) << msg;
-  std::unique_ptr<FileSystem> fs = std::move(mounted).value();
+  GateDevice* device = nullptr;
+  std::unique_ptr<FileSystem> fs = mount_gated(dev, &device);
+  ASSERT_NE(fs, nullptr);
   // What the mkdir below needs, read now: the root's record and entries, the
   // last inode's leaf.
   ASSERT_TRUE(fs->getattr(kRootInode).ok());
@@ -108,16 +131,8 @@ TEST(ReadOp, AReaderWaitingForTheDeviceHoldsNoLock) {
   device->arm(leaf);
   std::thread reader([&] { EXPECT_TRUE(fs->getattr(target).ok()); });
   ASSERT_TRUE(device->wait_reached());
-  std::atomic<bool> made{false};
-  std::thread writer([&] {
-    EXPECT_TRUE(fs->mkdir(kRootInode, "d", 0755, Caller{}).ok());
-    made = true;
-  });
-  for (int i = 0; i < 300 && !made; i++) std::this_thread::sleep_for(10ms);
-  EXPECT_TRUE(made) << "the mkdir waited for a reader's device read";
-  device->release();
+  expect_mkdir_meanwhile(*fs, *device, "a getattr");
   reader.join();
-  writer.join();
   test::unmount_and_expect_clean(fs, dev);
 }
 
@@ -128,12 +143,10 @@ TEST(ReadOp, AnXattrValueInPagesIsReadWithoutTheLock) {
   MemDevice dev(64ull << 20);
   std::string msg;
   ASSERT_TRUE(format_device(dev, FormatOptions{}, &msg).ok()) << msg;
-  const MountOptions options{.cache_bytes = 16 << 20,
-                             .commit_interval_s = test::crash::kNoTimedCommit_s};
   const std::string value = test::crash::pattern(7, 3 * 4096 + 100);  // four pages
   InodeNo file;
   {
-    auto fs = FileSystem::mount(std::make_unique<test::DeviceRef>(dev), options, &msg);
+    auto fs = FileSystem::mount(std::make_unique<test::DeviceRef>(dev), kOptions, &msg);
     ASSERT_TRUE(fs.ok()) << msg;
     auto a = (*fs)->mknod(kRootInode, "f", S_IFREG | 0644, 0, Caller{});
     ASSERT_TRUE(a.ok());
@@ -141,11 +154,9 @@ TEST(ReadOp, AnXattrValueInPagesIsReadWithoutTheLock) {
     ASSERT_TRUE((*fs)->setxattr(file, "user.big", value, 0).ok());
     ASSERT_TRUE((*fs)->unmount().ok());
   }
-  auto gate = std::make_unique<GateDevice>(dev);
-  GateDevice* device = gate.get();
-  auto mounted = FileSystem::mount(std::move(gate), options, &msg);
-  ASSERT_TRUE(mounted.ok()) << msg;
-  std::unique_ptr<FileSystem> fs = std::move(mounted).value();
+  GateDevice* device = nullptr;
+  std::unique_ptr<FileSystem> fs = mount_gated(dev, &device);
+  ASSERT_NE(fs, nullptr);
   // Everything but the value's pages, read now: the tree the mkdir and the
   // getxattr need.
   ASSERT_TRUE(fs->getattr(kRootInode).ok());
@@ -160,16 +171,8 @@ TEST(ReadOp, AnXattrValueInPagesIsReadWithoutTheLock) {
     got = *v;
   });
   ASSERT_TRUE(device->wait_reached());
-  std::atomic<bool> made{false};
-  std::thread writer([&] {
-    EXPECT_TRUE(fs->mkdir(kRootInode, "d", 0755, Caller{}).ok());
-    made = true;
-  });
-  for (int i = 0; i < 300 && !made; i++) std::this_thread::sleep_for(10ms);
-  EXPECT_TRUE(made) << "the mkdir waited for a getxattr's device read";
-  device->release();
+  expect_mkdir_meanwhile(*fs, *device, "a getxattr");
   reader.join();
-  writer.join();
   EXPECT_EQ(got, value);
   test::unmount_and_expect_clean(fs, dev);
 }
